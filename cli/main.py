@@ -1,0 +1,210 @@
+"""The `kerasllm` command line: thin commands over the library.
+
+Each command parses its options, loads the config, calls one library
+function and prints. A user mistake (`UserError`) is one line on stderr and
+exit code 2. TensorFlow is imported inside the commands, so `--help` is fast,
+and its log noise is silenced unless `--verbose` is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import warnings
+
+import click
+
+from kerasllm.errors import UserError
+
+EXAMPLES = """
+\b
+Examples:
+  kerasllm train --config configs/shakespeare-char.yaml
+  kerasllm train --config configs/shakespeare-char.yaml --set train.max_steps=200 --run-dir runs/smoke
+  tensorboard --logdir runs
+  kerasllm generate --run runs/shakespeare-char "ROMEO:" --max-new-tokens 300
+  kerasllm evaluate --run runs/shakespeare-char
+  kerasllm prepare --config configs/shakespeare-wordpiece.yaml --out data/shakespeare-wp
+"""
+
+
+def _quiet_tensorflow(verbose: bool) -> None:
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    else:
+        os.environ["KERASLLM_VERBOSE"] = "1"
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Sends file descriptor 2 to /dev/null (TensorFlow's C++ start-up logs
+    bypass Python and ignore TF_CPP_MIN_LOG_LEVEL)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _after_tf_import(verbose: bool) -> None:
+    """Imports TensorFlow and friends, quietly unless --verbose."""
+    if verbose:
+        return
+    with _stderr_silenced():
+        import absl.logging
+        import keras  # noqa: F401
+        import keras_hub  # noqa: F401
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
+    tf.get_logger().setLevel("ERROR")
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+
+
+@click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's log messages and full tracebacks.")
+@click.version_option(package_name="kerasllm")
+@click.pass_context
+def cli(ctx, verbose):
+    """kerasllm: prepare text, train Transformer language models with Keras, and generate."""
+    ctx.obj = {"verbose": verbose}
+    _quiet_tensorflow(verbose)
+
+
+config_option = click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="A YAML run config (see configs/)."
+)
+set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set train.batch_size=32 (repeatable)."
+)
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False), default=None,
+    help="Directory with dataset files (default: $KERASLLM_DATA_DIR, else ~/.cache/kerasllm).",
+)
+
+
+@cli.command(epilog="\b\nExample:\n  kerasllm train --config configs/shakespeare-char.yaml --set train.epochs=3")
+@config_option
+@set_option
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/<name>).")
+@data_dir_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def train(ctx, config_path, overrides, run_dir, data_dir, quiet):
+    """Train a model; run the same command again to resume after a crash."""
+    from kerasllm import config as config_lib
+
+    config = config_lib.load(config_path, list(overrides))
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.training.trainer import train as run_training
+
+    result = run_training(config, run_dir=run_dir, data_dir=data_dir, verbose=0 if quiet else 1)
+    click.echo(f"Done: {result.stop_reason}; best validation loss {result.best_val_loss:.4f}. Run directory: {result.run_dir}")
+    for text in result.samples:
+        click.echo("-" * 40)
+        click.echo(text)
+
+
+@cli.command(epilog='\b\nExample:\n  kerasllm generate --run runs/shakespeare-char "ROMEO:" --top-k 10')
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
+@click.argument("prompts", nargs=-1)
+@click.option("--max-new-tokens", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0.0), help="0 = greedy.")
+@click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0), help="Sample among the k most likely tokens (0 = all).")
+@click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=None, type=int, help="Seed for reproducible sampling.")
+@click.pass_context
+def generate(ctx, run_dir, prompts, max_new_tokens, temperature, top_k, num_samples, seed):
+    """Continue PROMPTS (default: an empty prompt) with a trained run's best weights."""
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.inference.generate import generate as run_generate
+    from kerasllm.inference.generate import load_run
+
+    lm = load_run(run_dir)
+    prompts = list(prompts) or [""]
+    batch = [p for p in prompts for _ in range(num_samples)]
+    try:
+        texts = run_generate(lm.model, lm.tokenizer, batch, max_new_tokens, temperature, top_k, seed)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    for prompt, text in zip(batch, texts):
+        click.echo(prompt + text)
+        if len(batch) > 1:
+            click.echo("-" * 40)
+
+
+@cli.command(epilog="\b\nExample:\n  kerasllm evaluate --run runs/shakespeare-char")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
+@data_dir_option
+@click.pass_context
+def evaluate(ctx, run_dir, data_dir):
+    """Loss, perplexity and accuracy of a run's best weights on its validation split."""
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.evaluation import evaluate_lm
+
+    click.echo(json.dumps(evaluate_lm(run_dir, data_dir)))
+
+
+@cli.command(epilog="\b\nExample:\n  kerasllm prepare --config configs/shakespeare-wordpiece.yaml --out data/shakespeare-wp")
+@config_option
+@set_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New directory for the shards and tokenizer.")
+@click.option("--shard-mb", default=64.0, show_default=True, type=click.FloatRange(min=0.01), help="Size at which a shard file is closed.")
+@data_dir_option
+@click.pass_context
+def prepare(ctx, config_path, overrides, out, shard_mb, data_dir):
+    """Tokenize a corpus once into TFRecord shards; train with --set data.prepared=OUT."""
+    from kerasllm import config as config_lib
+
+    config = config_lib.load(config_path, list(overrides))
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.data.shards import prepare as run_prepare
+
+    click.echo(json.dumps(run_prepare(config, out, data_dir, shard_mb)))
+
+
+_USER_ERROR_IN_TF = re.compile(r"UserError: (.+)")
+
+
+def main(argv=None) -> None:
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="kerasllm", standalone_mode=False)
+    except UserError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as e:
+        if verbose:
+            raise
+        from kerasllm.training.trainer import TrainingDiverged
+
+        if isinstance(e, TrainingDiverged):
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        # A UserError raised inside a tf.data generator reaches us wrapped in
+        # a TensorFlow error; unwrap it to its one line.
+        match = _USER_ERROR_IN_TF.search(str(e))
+        if match:
+            click.echo(f"error: {match.group(1).strip()}", err=True)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,337 @@
+"""Typed run configuration: YAML files plus `--set key=value` overrides.
+
+A run config has four sections (`data`, `tokenizer`, `model`, `train`) and a
+`name`. Every field is a typed dataclass attribute, so an unknown key or a
+value of the wrong type is reported with its full key path (for example
+`configs/x.yaml: train.batch_size: expected an integer, got 'big'`) before
+anything is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from kerasllm.errors import UserError
+
+
+@dataclass
+class CleaningConfig:
+    """Text normalisation applied inside the tf.data pipeline."""
+
+    normalize: str = "NFC"  # NFC | NFKC | none
+    strip_control: bool = True  # drop control characters except \n and \t
+    lowercase: bool = False
+    drop_empty: bool = False  # drop lines that are empty after cleaning
+    dedupe: bool = False  # drop exact duplicate lines (keeps a hash per line)
+
+
+@dataclass
+class DataConfig:
+    """Where the text comes from and how it is split."""
+
+    # A registered dataset name (tinyshakespeare, spa-eng, squad-v1.1), a
+    # file, a directory or a glob.
+    source: str = "tinyshakespeare"
+    format: str = "auto"  # auto | text | jsonl | csv | tsv
+    # For plain text: one document per file, or one per line. Documents are
+    # separated by the end-of-text token when packed.
+    document: str = "file"
+    field: str = "text"  # JSONL field or CSV/TSV column
+    # A directory written by `kerasllm prepare`; when set, training reads its
+    # tokenized TFRecord shards instead of `source`.
+    prepared: Optional[str] = None
+    val_fraction: float = 0.1
+    # Blocks are assigned to train or validation in groups of this many
+    # consecutive blocks, so neighbouring text rarely straddles the split.
+    split_group: int = 32
+    split_seed: int = 1337
+    shuffle_buffer: int = 10000
+    cleaning: CleaningConfig = dataclasses.field(default_factory=CleaningConfig)
+
+
+@dataclass
+class TokenizerConfig:
+    """Which tokenizer to train on the training split."""
+
+    kind: str = "char"  # char | byte | codepoint | wordpiece | sentencepiece
+    # Subword vocabulary size; for `char`, the most frequent characters kept
+    # (0 keeps all); for `codepoint`, code points at or above it map to the
+    # replacement character.
+    vocab_size: int = 0
+    lowercase: bool = False
+    # Megabytes of training text used to learn the vocabulary.
+    sample_mb: float = 50.0
+
+
+@dataclass
+class ModelConfig:
+    """Model architecture."""
+
+    kind: str = "gpt"  # gpt | lstm
+    seq_len: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    hidden_dim: int = 128
+    intermediate_dim: int = 512
+    dropout: float = 0.1
+    tie_embeddings: bool = True
+    # LSTM only: embedding width (hidden_dim is the LSTM width).
+    embedding_dim: int = 128
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, precision, strategy, checkpointing and logging."""
+
+    batch_size: int = 32  # global batch, split across replicas
+    epochs: int = 10
+    # Optimizer steps per epoch; 0 = one pass over the training split.
+    steps_per_epoch: int = 0
+    # Stop after this many optimizer steps (0 = no limit), then validate,
+    # save and sample as at the end of any run.
+    max_steps: int = 0
+    optimizer: str = "adamw"  # adamw | adam
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-4
+    warmup_steps: int = 100
+    schedule: str = "cosine"  # cosine | constant
+    weight_decay: float = 0.1
+    beta_1: float = 0.9
+    beta_2: float = 0.99
+    clip_norm: float = 1.0  # global norm; 0 disables
+    grad_accum_steps: int = 1
+    precision: str = "float32"  # float32 | mixed_bfloat16
+    jit_compile: bool = False
+    strategy: str = "auto"  # auto | one_device | mirrored
+    cpu_devices: int = 0  # split the CPU into N logical devices (mirrored)
+    early_stopping_patience: int = 0  # epochs without improvement; 0 = off
+    save_every_steps: int = 200
+    validation_steps: int = 0  # 0 = the whole validation split
+    seed: int = 1337
+    log_every_steps: int = 50
+    sample_prompt: str = "\n"
+    sample_tokens: int = 200
+    num_samples: int = 2
+
+
+@dataclass
+class RunConfig:
+    """A whole run: what `configs/*.yaml` files describe."""
+
+    name: str = "run"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+_CHOICES = {
+    "data.format": ("auto", "text", "jsonl", "csv", "tsv"),
+    "data.document": ("file", "line"),
+    "data.cleaning.normalize": ("NFC", "NFKC", "none"),
+    "tokenizer.kind": ("char", "byte", "codepoint", "wordpiece", "sentencepiece"),
+    "model.kind": ("gpt", "lstm"),
+    "train.optimizer": ("adamw", "adam"),
+    "train.schedule": ("cosine", "constant"),
+    "train.precision": ("float32", "mixed_bfloat16"),
+    "train.strategy": ("auto", "one_device", "mirrored"),
+}
+
+
+def _type_name(tp) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _coerce(value: Any, tp, where: str) -> Any:
+    """Checks `value` against the annotated type `tp`, converting int->float."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:  # Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls, values: Any, where: str, prefix: str):
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise UserError(f"{where}: {prefix or 'the config'} must be a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise UserError(f"{where}: unknown key '{path}' (known keys here: {known})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, where, path)
+        else:
+            kwargs[key] = _coerce(value, tp, f"{where}: {path}")
+    return cls(**kwargs)
+
+
+def from_dict(values: dict, where: str = "config") -> RunConfig:
+    config = _build(RunConfig, values, where, "")
+    validate(config, where)
+    return config
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.batch_size=32")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Sets dotted keys (`train.batch_size=32`) in a nested dict, in place."""
+    for text in overrides or []:
+        key, value = _parse_override(text)
+        node = values
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"--set {key}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return values
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Reads a YAML run config, applies overrides and validates it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path} (see configs/ for examples)")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{line} is not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a mapping with sections data, tokenizer, model, train")
+    values.setdefault("name", path.stem)
+    apply_overrides(values, overrides or [])
+    return from_dict(values, str(path))
+
+
+def _check(cond: bool, where: str, message: str) -> None:
+    if not cond:
+        raise UserError(f"{where}: {message}")
+
+
+def validate(config: RunConfig, where: str = "config") -> None:
+    """Rejects impossible values with the key path and the fix."""
+    for path, choices in _CHOICES.items():
+        node = config
+        for part in path.split("."):
+            node = getattr(node, part)
+        _check(node in choices, where, f"{path} must be one of {', '.join(choices)}, got {node!r}")
+    m, t, d = config.model, config.train, config.data
+    _check(bool(config.name) and "/" not in config.name, where, "name must be a non-empty word without '/'")
+    _check(m.seq_len >= 2, where, f"model.seq_len must be at least 2, got {m.seq_len}")
+    _check(t.batch_size >= 1, where, f"train.batch_size must be at least 1, got {t.batch_size}")
+    _check(t.epochs >= 1, where, f"train.epochs must be at least 1, got {t.epochs}")
+    for key in ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "embedding_dim"):
+        value = getattr(m, key)
+        _check(value >= 1, where, f"model.{key} must be at least 1, got {value}")
+    if m.kind == "gpt":
+        _check(
+            m.hidden_dim % m.num_heads == 0,
+            where,
+            f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_heads ({m.num_heads})",
+        )
+    _check(0.0 <= m.dropout < 1.0, where, f"model.dropout must be in [0, 1), got {m.dropout}")
+    _check(0.0 < d.val_fraction < 1.0, where, f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
+    _check(d.split_group >= 1, where, "data.split_group must be at least 1")
+    _check(t.learning_rate > 0, where, "train.learning_rate must be positive")
+    _check(t.min_learning_rate >= 0, where, "train.min_learning_rate must be >= 0")
+    _check(t.warmup_steps >= 0, where, "train.warmup_steps must be >= 0")
+    _check(t.max_steps >= 0, where, "train.max_steps must be >= 0 (0 = no limit)")
+    _check(t.steps_per_epoch >= 0, where, "train.steps_per_epoch must be >= 0 (0 = one pass)")
+    _check(t.grad_accum_steps >= 1, where, "train.grad_accum_steps must be at least 1")
+    _check(t.save_every_steps >= 1, where, "train.save_every_steps must be at least 1")
+    _check(t.cpu_devices >= 0, where, "train.cpu_devices must be >= 0")
+    _check(t.log_every_steps >= 1, where, "train.log_every_steps must be at least 1")
+    _check(t.clip_norm >= 0, where, "train.clip_norm must be >= 0 (0 disables clipping)")
+    _check(t.early_stopping_patience >= 0, where, "train.early_stopping_patience must be >= 0")
+    tk = config.tokenizer
+    _check(tk.vocab_size >= 0, where, "tokenizer.vocab_size must be >= 0")
+    if tk.kind in ("wordpiece", "sentencepiece"):
+        _check(tk.vocab_size >= 16, where, f"tokenizer.vocab_size must be at least 16 for {tk.kind}")
+    _check(tk.sample_mb > 0, where, "tokenizer.sample_mb must be positive")
+
+
+# Sections that define what a run directory holds; a run directory written
+# with other values here belongs to another config.
+IDENTITY_KEYS = ("data", "tokenizer", "model", "train.batch_size", "train.seed", "train.grad_accum_steps")
+
+
+def identity(config: RunConfig | dict) -> dict:
+    values = config.to_dict() if isinstance(config, RunConfig) else config
+    out = {}
+    for key in IDENTITY_KEYS:
+        node = values
+        for part in key.split("."):
+            node = node.get(part, {}) if isinstance(node, dict) else None
+        out[key] = node
+    # Where the data is read from may move (another data directory); what it
+    # is may not.
+    out["data"] = {k: v for k, v in (out["data"] or {}).items() if k != "prepared"}
+    return out
+
+
+def diff_identity(old: dict, new: RunConfig) -> list[str]:
+    """Keys whose values differ between a saved config dict and a new config."""
+    a, b = identity(old), identity(new)
+    out = []
+
+    def walk(x, y, path):
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{path}.{k}" if path else k)
+        elif x != y:
+            out.append(f"{path} ({x!r} -> {y!r})")
+
+    walk(a, b, "")
+    return out

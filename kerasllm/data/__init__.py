@@ -1,0 +1,1 @@
+"""Data: sources -> cleaning -> tokenizers -> pipelines (and shards for `prepare`)."""

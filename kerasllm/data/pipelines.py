@@ -1,0 +1,106 @@
+"""Language-model input pipelines: text -> token stream -> packed blocks ->
+(inputs, targets) batches, all as tf.data graph ops.
+
+Documents are tokenized in batches, joined with the end-of-text token and
+packed into blocks of `seq_len + 1` tokens with a `scan` that carries the
+leftover tokens, so memory stays bounded whatever the corpus size.
+
+The train/validation split happens on the text, before tokenization (the
+tokenizer is learned from the training split only): pieces of text (lines or
+records) go to one split in groups of `split_group` consecutive pieces,
+chosen by a seeded stateless hash, so the split is the same on every run and
+machine and needs no pass over the data.
+
+Example:
+    train_text = split(texts, cfg.data, "train")
+    blocks = token_blocks(token_stream(train_text, tokenizer), seq_len=256)
+    batches = lm_batches(blocks, batch_size=32, training=True)
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+TOKENIZE_BATCH = 256
+
+
+def token_stream(texts: tf.data.Dataset, tokenizer) -> tf.data.Dataset:
+    """`(text, end)` pairs -> 1-D int32 chunks of the concatenated stream."""
+
+    def tokenize(text, end):
+        ids = tokenizer._tokenize(text)  # already inside the tf.data graph
+        eot = tf.ragged.range(tf.cast(end, tf.int32)) * 0 + tokenizer.eot_id
+        return tf.concat([tf.cast(ids, tf.int32), tf.cast(eot, tf.int32)], axis=1).flat_values
+
+    return texts.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def token_blocks(chunks: tf.data.Dataset, seq_len: int) -> tf.data.Dataset:
+    """1-D token chunks -> blocks of exactly `seq_len + 1` tokens."""
+    size = seq_len + 1
+
+    def pack(leftover, chunk):
+        joined = tf.concat([leftover, chunk], axis=0)
+        n = tf.shape(joined)[0] // size
+        blocks = tf.reshape(joined[: n * size], [n, size])
+        return joined[n * size :], blocks
+
+    return chunks.scan(tf.zeros([0], tf.int32), pack).unbatch()
+
+
+def is_validation(index: tf.Tensor, val_fraction: float, group: int, seed: int) -> tf.Tensor:
+    """Deterministic, seeded choice of validation blocks, `group` at a time."""
+    group_id = tf.cast(index // group, tf.int32)
+    u = tf.random.stateless_uniform([], seed=tf.stack([tf.constant(seed, tf.int32), group_id]))
+    return u < val_fraction
+
+
+def split(items: tf.data.Dataset, data_config, which: str) -> tf.data.Dataset:
+    """The `train` or `validation` part of a stream (of text pieces)."""
+    want_val = which == "validation"
+
+    def keep(i, *item):
+        val = is_validation(i, data_config.val_fraction, data_config.split_group, data_config.split_seed)
+        return tf.equal(val, want_val)
+
+    def drop_index(i, *item):
+        return item if len(item) > 1 else item[0]
+
+    return items.enumerate().filter(keep).map(drop_index)
+
+
+def to_inputs_targets(blocks: tf.Tensor):
+    return blocks[:, :-1], blocks[:, 1:]
+
+
+def lm_batches(
+    blocks: tf.data.Dataset,
+    batch_size: int,
+    training: bool,
+    shuffle_buffer: int = 10000,
+    seed: int = 0,
+    skip_batches: int = 0,
+    cache: bool = False,
+) -> tf.data.Dataset:
+    """Blocks -> batches of (inputs, targets).
+
+    Training batches repeat forever in a seeded order; `skip_batches`
+    resumes that exact stream part-way (after a crash), which is why
+    everything before it must be deterministic.
+    """
+    if cache:
+        blocks = blocks.cache()
+    if training:
+        blocks = blocks.repeat()
+        if shuffle_buffer > 1:
+            blocks = blocks.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = blocks.batch(batch_size, drop_remainder=training)
+    if skip_batches:
+        ds = ds.skip(skip_batches)
+    ds = ds.map(to_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def count(ds: tf.data.Dataset) -> int:
+    """Number of elements, by one pass (the stream's length is unknown)."""
+    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))

@@ -1,0 +1,131 @@
+"""`kerasllm prepare`: tokenize a corpus once into TFRecord shards.
+
+For corpora larger than memory, or reused by many runs: the text is streamed
+through the same cleaning, split and tokenizer as training, and each batch of
+token ids is written as one serialized int32 tensor record; a shard file is
+closed once it reaches `shard_mb`. Training with `data.prepared: DIR` then
+reads the shards with a parallel, deterministic interleave.
+
+    DIR/
+      meta.json                         token counts, shard list, tokenizer config
+      tokenizer/                        the tokenizer learned from the training split
+      train-00000.tfrecord, ...
+      validation-00000.tfrecord, ...
+
+The directory is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+import tensorflow as tf
+
+from kerasllm.errors import UserError
+
+META_FILE = "meta.json"
+
+
+def _meta(directory: Path) -> dict:
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise UserError(f"data.prepared: {directory} has no {META_FILE}; create it with `kerasllm prepare`")
+    return json.loads(path.read_text())
+
+
+def check(directory: Path, config) -> None:
+    """The prepared data must come from the same tokenizer settings."""
+    meta = _meta(directory)
+    wanted = dataclasses.asdict(config.tokenizer)
+    if meta.get("tokenizer") != wanted:
+        raise UserError(
+            f"data.prepared: {directory} was tokenized with tokenizer settings {meta.get('tokenizer')}, "
+            f"but the config asks for {wanted}; prepare again or match the tokenizer section"
+        )
+
+
+def num_tokens(directory: Path) -> int:
+    return sum(_meta(directory)["tokens"].values())
+
+
+def read_chunks(directory: Path, split: str) -> tf.data.Dataset:
+    """The token stream of one split as 1-D int32 chunks, in a fixed order."""
+    files = [str(Path(directory) / name) for name in _meta(directory)["shards"][split]]
+    if not files:
+        return tf.data.Dataset.from_tensors(tf.zeros([0], tf.int32)).take(0)
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.map(lambda record: tf.io.parse_tensor(record, tf.int32), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _write_split(chunks: tf.data.Dataset, out: Path, split: str, shard_bytes: int) -> tuple[list, int]:
+    records = chunks.map(
+        lambda ids: (tf.io.serialize_tensor(ids), tf.size(ids, out_type=tf.int64)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).prefetch(tf.data.AUTOTUNE)
+    names, writer, written, tokens = [], None, 0, 0
+    try:
+        for record, n in records.as_numpy_iterator():
+            if writer is None or written >= shard_bytes:
+                if writer is not None:
+                    writer.close()
+                names.append(f"{split}-{len(names):05d}.tfrecord")
+                writer = tf.io.TFRecordWriter(str(out / names[-1]))
+                written = 0
+            writer.write(record)
+            written += len(record)
+            tokens += int(n)
+    finally:
+        if writer is not None:
+            writer.close()
+    return names, tokens
+
+
+def prepare(config, out_dir: str | Path, data_dir: Optional[str] = None, shard_mb: float = 64.0) -> dict:
+    """Writes the tokenized shards of both splits; returns counts and speed."""
+    from kerasllm.data.corpus import SPLITS, open_corpus
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"--out {out} already exists and is not empty; choose a new directory or remove it")
+    if config.data.prepared:
+        raise UserError("data.prepared is set: the data is already prepared; unset it to prepare from data.source")
+    tmp = out.with_name(f".tmp-{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    start = time.perf_counter()
+    try:
+        corpus = open_corpus(config, tmp / "tokenizer", data_dir)
+        meta = {"tokenizer": dataclasses.asdict(config.tokenizer), "source": config.data.source, "shards": {}, "tokens": {}}
+        for split in SPLITS:
+            names, tokens = _write_split(corpus.token_chunks(split), tmp, split, int(shard_mb * 2**20))
+            meta["shards"][split], meta["tokens"][split] = names, tokens
+        if meta["tokens"]["train"] == 0:
+            raise UserError(f"data.source: '{config.data.source}' has no text after cleaning (empty corpus)")
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    source_mb = corpus.source.num_bytes / 1e6
+    return {
+        "out": str(out),
+        "source_mb": round(source_mb, 2),
+        "tokens": meta["tokens"],
+        "shards": {k: len(v) for k, v in meta["shards"].items()},
+        "seconds": round(seconds, 2),
+        "mb_per_second": round(source_mb / seconds, 2) if seconds else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }

@@ -1,0 +1,159 @@
+"""Text sources as streaming tf.data datasets.
+
+A source is a registered dataset name, a file, a directory or a glob. It is
+read as a stream of `(text, end)` pairs: `text` is a piece of a document and
+`end` says that a document ends after it, which is where the pipeline puts
+the end-of-text token. Plain text is read line by line (a document per file
+or per line), so a file of any size streams in bounded memory.
+
+Example:
+    src = resolve_source(DataConfig(source="corpus/*.txt"))
+    for text, end in text_dataset(src, CleaningConfig()).take(3): ...
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+from kerasllm.config import CleaningConfig, DataConfig
+from kerasllm.data import registry
+from kerasllm.errors import UserError
+
+_FORMAT_BY_SUFFIX = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
+
+
+@dataclass
+class Source:
+    """Resolved files and how to read them."""
+
+    files: list
+    format: str  # text | jsonl | csv | tsv
+    document: str  # file | line (plain text only)
+    field: str
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(os.path.getsize(f) for f in self.files)
+
+
+def _expand(pattern: str) -> list:
+    path = Path(pattern).expanduser()
+    if path.is_file():
+        return [str(path)]
+    if path.is_dir():
+        return sorted(str(p) for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in glob.glob(str(path), recursive=True) if os.path.isfile(p))
+
+
+def resolve_source(config: DataConfig, data_dir: Optional[str] = None) -> Source:
+    """Turns `data.source` into a list of files and a reading format."""
+    fmt = config.format
+    if config.source in registry.DATASETS:
+        info = registry.DATASETS[config.source]
+        files = [str(registry.resolve(config.source, split, data_dir)) for split in info.files]
+        if info.format == "squad":
+            raise UserError(
+                f"data.source: '{config.source}' is a question-answering dataset and cannot feed "
+                "a language model yet; use a text source"
+            )
+        if fmt == "auto":
+            fmt = info.format
+        return Source(files=files, format=fmt, document=config.document, field=config.field)
+    files = _expand(config.source)
+    if not files:
+        raise UserError(
+            f"data.source: no file matches '{config.source}' (give a dataset name — "
+            f"{', '.join(sorted(registry.DATASETS))} —, a file, a directory or a glob)"
+        )
+    if fmt == "auto":
+        kinds = {_FORMAT_BY_SUFFIX.get(Path(f).suffix.lower(), "text") for f in files}
+        if len(kinds) > 1:
+            raise UserError(
+                f"data.source: '{config.source}' mixes file formats ({', '.join(sorted(kinds))}); "
+                "set data.format or narrow the glob"
+            )
+        fmt = kinds.pop()
+    return Source(files=files, format=fmt, document=config.document, field=config.field)
+
+
+def _records(source: Source) -> Iterator[str]:
+    """Documents of JSONL/CSV/TSV files, one per record, in file order."""
+    for path in source.files:
+        with open(path, encoding="utf-8", newline="") as f:
+            if source.format == "jsonl":
+                for lineno, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                    if not isinstance(record, dict) or source.field not in record:
+                        raise UserError(f"{path}:{lineno}: no field '{source.field}' (set data.field)")
+                    yield str(record[source.field])
+            else:
+                delimiter = "\t" if source.format == "tsv" else ","
+                reader = csv.reader(f, delimiter=delimiter)
+                if source.field.isdigit():
+                    column = int(source.field)
+                else:
+                    header = next(reader, None) or []
+                    if source.field not in header:
+                        raise UserError(
+                            f"{path}:1: no column '{source.field}' in the header "
+                            f"({', '.join(header) or 'empty'}); set data.field to a column name or index"
+                        )
+                    column = header.index(source.field)
+                for row in reader:
+                    if not row:
+                        continue
+                    if column >= len(row):
+                        raise UserError(
+                            f"{path}:{reader.line_num}: row has {len(row)} columns, "
+                            f"data.field wants column {column}"
+                        )
+                    yield row[column]
+
+
+def text_dataset(source: Source, cleaning: CleaningConfig):
+    """A tf.data.Dataset of `(text, end)` pairs, cleaned, in a fixed order."""
+    import tensorflow as tf
+
+    from kerasllm.data.cleaning import is_blank, make_cleaner
+
+    if source.format == "text":
+        if source.document == "line":
+            ds = tf.data.TextLineDataset(source.files).map(lambda line: (line, tf.constant(True)))
+        else:
+
+            def one_file(path):
+                lines = tf.data.TextLineDataset(path).map(
+                    lambda line: (tf.strings.join([line, "\n"]), tf.constant(False))
+                )
+                return lines.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(True))))
+
+            ds = tf.data.Dataset.from_tensor_slices(source.files).flat_map(one_file)
+    else:
+        ds = tf.data.Dataset.from_generator(
+            lambda: _records(source),
+            output_signature=tf.TensorSpec([], tf.string),
+        ).map(lambda text: (text, tf.constant(True)))
+
+    clean = make_cleaner(cleaning)
+    ds = ds.map(lambda text, end: (clean(text), end), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cleaning.drop_empty:
+        ds = ds.filter(lambda text, end: tf.logical_or(end, tf.logical_not(is_blank(text))))
+    if cleaning.dedupe:
+        if source.format == "text" and source.document == "file":
+            raise UserError(
+                "data.cleaning.dedupe removes duplicate documents; it needs one document per line "
+                "(data.document: line) or JSONL/CSV records"
+            )
+        ds = ds.map(lambda text, end: text).unique().map(lambda text: (text, tf.constant(True)))
+    return ds

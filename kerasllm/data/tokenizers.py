@@ -1,0 +1,349 @@
+"""Tokenizers with one interface: train on a text dataset, save, load, and
+tokenize inside tf.data (graph mode).
+
+Kinds:
+- `char`: a learned character vocabulary (most frequent characters of the
+  training split), looked up with a TF hash table. Compact for any script,
+  CJK included.
+- `codepoint`, `byte`: keras-hub's UnicodeCodepointTokenizer / ByteTokenizer
+  (no vocabulary to learn; lowercasing is off unless configured).
+- `wordpiece`: keras-hub WordPieceTokenizer, vocabulary from
+  `keras_hub.tokenizers.compute_word_piece_vocabulary`.
+- `sentencepiece`: keras-hub SentencePieceTokenizer, model from
+  `keras_hub.tokenizers.compute_sentence_piece_proto`.
+
+Every kind reserves a padding id and an end-of-text id (`pad_id`, `eot_id`).
+
+Example:
+    tok = train_tokenizer(TokenizerConfig(kind="char"), texts)
+    tok.save("runs/x/tokenizer"); tok = load_tokenizer("runs/x/tokenizer")
+    ids = tok.tokenize(tf.constant(["To be"]))   # RaggedTensor of int32
+    tok.detokenize(ids)                          # [b"To be"]
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from kerasllm.config import TokenizerConfig
+from kerasllm.errors import UserError
+
+META_FILE = "tokenizer.json"
+
+
+class Tokenizer:
+    """Common interface. Subclasses keep their state in `save`d files."""
+
+    kind = ""
+    pad_id = 0
+    eot_id = 1
+
+    def __init__(self, lowercase: bool = False):
+        self.lowercase = lowercase
+
+    @property
+    def vocabulary_size(self) -> int:
+        raise NotImplementedError
+
+    def _prepare(self, texts: tf.Tensor) -> tf.Tensor:
+        if self.lowercase:
+            texts = tf.strings.lower(texts, encoding="utf-8")
+        return texts
+
+    def tokenize(self, texts) -> tf.RaggedTensor:
+        """string[batch] -> RaggedTensor int32[batch, None].
+
+        Always runs as a graph: keras-hub tokenizers take a different (Python)
+        path in eager mode, and graph and eager results can differ.
+        """
+        if not hasattr(self, "_tokenize_graph"):
+            self._tokenize_graph = tf.function(self._tokenize, reduce_retracing=True)
+        return self._tokenize_graph(tf.convert_to_tensor(texts, tf.string))
+
+    def detokenize(self, ids) -> tf.Tensor:
+        """int[batch, None] (dense or ragged) -> string[batch]; special ids drop out."""
+        if not hasattr(self, "_detokenize_graph"):
+            self._detokenize_graph = tf.function(self._detokenize, reduce_retracing=True)
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.convert_to_tensor(ids)
+        return self._detokenize_graph(ids)
+
+    def _tokenize(self, texts):
+        raise NotImplementedError
+
+    def _detokenize(self, ids):
+        raise NotImplementedError
+
+    def _meta(self) -> dict:
+        return {"kind": self.kind, "lowercase": self.lowercase}
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_assets(directory)
+        (directory / META_FILE).write_text(json.dumps(self._meta(), indent=2, ensure_ascii=False))
+
+    def _save_assets(self, directory: Path) -> None:
+        pass
+
+    def _drop_special(self, ids):
+        """Ragged ids without pad/eot, from dense or ragged input."""
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(ids))
+        ids = tf.cast(ids, tf.int32)
+        keep = tf.logical_and(tf.not_equal(ids, self.pad_id), tf.not_equal(ids, self.eot_id))
+        return tf.ragged.boolean_mask(ids, keep)
+
+
+class CharTokenizer(Tokenizer):
+    """Learned character vocabulary: ids 0 pad, 1 end-of-text, 2 unknown."""
+
+    kind = "char"
+    SPECIALS = ("<pad>", "<eot>", "<unk>")
+    unk_id = 2
+
+    def __init__(self, chars: list, lowercase: bool = False):
+        super().__init__(lowercase)
+        self.chars = list(chars)
+        keys = tf.constant(self.chars if self.chars else [""], tf.string)
+        values = tf.range(len(self.SPECIALS), len(self.SPECIALS) + max(len(self.chars), 1), dtype=tf.int32)
+        self._table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, values), default_value=self.unk_id
+        )
+        # Specials detokenize to nothing, unknown to U+FFFD.
+        self._id_to_char = tf.constant(["", "", "\ufffd"] + self.chars, tf.string)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.SPECIALS) + len(self.chars)
+
+    def _tokenize(self, texts):
+        chars = tf.strings.unicode_split(self._prepare(texts), "UTF-8", errors="replace")
+        return tf.ragged.map_flat_values(self._table.lookup, chars)
+
+    def _detokenize(self, ids):
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(ids))
+        chars = tf.ragged.map_flat_values(lambda v: tf.gather(self._id_to_char, tf.cast(v, tf.int32)), ids)
+        return tf.strings.reduce_join(chars, axis=-1)
+
+    def _meta(self):
+        return {**super()._meta(), "chars": self.chars}
+
+    @classmethod
+    def train(cls, texts: tf.data.Dataset, config: TokenizerConfig) -> "CharTokenizer":
+        counts = collections.Counter()
+        budget = int(config.sample_mb * 1e6)
+        seen = 0
+        for batch in texts.batch(4096):
+            block = b"".join(batch.numpy())
+            text = block.decode("utf-8", errors="replace")
+            counts.update(text.lower() if config.lowercase else text)
+            seen += len(block)
+            if seen >= budget:
+                break
+        ranked = [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        if config.vocab_size:
+            room = config.vocab_size - len(cls.SPECIALS)
+            if room < 1:
+                raise UserError(f"tokenizer.vocab_size must exceed {len(cls.SPECIALS)} for a char tokenizer")
+            ranked = ranked[:room]
+        return cls(sorted(ranked), lowercase=config.lowercase)
+
+
+class _KerasHubTokenizer(Tokenizer):
+    """Shared plumbing for keras-hub tokenizers that emit ragged int ids."""
+
+    def __init__(self, layer, lowercase: bool = False):
+        super().__init__(lowercase)
+        self.layer = layer
+
+    def _tokenize(self, texts):
+        ids = self.layer.tokenize(self._prepare(texts))
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(ids)
+        return tf.cast(ids, tf.int32)
+
+
+class ByteTokenizer(_KerasHubTokenizer):
+    """UTF-8 bytes 0..255 (byte 0 doubles as padding), end-of-text 256."""
+
+    kind = "byte"
+    pad_id = 0
+    eot_id = 256
+
+    def __init__(self, lowercase: bool = False):
+        import keras_hub
+
+        super().__init__(keras_hub.tokenizers.ByteTokenizer(lowercase=False), lowercase)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return 257
+
+    def _detokenize(self, ids):
+        return self.layer.detokenize(self._drop_special(ids))
+
+
+class CodepointTokenizer(_KerasHubTokenizer):
+    """Unicode code points below `vocab_size`; end-of-text is `vocab_size`."""
+
+    kind = "codepoint"
+    pad_id = 0
+
+    def __init__(self, vocab_size: int, lowercase: bool = False):
+        import keras_hub
+
+        self.code_points = vocab_size or 0x110000
+        self.eot_id = self.code_points
+        super().__init__(
+            keras_hub.tokenizers.UnicodeCodepointTokenizer(lowercase=False, vocabulary_size=self.code_points),
+            lowercase,
+        )
+
+    @property
+    def vocabulary_size(self) -> int:
+        return self.code_points + 1
+
+    def _detokenize(self, ids):
+        return self.layer.detokenize(self._drop_special(ids))
+
+    def _meta(self):
+        return {**super()._meta(), "vocab_size": self.code_points}
+
+
+class WordPieceTokenizer(_KerasHubTokenizer):
+    """keras-hub WordPiece; `[PAD]` 0, `[UNK]` 1, `[EOT]` 2."""
+
+    kind = "wordpiece"
+    RESERVED = ["[PAD]", "[UNK]", "[EOT]"]
+    VOCAB_FILE = "vocab.txt"
+
+    def __init__(self, vocabulary: list, lowercase: bool = False):
+        import keras_hub
+
+        self.vocabulary = list(vocabulary)
+        self.pad_id = self.vocabulary.index("[PAD]")
+        self.eot_id = self.vocabulary.index("[EOT]")
+        super().__init__(
+            keras_hub.tokenizers.WordPieceTokenizer(vocabulary=self.vocabulary, oov_token="[UNK]", lowercase=False),
+            lowercase,
+        )
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary)
+
+    def _detokenize(self, ids):
+        return self.layer.detokenize(self._drop_special(ids))
+
+    def _save_assets(self, directory):
+        (directory / self.VOCAB_FILE).write_text("\n".join(self.vocabulary) + "\n", encoding="utf-8")
+
+    @classmethod
+    def train(cls, texts: tf.data.Dataset, config: TokenizerConfig) -> "WordPieceTokenizer":
+        import keras_hub
+
+        vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
+            texts.batch(256),
+            vocabulary_size=config.vocab_size,
+            lowercase=config.lowercase,
+            reserved_tokens=cls.RESERVED,
+        )
+        return cls(vocab, lowercase=config.lowercase)
+
+
+class SentencePieceTokenizer(_KerasHubTokenizer):
+    """keras-hub SentencePiece (unigram); pad 0, unk 1, bos 2, eos 3 = end-of-text."""
+
+    kind = "sentencepiece"
+    pad_id = 0
+    eot_id = 3
+    MODEL_FILE = "spm.model"
+
+    def __init__(self, proto: bytes, lowercase: bool = False):
+        import keras_hub
+
+        self.proto = proto
+        super().__init__(keras_hub.tokenizers.SentencePieceTokenizer(proto=proto), lowercase)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return int(self.layer.vocabulary_size())
+
+    def _detokenize(self, ids):
+        return self.layer.detokenize(self._drop_special(ids))
+
+    def _save_assets(self, directory):
+        (directory / self.MODEL_FILE).write_bytes(self.proto)
+
+    @classmethod
+    def train(cls, texts: tf.data.Dataset, config: TokenizerConfig) -> "SentencePieceTokenizer":
+        import keras_hub
+
+        try:
+            proto = keras_hub.tokenizers.compute_sentence_piece_proto(
+                texts, vocabulary_size=config.vocab_size, lowercase=config.lowercase
+            )
+        except RuntimeError as e:  # sentencepiece reports an impossible size this way
+            raise UserError(f"tokenizer.vocab_size={config.vocab_size}: {str(e).splitlines()[-1]}") from None
+        return cls(proto, lowercase=config.lowercase)
+
+
+def _sample(texts: tf.data.Dataset, config: TokenizerConfig) -> tf.data.Dataset:
+    """At most `sample_mb` of non-empty text lines, as a string dataset."""
+    budget = int(config.sample_mb * 1e6)
+    lengths = texts.map(lambda t: tf.strings.length(t))
+    sizes = lengths.scan(tf.constant(0, tf.int64), lambda acc, n: (acc + tf.cast(n, tf.int64), acc))
+    ds = tf.data.Dataset.zip((texts, sizes)).take_while(lambda t, before: before < budget).map(lambda t, _: t)
+    return ds.filter(lambda t: tf.strings.length(tf.strings.strip(t)) > 0)
+
+
+def train_tokenizer(config: TokenizerConfig, texts: tf.data.Dataset) -> Tokenizer:
+    """Learns a tokenizer from a dataset of strings (the training split)."""
+    if config.kind == "byte":
+        return ByteTokenizer(lowercase=config.lowercase)
+    if config.kind == "codepoint":
+        return CodepointTokenizer(config.vocab_size, lowercase=config.lowercase)
+    sample = _sample(texts, config)
+    if config.kind == "char":
+        tok = CharTokenizer.train(sample, config)
+        if not tok.chars:
+            raise UserError("the training text is empty: no characters to build a vocabulary from")
+        return tok
+    if config.kind == "wordpiece":
+        tok = WordPieceTokenizer.train(sample, config)
+        if tok.vocabulary_size < config.vocab_size:
+            raise UserError(
+                f"tokenizer.vocab_size={config.vocab_size} is larger than this corpus allows "
+                f"(WordPiece found only {tok.vocabulary_size} pieces); lower it"
+            )
+        return tok
+    if config.kind == "sentencepiece":
+        return SentencePieceTokenizer.train(sample, config)
+    raise UserError(f"tokenizer.kind: unknown kind {config.kind!r}")
+
+
+def load_tokenizer(directory: str | Path) -> Tokenizer:
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise UserError(f"no tokenizer in {directory} (missing {META_FILE})")
+    meta = json.loads(meta_path.read_text())
+    kind, lowercase = meta["kind"], meta.get("lowercase", False)
+    if kind == "char":
+        return CharTokenizer(meta["chars"], lowercase)
+    if kind == "byte":
+        return ByteTokenizer(lowercase)
+    if kind == "codepoint":
+        return CodepointTokenizer(meta["vocab_size"], lowercase)
+    if kind == "wordpiece":
+        vocab = (directory / WordPieceTokenizer.VOCAB_FILE).read_text(encoding="utf-8").splitlines()
+        return WordPieceTokenizer(vocab, lowercase)
+    if kind == "sentencepiece":
+        return SentencePieceTokenizer((directory / SentencePieceTokenizer.MODEL_FILE).read_bytes(), lowercase)
+    raise UserError(f"{meta_path}: unknown tokenizer kind {kind!r}")

@@ -1,0 +1,5 @@
+"""Evaluation: metrics of trained runs on held-out data."""
+
+from kerasllm.evaluation.language_model import evaluate_lm
+
+__all__ = ["evaluate_lm"]

@@ -1,0 +1,43 @@
+"""Language-model evaluation: loss, perplexity and token accuracy.
+
+Perplexity is exp of the mean per-token cross-entropy (nats) over the
+validation split, every block of which has `seq_len` predicted tokens.
+
+Example:
+    evaluate_lm("runs/shakespeare-char")  # {"loss": 1.52, "perplexity": 4.57, ...}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import keras
+
+from kerasllm.data import pipelines
+from kerasllm.data.corpus import open_corpus
+from kerasllm.inference.generate import load_run
+from kerasllm.training.checkpoint import RunDir
+
+
+def evaluate_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "validation") -> dict:
+    lm = load_run(run_dir)
+    config = lm.config
+    corpus = open_corpus(config, RunDir(run_dir).tokenizer, data_dir)
+    batches = pipelines.lm_batches(
+        corpus.blocks(split, config.model.seq_len), config.train.batch_size, training=False
+    )
+    lm.model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        weighted_metrics=None,
+    )
+    results = lm.model.evaluate(batches, verbose=0, return_dict=True)
+    loss = float(results["loss"])
+    return {
+        "run": run_dir,
+        "split": split,
+        "loss": round(loss, 5),
+        "perplexity": round(math.exp(loss), 4),
+        "accuracy": round(float(results["accuracy"]), 5),
+    }

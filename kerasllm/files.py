@@ -1,0 +1,30 @@
+"""Atomic file writes: write aside, then rename into place.
+
+A reader (a resumed run, a TF Serving model watcher) sees either the old
+file or the complete new one, never a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A hidden name next to `path` for writing before the rename."""
+    path = Path(path)
+    return path.with_name(f".tmp-{os.getpid()}-{path.name}")

@@ -1,0 +1,192 @@
+"""Decoder-only Transformer language model built from keras-hub layers.
+
+`GPTBackbone` is a `keras_hub.models.Backbone` (token + learned position
+embeddings, pre-norm `TransformerDecoder` blocks without cross-attention, a
+final layer norm). `GPTCausalLM` is a `keras_hub.models.CausalLM`, so
+`generate()` runs keras-hub's samplers with a key/value cache: each new token
+costs one decoder step, not a pass over the whole sequence.
+
+Example:
+    backbone = GPTBackbone(vocabulary_size=65, num_layers=2, num_heads=2,
+                           hidden_dim=64, intermediate_dim=256, max_sequence_length=128)
+    lm = GPTCausalLM(backbone)
+    logits = lm(token_ids)            # (batch, seq, vocab)
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_hub
+from keras import ops
+
+
+def _init(stddev: float = 0.02):
+    return keras.initializers.RandomNormal(stddev=stddev)
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class GPTBackbone(keras_hub.models.Backbone):
+    """Token ids (batch, seq) -> final hidden states (batch, seq, hidden_dim)."""
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        dropout=0.0,
+        max_sequence_length=256,
+        tie_embeddings=True,
+        dtype=None,
+        **kwargs,
+    ):
+        # The output projection stays in float32 under mixed precision: logits
+        # rounded to bfloat16 visibly shift the loss, and the matmul is small.
+        self.token_embedding = keras_hub.layers.ReversibleEmbedding(
+            input_dim=vocabulary_size,
+            output_dim=hidden_dim,
+            tie_weights=tie_embeddings,
+            embeddings_initializer=_init(0.02),
+            dtype="float32",
+            name="token_embedding",
+        )
+        self.position_embedding = keras_hub.layers.PositionEmbedding(
+            sequence_length=max_sequence_length,
+            initializer=_init(0.02),
+            dtype=dtype,
+            name="position_embedding",
+        )
+        self.embeddings_add = keras.layers.Add(dtype=dtype, name="embeddings_add")
+        self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout")
+        self.transformer_layers = [
+            keras_hub.layers.TransformerDecoder(
+                intermediate_dim=intermediate_dim,
+                num_heads=num_heads,
+                dropout=dropout,
+                activation="gelu",
+                layer_norm_epsilon=1e-5,
+                kernel_initializer=_init(0.02),
+                normalize_first=True,
+                dtype=dtype,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=dtype, name="layer_norm")
+
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        x = self.embed(token_ids, start_index=0)
+        for layer in self.transformer_layers:
+            x = layer(x)
+        outputs = self.layer_norm(x)
+        super().__init__(inputs=token_ids, outputs=outputs, dtype=dtype, **kwargs)
+
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.max_sequence_length = max_sequence_length
+        self.tie_embeddings = tie_embeddings
+
+    def embed(self, token_ids, start_index=0):
+        tokens = self.token_embedding(token_ids)
+        positions = self.position_embedding(tokens, start_index=start_index)
+        return self.embeddings_dropout(self.embeddings_add((tokens, positions)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "max_sequence_length": self.max_sequence_length,
+                "tie_embeddings": self.tie_embeddings,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class GPTCausalLM(keras_hub.models.CausalLM):
+    """Token ids -> next-token logits (float32), with cached decoding."""
+
+    def __init__(self, backbone, preprocessor=None, **kwargs):
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        inputs = backbone.input
+        logits = backbone.token_embedding(backbone(inputs), reverse=True)
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+
+    def call_with_cache(self, token_ids, cache, cache_update_index):
+        """One decoding pass over `token_ids` starting at `cache_update_index`.
+
+        `cache` holds every layer's keys and values:
+        (batch, num_layers, 2, max_length, num_heads, head_dim).
+        """
+        x = self.backbone.embed(token_ids, start_index=cache_update_index)
+        next_caches = []
+        for i, layer in enumerate(self.backbone.transformer_layers):
+            x, layer_cache = layer(
+                x,
+                self_attention_cache=cache[:, i, ...],
+                self_attention_cache_update_index=cache_update_index,
+            )
+            next_caches.append(layer_cache)
+        hidden = self.backbone.layer_norm(x)
+        logits = self.backbone.token_embedding(hidden, reverse=True)
+        return logits, hidden, ops.stack(next_caches, axis=1)
+
+    def _build_cache(self, token_ids):
+        b = self.backbone
+        batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        shape = [batch, b.num_layers, 2, length, b.num_heads, b.hidden_dim // b.num_heads]
+        cache = ops.zeros(shape, dtype=self.compute_dtype)
+        _, hidden, cache = self.call_with_cache(token_ids, cache, 0)
+        return hidden, cache
+
+    def generate_step(self, inputs, stop_token_ids=None):
+        """Fills `token_ids` after each prompt (marked by `padding_mask`)."""
+        token_ids, padding_mask = inputs["token_ids"], inputs["padding_mask"]
+        hidden, cache = self._build_cache(token_ids)
+        # Decoding starts at the shortest prompt; longer prompts keep their
+        # own tokens where the sampler sees the mask set.
+        index = ops.min(ops.sum(ops.cast(padding_mask, "int32"), axis=-1))
+
+        def next_token(prompt, cache, index):
+            position = index - 1
+            batch = ops.shape(prompt)[0]
+            current = ops.slice(prompt, [0, position], [batch, 1])
+            logits, hidden, cache = self.call_with_cache(current, cache, position)
+            return ops.squeeze(logits, axis=1), ops.squeeze(hidden, axis=1), cache
+
+        token_ids = self.sampler(
+            next=next_token,
+            prompt=token_ids,
+            cache=cache,
+            index=index,
+            mask=padding_mask,
+            stop_token_ids=stop_token_ids,
+            hidden_states=hidden,
+            model=self,
+        )
+        return {"token_ids": token_ids, "padding_mask": _mask_after_stop(token_ids, padding_mask, stop_token_ids)}
+
+
+def _mask_after_stop(token_ids, prompt_mask, stop_token_ids):
+    """True for prompt and generated tokens up to and including the first stop."""
+    if stop_token_ids is None:
+        return ops.ones_like(token_ids, dtype="bool")
+    generated = ops.logical_not(prompt_mask)
+    is_stop = ops.zeros_like(token_ids, dtype="bool")
+    for stop in stop_token_ids:
+        is_stop = ops.logical_or(is_stop, ops.equal(token_ids, stop))
+    is_stop = ops.cast(ops.logical_and(is_stop, generated), "int32")
+    stops_before = ops.cumsum(is_stop, axis=-1) - is_stop
+    return ops.equal(stops_before, 0)

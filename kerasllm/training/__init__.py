@@ -1,0 +1,1 @@
+"""Training: strategy -> optimizer -> callbacks -> trainer (`model.fit`)."""

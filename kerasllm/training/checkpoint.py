@@ -1,0 +1,182 @@
+"""Run directory layout, training state, and crash-safe checkpoints.
+
+    runs/<name>/
+      config.yaml          the resolved config of the run
+      tokenizer/           the trained tokenizer
+      data.json            block counts and steps per epoch (computed once)
+      checkpoints/
+        latest             name of the newest complete checkpoint directory
+        step-000200/       weights.weights.h5 (model + optimizer), state.json
+        best.weights.h5    the weights with the lowest validation loss
+      logs/                TensorBoard event files
+
+Every write goes to a temporary name first and is renamed into place: a
+checkpoint directory is complete before `latest` points at it, so `kill -9`
+at any moment leaves the previous checkpoint usable.
+
+Keras' BackupAndRestore restarts at the beginning of the interrupted epoch and,
+after a second crash, saves epoch 0 again (it only learns the epoch at an
+epoch's end). `RunState` saves the global step instead; the trainer resumes
+the data stream and the epoch exactly at that step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kerasllm.files import atomic_write_text, temporary_sibling
+
+
+@dataclass
+class TrainingState:
+    step: int = 0  # batches done (optimizer steps x grad_accum_steps)
+    epoch: int = 0  # epochs completed
+    best_val_loss: float = math.inf
+    best_step: int = -1
+    epochs_without_improvement: int = 0
+    finished: bool = False
+    stop_reason: str = ""
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainingState":
+        values = json.loads(text)
+        values["best_val_loss"] = float(values.get("best_val_loss", math.inf))
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+def atomic_save_weights(model, path: Path) -> None:
+    tmp = temporary_sibling(path)
+    model.save_weights(str(tmp))
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """Paths of one run directory."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.config = self.root / "config.yaml"
+        self.tokenizer = self.root / "tokenizer"
+        self.data = self.root / "data.json"
+        self.checkpoints = self.root / "checkpoints"
+        self.latest_pointer = self.checkpoints / "latest"
+        self.best_weights = self.checkpoints / "best.weights.h5"
+        self.logs = self.root / "logs"
+
+    def latest(self) -> Path | None:
+        if not self.latest_pointer.is_file():
+            return None
+        path = self.checkpoints / self.latest_pointer.read_text().strip()
+        return path if (path / "state.json").is_file() else None
+
+    def load_state(self) -> TrainingState:
+        latest = self.latest()
+        if latest is None:
+            return TrainingState()
+        return TrainingState.from_json((latest / "state.json").read_text())
+
+    def inference_weights(self) -> Path | None:
+        """Best weights if validation ran, else the newest checkpoint's."""
+        if self.best_weights.is_file():
+            return self.best_weights
+        latest = self.latest()
+        return latest / "weights.weights.h5" if latest else None
+
+    def save_checkpoint(self, model, state: TrainingState, keep: int = 2) -> Path:
+        name = f"step-{state.step:09d}"
+        final = self.checkpoints / name
+        tmp = self.checkpoints / f".tmp-{name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        model.save_weights(str(tmp / "weights.weights.h5"))
+        (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        atomic_write_text(self.latest_pointer, name)
+        old = sorted(p for p in self.checkpoints.glob("step-*") if p.is_dir() and p.name != name)
+        for path in old[: max(len(old) - (keep - 1), 0)]:
+            shutil.rmtree(path, ignore_errors=True)
+        return final
+
+
+def weights_are_finite(model) -> bool:
+    return all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in model.trainable_variables)
+
+
+class RunState(keras.callbacks.Callback):
+    """Counts global steps; saves, stops and tracks the best validation loss.
+
+    - every `save_every` batches: a resumable checkpoint (weights, optimizer,
+      step), skipped if the loss or the weights are not finite;
+    - at `max_batches`: asks fit to stop (fit still validates and ends the
+      epoch, so the final checkpoint includes the validation result);
+    - at each epoch end: best weights on a lower validation loss, early
+      stopping after `patience` epochs without improvement (0 = off);
+    - on a NaN/inf loss: stops without saving, records why.
+    """
+
+    def __init__(self, run: RunDir, state: TrainingState, save_every: int, max_batches: int, patience: int = 0):
+        super().__init__()
+        self.run = run
+        self.state = state
+        self.save_every = save_every
+        self.max_batches = max_batches
+        self.patience = patience
+        self._epoch_start_step = state.step
+        self.diverged = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start_step = self.state.step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.state.step = self._epoch_start_step + batch + 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = True
+            self.state.stop_reason = f"loss became {float(loss)} at step {self.state.step}"
+            self.model.stop_training = True
+            return
+        if self.state.step >= self.max_batches:
+            self.model.stop_training = True
+        elif self.state.step % self.save_every == 0:
+            self._save()
+
+    def _save(self):
+        if self.diverged or not weights_are_finite(self.model):
+            self.diverged = True
+            return
+        self.run.save_checkpoint(self.model, self.state)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged:
+            return
+        logs = logs or {}
+        # An epoch cut short by max_steps still counts as the epoch it is.
+        self.state.epoch = epoch + 1
+        val_loss = logs.get("val_loss")
+        if val_loss is not None and math.isfinite(float(val_loss)):
+            if float(val_loss) < self.state.best_val_loss:
+                self.state.best_val_loss = float(val_loss)
+                self.state.best_step = self.state.step
+                self.state.epochs_without_improvement = 0
+                atomic_save_weights(self.model, self.run.best_weights)
+            else:
+                self.state.epochs_without_improvement += 1
+                if self.patience and self.state.epochs_without_improvement >= self.patience:
+                    self.state.stop_reason = (
+                        f"early stopping: validation loss has not improved for {self.patience} epoch(s)"
+                    )
+                    self.model.stop_training = True
+        if self.state.step >= self.max_batches:
+            self.state.finished = True
+        if self.model.stop_training and not self.diverged:
+            self.state.finished = True
+        self._save()

@@ -1,0 +1,198 @@
+"""`kerasllm train`: everything built under the strategy, then `model.fit`.
+
+Read top to bottom, this is the whole training loop: open the run
+directory, choose the strategy, open the corpus (training the tokenizer on
+the first run), count blocks, build model and optimizer under the strategy,
+restore the newest checkpoint if there is one, then fit.
+
+Resuming mid-epoch: Keras starts every `fit` at an epoch boundary, so the
+trainer finishes an interrupted epoch with a shorter `fit` call (the
+remaining batches) and then runs the rest. The training stream is
+deterministic and is resumed by skipping the batches already seen, so no
+example is repeated or lost.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from kerasllm import config as config_lib
+from kerasllm.config import RunConfig
+from kerasllm.data import pipelines
+from kerasllm.data.corpus import count_blocks, open_corpus
+from kerasllm.errors import UserError
+from kerasllm.files import atomic_write_text
+from kerasllm.inference.generate import generate
+from kerasllm.models import build_model
+from kerasllm.training import callbacks as cb
+from kerasllm.training.checkpoint import RunDir, RunState
+from kerasllm.training.optim import make_optimizer
+from kerasllm.training.strategy import make_strategy
+
+SAMPLE_TEMPERATURE = 0.8
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: str
+    steps: int  # optimizer steps done in total
+    best_val_loss: float
+    stop_reason: str
+    samples: list = field(default_factory=list)
+    num_parameters: int = 0
+
+
+def _check_run_dir(run: RunDir, config: RunConfig) -> None:
+    if run.config.is_file():
+        old = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
+        diffs = config_lib.diff_identity(old, config)
+        if diffs:
+            raise UserError(
+                f"{run.root} belongs to a different config ({'; '.join(diffs[:3])}); "
+                "use --run-dir for a new run, or restore those settings to resume it"
+            )
+    elif run.root.exists() and any(run.root.iterdir()):
+        raise UserError(f"{run.root} exists and is not a kerasllm run directory; choose another --run-dir")
+
+
+def _sample_fn(model, tokenizer, config: RunConfig) -> Callable[[], list]:
+    t = config.train
+    budget = max(1, min(t.sample_tokens, config.model.seq_len - 1 - len(t.sample_prompt)))
+
+    def sample():
+        texts = generate(
+            model, tokenizer, [t.sample_prompt] * t.num_samples, max_new_tokens=budget, temperature=SAMPLE_TEMPERATURE
+        )
+        return [t.sample_prompt + s for s in texts]
+
+    return sample
+
+
+def train(
+    config: RunConfig,
+    run_dir: Optional[str] = None,
+    data_dir: Optional[str] = None,
+    verbose: int = 1,
+    print_fn: Callable[[str], None] = print,
+) -> TrainResult:
+    t, m = config.train, config.model
+    run = RunDir(run_dir or Path("runs") / config.name)
+    _check_run_dir(run, config)
+    strategy = make_strategy(t)
+    keras.utils.set_random_seed(t.seed)
+
+    created = not run.root.exists()
+    try:
+        run.root.mkdir(parents=True, exist_ok=True)
+        corpus = open_corpus(config, run.tokenizer, data_dir)
+        counts = count_blocks(corpus, m.seq_len, run.data)
+        atomic_write_text(run.config, config.to_yaml())
+    except BaseException:
+        if created:  # no half-made run directory after a mistake
+            shutil.rmtree(run.root, ignore_errors=True)
+        raise
+    tokenizer = corpus.tokenizer
+
+    accum = t.grad_accum_steps
+    per_epoch = t.steps_per_epoch * accum if t.steps_per_epoch else (counts["train"] // t.batch_size) // accum * accum
+    if per_epoch == 0:
+        raise UserError(
+            f"train.batch_size={t.batch_size} (x grad_accum_steps={accum}) is more than the "
+            f"{counts['train']} training blocks of {m.seq_len + 1} tokens; lower it or add text"
+        )
+    total = t.epochs * per_epoch
+    if t.max_steps:
+        total = min(total, t.max_steps * accum)
+    epochs = math.ceil(total / per_epoch)
+
+    dtype = "mixed_bfloat16" if t.precision == "mixed_bfloat16" else None
+    with strategy.scope():
+        model = build_model(m, tokenizer.vocabulary_size, dtype=dtype)
+        model.compile(
+            optimizer=make_optimizer(t, total // accum),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            weighted_metrics=None,
+            jit_compile=t.jit_compile,
+        )
+        model(np.zeros((1, m.seq_len), "int32"))
+        state = run.load_state()
+        if state.step:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(str(run.latest() / "weights.weights.h5"))
+    num_params = model.count_params()
+    print_fn(
+        f"Model: {m.kind}, {num_params:,} parameters; vocabulary {tokenizer.vocabulary_size} ({config.tokenizer.kind}); "
+        f"{counts['train']:,} training / {counts['validation']:,} validation blocks of {m.seq_len + 1} tokens; "
+        f"{strategy.num_replicas_in_sync} replica(s)"
+    )
+    sample = _sample_fn(model, tokenizer, config)
+
+    if state.step >= total or (state.finished and state.stop_reason):
+        reason = state.stop_reason or f"reached {state.step // accum} steps"
+        print_fn(f"{run.root}: training already complete ({reason}); raise train.epochs or train.max_steps to continue")
+        return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, sample(), num_params)
+    state.finished, state.stop_reason = False, ""
+    if state.step:
+        print_fn(f"Resuming {run.root} at step {state.step // accum} (epoch {state.step // per_epoch + 1}/{epochs})")
+    else:
+        cb.write_hparams(str(run.logs), config.name, cb.flat_hparams(config.to_dict()))
+
+    blocks = corpus.blocks("train", m.seq_len)
+
+    def train_batches(skip: int) -> tf.data.Dataset:
+        return pipelines.lm_batches(
+            blocks, t.batch_size, training=True, shuffle_buffer=config.data.shuffle_buffer,
+            seed=t.seed, skip_batches=skip, cache=corpus.cacheable,
+        )
+
+    val = pipelines.lm_batches(corpus.blocks("validation", m.seq_len), t.batch_size, training=False, cache=corpus.cacheable)
+    val_steps = t.validation_steps or None
+    writer = tf.summary.create_file_writer(str(run.logs / "train"))
+    run_state = RunState(run, state, save_every=t.save_every_steps * accum, max_batches=total, patience=t.early_stopping_patience)
+    samples = cb.TextSamples(writer, run_state, sample)
+    # Order matters: the progress bar closes its line before the epoch
+    # summary prints, and the summary adds perplexities before TensorBoard
+    # writes the epoch's scalars.
+    callbacks = [run_state] + ([cb.Progress(epochs)] if verbose else []) + [
+        cb.EpochSummary(epochs, print_fn),
+        cb.StepScalars(writer, run_state, t.batch_size * m.seq_len, t.log_every_steps * accum),
+        samples,
+        keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch"),
+    ]
+
+    def fit(first_epoch: int, last_epoch: int, steps: int) -> None:
+        model.fit(
+            train_batches(state.step), validation_data=val, validation_steps=val_steps,
+            initial_epoch=first_epoch, epochs=last_epoch, steps_per_epoch=steps,
+            callbacks=callbacks, verbose=verbose,
+        )
+
+    epoch, done_in_epoch = divmod(state.step, per_epoch)
+    if done_in_epoch:  # finish the interrupted epoch first
+        fit(epoch, epoch + 1, min(per_epoch, total - epoch * per_epoch) - done_in_epoch)
+        epoch += 1
+    if not run_state.diverged and not state.finished and state.step < total:
+        fit(epoch, epochs, per_epoch)
+    writer.close()
+
+    if run_state.diverged:
+        raise TrainingDiverged(
+            f"training stopped: {state.stop_reason or 'weights became NaN/inf'}; the last good checkpoint is kept "
+            f"in {run.checkpoints} — lower train.learning_rate or raise train.warmup_steps, then run again"
+        )
+    reason = state.stop_reason or f"reached {state.step // accum} steps"
+    return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, samples.last or sample(), num_params)
