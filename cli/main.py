@@ -8,7 +8,6 @@ and its log noise is silenced unless `--verbose` is given.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ import warnings
 import click
 
 from kerasllm.errors import UserError
+from kerasllm.quiet import stderr_silenced
 
 EXAMPLES = """
 \b
@@ -39,26 +39,11 @@ def _quiet_tensorflow(verbose: bool) -> None:
         os.environ["KERASLLM_VERBOSE"] = "1"
 
 
-@contextlib.contextmanager
-def _stderr_silenced():
-    """Sends file descriptor 2 to /dev/null (TensorFlow's C++ start-up logs
-    bypass Python and ignore TF_CPP_MIN_LOG_LEVEL)."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _after_tf_import(verbose: bool) -> None:
     """Imports TensorFlow and friends, quietly unless --verbose."""
     if verbose:
         return
-    with _stderr_silenced():
+    with stderr_silenced():
         import absl.logging
         import keras  # noqa: F401
         import keras_hub  # noqa: F401

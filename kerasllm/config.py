@@ -156,8 +156,22 @@ def _type_name(tp) -> str:
     )
 
 
+class _Override:
+    """A `--set` value: its raw text and its YAML reading. A string field
+    takes the raw text (`--set train.sample_prompt=ROMEO:` is a string, not
+    a mapping), other fields the YAML value."""
+
+    def __init__(self, raw: str, parsed: Any):
+        self.raw, self.parsed = raw, parsed
+
+
 def _coerce(value: Any, tp, where: str) -> Any:
     """Checks `value` against the annotated type `tp`, converting int->float."""
+    if isinstance(value, _Override):
+        plain = typing.get_args(tp) if typing.get_origin(tp) is typing.Union else (tp,)
+        if str in plain and not (value.parsed is None and type(None) in plain):
+            return value.raw
+        value = value.parsed
     origin = typing.get_origin(tp)
     if origin is typing.Union:  # Optional[X]
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -173,6 +187,11 @@ def _coerce(value: Any, tp, where: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -214,10 +233,10 @@ def _parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        parsed = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
-        value = raw
-    return key, value
+        parsed = raw
+    return key, _Override(raw, parsed)
 
 
 def apply_overrides(values: dict, overrides: list[str]) -> dict:

@@ -40,7 +40,7 @@ class Corpus:
     prepared: Optional[Path] = None  # shards from `kerasllm prepare`
 
     def texts(self, split: str) -> tf.data.Dataset:
-        """`(text, end)` pairs of one split of the raw source."""
+        """Batches of `(texts, ends)` of one split of the raw source."""
         return pipelines.split(text_dataset(self.source, self.config.data.cleaning), self.config.data, split)
 
     def token_chunks(self, split: str) -> tf.data.Dataset:
@@ -72,7 +72,7 @@ def open_corpus(config: RunConfig, tokenizer_dir: Path, data_dir: Optional[str] 
         tokenizer = load_tokenizer(tokenizer_dir)
     else:
         corpus = Corpus(config, None, source=source)
-        train_text = corpus.texts("train").map(lambda text, end: text)
+        train_text = corpus.texts("train").map(lambda texts, ends: texts).unbatch()
         tokenizer = train_tokenizer(config.tokenizer, train_text)
         tokenizer.save(tokenizer_dir)
     return Corpus(config, tokenizer, source=source)

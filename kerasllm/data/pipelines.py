@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-TOKENIZE_BATCH = 256
 
 
 def token_stream(texts: tf.data.Dataset, tokenizer) -> tf.data.Dataset:
-    """`(text, end)` pairs -> 1-D int32 chunks of the concatenated stream."""
+    """Batches of `(texts, ends)` -> 1-D int32 chunks of the token stream."""
 
-    def tokenize(text, end):
-        ids = tokenizer._tokenize(text)  # already inside the tf.data graph
-        eot = tf.ragged.range(tf.cast(end, tf.int32)) * 0 + tokenizer.eot_id
+    def tokenize(texts, ends):
+        ids = tokenizer._tokenize(texts)  # already inside the tf.data graph
+        eot = tf.ragged.range(tf.cast(ends, tf.int32)) * 0 + tokenizer.eot_id
         return tf.concat([tf.cast(ids, tf.int32), tf.cast(eot, tf.int32)], axis=1).flat_values
 
-    return texts.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return texts.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def token_blocks(chunks: tf.data.Dataset, seq_len: int) -> tf.data.Dataset:
@@ -49,24 +48,33 @@ def token_blocks(chunks: tf.data.Dataset, seq_len: int) -> tf.data.Dataset:
 
 
 def is_validation(index: tf.Tensor, val_fraction: float, group: int, seed: int) -> tf.Tensor:
-    """Deterministic, seeded choice of validation blocks, `group` at a time."""
-    group_id = tf.cast(index // group, tf.int32)
-    u = tf.random.stateless_uniform([], seed=tf.stack([tf.constant(seed, tf.int32), group_id]))
-    return u < val_fraction
+    """Deterministic, seeded choice of validation pieces, `group` at a time.
+
+    `index` is an int64 vector; each group's draw is a hash of (seed, group),
+    so the answer never depends on what else is in the batch.
+    """
+    group_id = tf.strings.as_string(index // group)
+    buckets = tf.strings.to_hash_bucket_strong(group_id, 1_000_000, key=[seed, 0x6B65726173])
+    return tf.cast(buckets, tf.float64) < val_fraction * 1_000_000
 
 
-def split(items: tf.data.Dataset, data_config, which: str) -> tf.data.Dataset:
-    """The `train` or `validation` part of a stream (of text pieces)."""
+def split(batches: tf.data.Dataset, data_config, which: str) -> tf.data.Dataset:
+    """The `train` or `validation` part of batches of `(texts, ends)`.
+
+    A piece's index is `batch_number * TEXT_BATCH + position`: unique and
+    fixed for a given source and cleaning, whatever the batch sizes.
+    """
+    from kerasllm.data.sources import TEXT_BATCH
+
     want_val = which == "validation"
 
-    def keep(i, *item):
-        val = is_validation(i, data_config.val_fraction, data_config.split_group, data_config.split_seed)
-        return tf.equal(val, want_val)
+    def keep(b, batch):
+        texts, ends = batch
+        index = b * TEXT_BATCH + tf.range(tf.size(texts, out_type=tf.int64))
+        mask = tf.equal(is_validation(index, data_config.val_fraction, data_config.split_group, data_config.split_seed), want_val)
+        return tf.boolean_mask(texts, mask), tf.boolean_mask(ends, mask)
 
-    def drop_index(i, *item):
-        return item if len(item) > 1 else item[0]
-
-    return items.enumerate().filter(keep).map(drop_index)
+    return batches.enumerate().map(keep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def to_inputs_targets(blocks: tf.Tensor):

@@ -121,8 +121,13 @@ def _records(source: Source) -> Iterator[str]:
                     yield row[column]
 
 
+TEXT_BATCH = 1024
+
+
 def text_dataset(source: Source, cleaning: CleaningConfig):
-    """A tf.data.Dataset of `(text, end)` pairs, cleaned, in a fixed order."""
+    """Batches of `(texts, ends)` (string[n], bool[n], n <= TEXT_BATCH),
+    cleaned, in a fixed order. Working on batches keeps tf.data's per-element
+    overhead off the millions of short lines of a big corpus."""
     import tensorflow as tf
 
     from kerasllm.data.cleaning import is_blank, make_cleaner
@@ -145,15 +150,28 @@ def text_dataset(source: Source, cleaning: CleaningConfig):
             output_signature=tf.TensorSpec([], tf.string),
         ).map(lambda text: (text, tf.constant(True)))
 
+    dedupe = cleaning.dedupe
+    file_documents = source.format == "text" and source.document == "file"
+    if dedupe and file_documents:
+        raise UserError(
+            "data.cleaning.dedupe removes duplicate documents; it needs one document per line "
+            "(data.document: line) or JSONL/CSV records"
+        )
     clean = make_cleaner(cleaning)
-    ds = ds.map(lambda text, end: (clean(text), end), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if cleaning.drop_empty:
-        ds = ds.filter(lambda text, end: tf.logical_or(end, tf.logical_not(is_blank(text))))
-    if cleaning.dedupe:
-        if source.format == "text" and source.document == "file":
-            raise UserError(
-                "data.cleaning.dedupe removes duplicate documents; it needs one document per line "
-                "(data.document: line) or JSONL/CSV records"
-            )
-        ds = ds.map(lambda text, end: text).unique().map(lambda text: (text, tf.constant(True)))
+
+    def clean_batch(texts, ends):
+        texts = clean(texts)
+        if cleaning.drop_empty:
+            # In file mode an empty string with `end` set marks a document's
+            # end (the cleaned lines keep their "\n"); it must stay.
+            keep = tf.logical_not(is_blank(texts))
+            if file_documents:
+                keep = tf.logical_or(keep, tf.logical_and(ends, tf.equal(texts, "")))
+            texts, ends = tf.boolean_mask(texts, keep), tf.boolean_mask(ends, keep)
+        return texts, ends
+
+    ds = ds.batch(TEXT_BATCH).map(clean_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if dedupe:  # one document per element here, so `ends` is always true
+        ds = ds.unbatch().map(lambda text, end: text).unique().batch(TEXT_BATCH)
+        ds = ds.map(lambda texts: (texts, tf.ones_like(texts, tf.bool)))
     return ds

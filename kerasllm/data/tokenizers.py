@@ -285,12 +285,16 @@ class SentencePieceTokenizer(_KerasHubTokenizer):
     def train(cls, texts: tf.data.Dataset, config: TokenizerConfig) -> "SentencePieceTokenizer":
         import keras_hub
 
+        from kerasllm.quiet import stderr_silenced
+
         try:
-            proto = keras_hub.tokenizers.compute_sentence_piece_proto(
-                texts, vocabulary_size=config.vocab_size, lowercase=config.lowercase
-            )
+            with stderr_silenced():
+                proto = keras_hub.tokenizers.compute_sentence_piece_proto(
+                    texts, vocabulary_size=config.vocab_size, lowercase=config.lowercase
+                )
         except RuntimeError as e:  # sentencepiece reports an impossible size this way
-            raise UserError(f"tokenizer.vocab_size={config.vocab_size}: {str(e).splitlines()[-1]}") from None
+            reason = str(e).splitlines()[-1].split("] ")[-1]
+            raise UserError(f"tokenizer.vocab_size={config.vocab_size}: {reason}") from None
         return cls(proto, lowercase=config.lowercase)
 
 

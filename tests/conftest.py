@@ -1,0 +1,76 @@
+"""Shared fixtures: the data directory, tiny configs, and running the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Tests read datasets from ../shared/data unless told otherwise; nothing is
+# downloaded.
+if "KERASLLM_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["KERASLLM_DATA_DIR"] = str(SHARED_DATA)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def data_dir() -> Path:
+    return Path(os.environ["KERASLLM_DATA_DIR"])
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """Writes configs/tiny-char.yaml with changes to a temporary file."""
+
+    def make(changes: dict | None = None, name: str = "tiny.yaml") -> Path:
+        values = yaml.safe_load((ROOT / "configs" / "tiny-char.yaml").read_text())
+        for key, value in (changes or {}).items():
+            node = values
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(values))
+        return path
+
+    return make
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs the installed `kerasllm` entry point in a fresh process."""
+    exe = Path(sys.executable).with_name("kerasllm")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kerasllm.cli.main"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Runs the CLI in this process (fast: TensorFlow is imported once)."""
+    from kerasllm.cli.main import main
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
