@@ -76,7 +76,7 @@ TEXTS = ["To be, or not to be: that is the question.\n", "你好，世界。日�
 
 @pytest.mark.parametrize(
     "kind, vocab_size",
-    [("char", 0), ("byte", 0), ("codepoint", 0), ("wordpiece", 80), ("sentencepiece", 48)],
+    [("char", 0), ("byte", 0), ("codepoint", 0), ("wordpiece", 90), ("sentencepiece", 48)],
 )
 def test_tokenizers_round_trip_cjk_and_reload(tmp_path, kind, vocab_size):
     tok = train_tokenizer(TokenizerConfig(kind=kind, vocab_size=vocab_size), tf.data.Dataset.from_tensor_slices(TEXTS))

@@ -67,16 +67,19 @@ def generate(
         {"token_ids": token_ids, "padding_mask": mask},
         stop_token_ids=(tokenizer.eot_id,) if stop_at_end else None,
     )
-    texts = []
+    # Decode prompt + continuation together (a subword tokenizer joins
+    # pieces across the boundary), then drop the decoded prompt.
+    full, prompt_only = [], []
     for i, row in enumerate(rows):
         keep = out["padding_mask"][i].astype(bool)
-        new = out["token_ids"][i][len(row) :][keep[len(row) :]]
-        texts.append(new)
-    lengths = [len(t) for t in texts]
-    padded = np.full((len(texts), max(lengths + [1])), tokenizer.pad_id, dtype="int32")
-    for i, t in enumerate(texts):
-        padded[i, : len(t)] = t
-    decoded = tokenizer.detokenize(tf.RaggedTensor.from_tensor(padded, lengths=lengths)).numpy()
+        full.append(out["token_ids"][i][keep].tolist())
+        prompt_only.append(row)
+    full_text, prompt_text = _decode(tokenizer, full), _decode(tokenizer, prompt_only)
+    return [f[len(p) :] if f.startswith(p) else f for f, p in zip(full_text, prompt_text)]
+
+
+def _decode(tokenizer, rows: list) -> list[str]:
+    decoded = tokenizer.detokenize(tf.ragged.constant(rows, dtype=tf.int32, ragged_rank=1)).numpy()
     return [d.decode("utf-8", errors="replace") for d in decoded]
 
 

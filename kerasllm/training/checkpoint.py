@@ -54,6 +54,7 @@ class TrainingState:
 
 def atomic_save_weights(model, path: Path) -> None:
     tmp = temporary_sibling(path)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(str(tmp))
     os.replace(tmp, path)
 

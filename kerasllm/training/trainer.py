@@ -68,6 +68,21 @@ def _check_run_dir(run: RunDir, config: RunConfig) -> None:
         raise UserError(f"{run.root} exists and is not a kerasllm run directory; choose another --run-dir")
 
 
+def _plan_batches(t, counts: dict, seq_len: int) -> tuple[int, int]:
+    """(batches per epoch, batches in the whole run); a batch is 1/grad_accum_steps of a step."""
+    accum = t.grad_accum_steps
+    if t.batch_size * accum > counts["train"]:
+        raise UserError(
+            f"train.batch_size={t.batch_size} (x grad_accum_steps={accum}) is more than the "
+            f"{counts['train']} training blocks of {seq_len + 1} tokens; lower it or add text"
+        )
+    per_epoch = t.steps_per_epoch * accum if t.steps_per_epoch else (counts["train"] // t.batch_size) // accum * accum
+    total = t.epochs * per_epoch
+    if t.max_steps:
+        total = min(total, t.max_steps * accum)
+    return per_epoch, total
+
+
 def _sample_fn(model, tokenizer, config: RunConfig) -> Callable[[], list]:
     t = config.train
     budget = max(1, min(t.sample_tokens, config.model.seq_len - 1 - len(t.sample_prompt)))
@@ -99,23 +114,14 @@ def train(
         run.root.mkdir(parents=True, exist_ok=True)
         corpus = open_corpus(config, run.tokenizer, data_dir)
         counts = count_blocks(corpus, m.seq_len, run.data)
+        per_epoch, total = _plan_batches(t, counts, m.seq_len)
         atomic_write_text(run.config, config.to_yaml())
     except BaseException:
         if created:  # no half-made run directory after a mistake
             shutil.rmtree(run.root, ignore_errors=True)
         raise
     tokenizer = corpus.tokenizer
-
     accum = t.grad_accum_steps
-    per_epoch = t.steps_per_epoch * accum if t.steps_per_epoch else (counts["train"] // t.batch_size) // accum * accum
-    if per_epoch == 0:
-        raise UserError(
-            f"train.batch_size={t.batch_size} (x grad_accum_steps={accum}) is more than the "
-            f"{counts['train']} training blocks of {m.seq_len + 1} tokens; lower it or add text"
-        )
-    total = t.epochs * per_epoch
-    if t.max_steps:
-        total = min(total, t.max_steps * accum)
     epochs = math.ceil(total / per_epoch)
 
     dtype = "mixed_bfloat16" if t.precision == "mixed_bfloat16" else None

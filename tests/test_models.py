@@ -1,0 +1,60 @@
+"""GPT and LSTM models: shapes, options, and cached decoding."""
+
+import numpy as np
+import pytest
+
+from kerasllm.config import ModelConfig
+from kerasllm.models import build_model, max_context
+
+
+def _config(**changes):
+    values = dict(kind="gpt", num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64, seq_len=24, embedding_dim=16)
+    values.update(changes)
+    return ModelConfig(**values)
+
+
+def test_gpt_shapes_and_tied_embeddings():
+    tied = build_model(_config(), 50)
+    untied = build_model(_config(tie_embeddings=False), 50)
+    x = np.random.default_rng(0).integers(0, 50, size=(3, 24)).astype("int32")
+    assert tied(x).shape == (3, 24, 50)
+    assert untied.count_params() - tied.count_params() == 50 * 32
+    assert max_context(tied) == 24
+
+
+def test_gpt_is_causal():
+    model = build_model(_config(), 50)
+    x = np.random.default_rng(1).integers(0, 50, size=(1, 24)).astype("int32")
+    y = x.copy()
+    y[0, 10:] = (y[0, 10:] + 7) % 50
+    a, b = model(x).numpy(), model(y).numpy()
+    assert np.allclose(a[0, :10], b[0, :10], atol=1e-5)
+    assert not np.allclose(a[0, 10:], b[0, 10:], atol=1e-5)
+
+
+def test_mixed_bfloat16_keeps_float32_logits():
+    model = build_model(_config(), 50, dtype="mixed_bfloat16")
+    x = np.zeros((1, 8), "int32")
+    assert model(x).dtype.name == "float32"
+    assert model.backbone.transformer_layers[0].compute_dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+def test_cached_greedy_decoding_matches_full_recompute(kind):
+    model = build_model(_config(kind=kind), 50)
+    rng = np.random.default_rng(2)
+    prompts = [rng.integers(3, 50, size=n).tolist() for n in (5, 3)]
+    length = 16
+    token_ids = np.zeros((2, length), "int32")
+    mask = np.zeros((2, length), bool)
+    for i, p in enumerate(prompts):
+        token_ids[i, : len(p)] = p
+        mask[i, : len(p)] = True
+    model.compile(sampler="greedy")
+    out = model.generate({"token_ids": token_ids, "padding_mask": mask}, stop_token_ids=None)["token_ids"]
+    for i, p in enumerate(prompts):
+        seq = list(p)
+        while len(seq) < length:
+            logits = model(np.array([seq], "int32")).numpy()
+            seq.append(int(np.argmax(logits[0, -1])))
+        assert out[i].tolist() == seq

@@ -1,0 +1,274 @@
+"""End to end through the CLI: train, resume, generate, evaluate, errors.
+
+Each training run is a tiny model on Tiny Shakespeare for a few seconds.
+"""
+
+import json
+import math
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+
+VAL_LINE = re.compile(r"Epoch (\d+)/(\d+), Validation Loss: ([0-9.]+)")
+
+
+def val_losses(text):
+    return [float(m.group(3)) for m in VAL_LINE.finditer(text)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny run shared by the read-only tests below."""
+    from kerasllm.cli.main import main
+
+    root = tmp_path_factory.mktemp("trained")
+    run_dir = root / "run"
+    config = ROOT / "configs" / "tiny-char.yaml"
+    out = subprocess.run(
+        [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "train", "--config", str(config),
+         "--run-dir", str(run_dir), "--quiet"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    del main
+    return run_dir, out.stdout
+
+
+def test_training_reports_and_loss_falls(trained):
+    run_dir, stdout = trained
+    losses = val_losses(stdout)
+    assert [m.group(1) + "/" + m.group(2) for m in VAL_LINE.finditer(stdout)] == ["1/2", "2/2"]
+    assert losses[1] < losses[0] < math.log(68) - 0.5  # well below chance after 20 steps
+    assert "parameters" in stdout and "Done: reached 40 steps" in stdout
+    for name in ("config.yaml", "data.json", "tokenizer/tokenizer.json", "checkpoints/best.weights.h5", "checkpoints/latest"):
+        assert (run_dir / name).exists(), name
+    state = json.loads((run_dir / "checkpoints" / (run_dir / "checkpoints/latest").read_text() / "state.json").read_text())
+    assert state["step"] == 40 and state["finished"] and state["best_val_loss"] == pytest.approx(losses[1], abs=1e-4)
+
+
+def test_generate_from_run_is_seeded_and_greedy_is_deterministic(trained, cli):
+    run_dir, _ = trained
+    a = cli("generate", "--run", run_dir, "ROMEO:", "--max-new-tokens", "20", "--seed", "3", "--top-k", "5")
+    b = cli("generate", "--run", run_dir, "ROMEO:", "--max-new-tokens", "20", "--seed", "3", "--top-k", "5")
+    assert a.code == 0, a.err
+    assert a.out == b.out and a.out.startswith("ROMEO:")
+    g1 = cli("generate", "--run", run_dir, "ROMEO:", "JULIET:", "--temperature", "0", "--max-new-tokens", "10")
+    g2 = cli("generate", "--run", run_dir, "ROMEO:", "JULIET:", "--temperature", "0", "--max-new-tokens", "10")
+    assert g1.code == 0 and g1.out == g2.out and "JULIET:" in g1.out
+    too_long = cli("generate", "--run", run_dir, "x", "--max-new-tokens", "40")
+    assert too_long.code == 2 and too_long.err.startswith("error: max_new_tokens=40 leaves no room")
+
+
+def test_evaluate_matches_best_validation_loss(trained, cli):
+    run_dir, stdout = trained
+    result = cli("evaluate", "--run", run_dir)
+    assert result.code == 0, result.err
+    metrics = json.loads(result.out)
+    assert metrics["loss"] == pytest.approx(min(val_losses(stdout)), abs=2e-3)
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]), rel=1e-3)
+
+
+def _event_tags(logdir: Path) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = {}
+    for sub in ("train", "validation"):
+        acc = EventAccumulator(str(logdir / sub), size_guidance={"tensors": 0})
+        acc.Reload()
+        tags[sub] = set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
+    root = EventAccumulator(str(logdir))
+    root.Reload()
+    tags["root"] = set(root.PluginTagToContent("hparams"))
+    return tags
+
+
+def test_tensorboard_event_files_have_the_scalars(trained):
+    run_dir, _ = trained
+    tags = _event_tags(run_dir / "logs")
+    assert {"epoch_loss", "epoch_perplexity", "step/loss", "step/learning_rate", "step/tokens_per_second", "samples"} <= tags["train"]
+    assert {"epoch_loss", "epoch_perplexity"} <= tags["validation"]
+    assert "_hparams_/session_start_info" in tags["root"]
+
+
+def test_real_tensorboard_serves_the_scalars(trained):
+    run_dir, _ = trained
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("tensorboard")
+    proc = subprocess.Popen(
+        [str(exe), "--logdir", str(run_dir / "logs"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, tags = time.time() + 90, {}
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5) as r:
+                    tags = json.load(r)
+                if "step/loss" in tags.get("train", {}):
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert "step/loss" in tags["train"] and "epoch_loss" in tags["validation"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_rerun_of_a_finished_run_and_a_foreign_config(trained, cli, tiny_config):
+    run_dir, _ = trained
+    again = cli("train", "--config", ROOT / "configs/tiny-char.yaml", "--run-dir", run_dir, "--quiet")
+    assert again.code == 0 and "training already complete" in again.out
+    other = cli("train", "--config", tiny_config({"model.num_layers": 2}), "--run-dir", run_dir)
+    assert other.code == 2
+    assert other.err.strip().count("\n") == 0
+    assert "belongs to a different config (model.num_layers (1 -> 2))" in other.err
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"data.source": "/nonexistent/corpus.txt"}, "data.source: no file matches '/nonexistent/corpus.txt'"),
+        ({"model.seq_len": 2_000_000}, "the training split has no block"),
+        ({"train.batch_size": 100_000}, "train.batch_size=100000"),
+        ({"tokenizer.kind": "wordpiece", "tokenizer.vocab_size": 200_000}, "larger than this corpus allows"),
+        ({"train.batchsize": 3}, "unknown key 'train.batchsize'"),
+        ({"train.batch_size": 0}, "train.batch_size must be at least 1"),
+    ],
+)
+def test_user_mistakes_are_one_line_exit_2_and_leave_no_run_dir(cli, tiny_config, tmp_path, changes, message):
+    run_dir = tmp_path / "run"
+    result = cli("train", "--config", tiny_config(changes), "--run-dir", run_dir)
+    assert result.code == 2
+    assert result.err.startswith("error: ") and result.err.strip().count("\n") == 0
+    assert message in result.err
+    assert "Traceback" not in result.err + result.out
+    assert not run_dir.exists()
+
+
+def test_empty_corpus(cli, tiny_config, tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    result = cli("train", "--config", tiny_config({"data.source": str(tmp_path / "empty.txt")}), "--run-dir", tmp_path / "run")
+    assert result.code == 2 and "error: the training text is empty" in result.err
+    assert not (tmp_path / "run").exists()
+
+
+def _latest_step(run_dir: Path) -> int:
+    pointer = run_dir / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return 0
+    return int(pointer.read_text().strip().split("-")[1])
+
+
+def test_kill_9_twice_then_resume_to_the_exact_end(tiny_config, tmp_path):
+    """A real training process is killed with SIGKILL twice; each restart
+    continues from the saved step and the run ends at the planned step."""
+    config = tiny_config({"train.epochs": 3, "train.steps_per_epoch": 100, "train.save_every_steps": 15})
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "train", "--config", str(config),
+           "--run-dir", str(run_dir), "--quiet"]
+    saved = []
+    for _ in range(2):
+        before = _latest_step(run_dir)
+        log = open(tmp_path / f"log{len(saved)}.txt", "w")
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        while _latest_step(run_dir) < before + 30 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        log.close()
+        saved.append(_latest_step(run_dir))
+        assert saved[-1] >= before + 30 and saved[-1] % 15 == 0
+    logs = [(tmp_path / f"log{i}.txt").read_text() for i in range(2)]
+    assert f"at step {saved[0]} (epoch {saved[0] // 100 + 1}/3)" in logs[1]
+    final = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert f"Resuming {run_dir} at step {saved[1]}" in final.stdout
+    assert "Done: reached 300 steps" in final.stdout
+    state = json.loads((run_dir / "checkpoints" / (run_dir / "checkpoints/latest").read_text() / "state.json").read_text())
+    assert state["step"] == 300 and state["epoch"] == 3
+    # Every epoch that was completed after the restarts printed its validation loss.
+    assert len(val_losses(final.stdout)) == 3 - saved[1] // 100
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cli, tiny_config, tmp_path):
+    run_dir = tmp_path / "run"
+    ok = cli("train", "--config", tiny_config(), "--run-dir", run_dir, "--quiet")
+    assert ok.code == 0
+    bad_config = tiny_config({"train.epochs": 4, "train.learning_rate": 1.0e12, "train.clip_norm": 0.0, "train.weight_decay": 0.0})
+    result = cli("train", "--config", bad_config, "--run-dir", run_dir, "--quiet")
+    assert result.code == 1
+    assert "error: training stopped: loss became nan" in result.err
+    assert _latest_step(run_dir) == 40  # the good checkpoint from the first run
+    from kerasllm.inference.generate import load_run
+    from kerasllm.training.checkpoint import weights_are_finite
+
+    assert weights_are_finite(load_run(str(run_dir)).model)
+
+
+def test_max_steps_bf16_jit_and_gradient_accumulation(cli, tiny_config, tmp_path):
+    config = tiny_config({"train.precision": "mixed_bfloat16", "train.jit_compile": True, "train.grad_accum_steps": 2,
+                          "train.max_steps": 7, "train.save_every_steps": 100})
+    result = cli("train", "--config", config, "--run-dir", tmp_path / "run", "--quiet")
+    assert result.code == 0, result.err
+    assert "Done: reached 7 steps" in result.out and len(val_losses(result.out)) == 1
+    state = json.loads(next((tmp_path / "run/checkpoints").glob("step-*/state.json")).read_text())
+    assert state["step"] == 14  # batches: 7 optimizer steps x 2 accumulated batches
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tiny_config, tmp_path):
+    config = tiny_config({"train.strategy": "mirrored", "train.cpu_devices": 2, "train.max_steps": 10})
+    result = run_cli("train", "--config", str(config), "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "2 replica(s)" in result.stdout and len(val_losses(result.stdout)) == 1
+
+
+def test_prepare_shards_then_train_from_them(cli, tiny_config, tmp_path):
+    config = tiny_config({"tokenizer.kind": "wordpiece", "tokenizer.vocab_size": 500, "data.document": "line"})
+    out = tmp_path / "prepared"
+    result = cli("prepare", "--config", config, "--out", out, "--shard-mb", "0.2")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["shards"]["train"] >= 2 and report["tokens"]["train"] > 100_000
+    assert (out / "meta.json").is_file() and (out / "tokenizer/vocab.txt").is_file()
+    again = cli("prepare", "--config", config, "--out", out)
+    assert again.code == 2 and "already exists" in again.err
+    train = cli("train", "--config", config, "--set", f"data.prepared={out}", "--run-dir", tmp_path / "run", "--quiet")
+    assert train.code == 0, train.err
+    vocab = json.loads((out / "meta.json").read_text())
+    assert re.search(r"vocabulary 4[5-9]\d \(wordpiece\)", train.out) and len(val_losses(train.out)) == 2
+    assert vocab["tokens"]["train"] == report["tokens"]["train"]
+
+
+def test_seed_lstm_on_csv_files(cli, tmp_path):
+    import csv
+
+    lines = (Path(__import__("os").environ["KERASLLM_DATA_DIR"]) / "tinyshakespeare.txt").read_text().splitlines()[:4000]
+    for part in range(2):
+        with open(tmp_path / f"part{part}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", "text"])
+            for i, line in enumerate(lines[part::2]):
+                writer.writerow([i, line])
+    result = cli(
+        "train", "--config", ROOT / "configs/seed-lstm.yaml", "--run-dir", tmp_path / "run", "--quiet",
+        "--set", f"data.source={tmp_path}/*.csv", "--set", "train.epochs=2", "--set", "train.steps_per_epoch=15",
+        "--set", "model.hidden_dim=64", "--set", "model.seq_len=32",
+    )
+    assert result.code == 0, result.err
+    losses = val_losses(result.out)
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert "Model: lstm" in result.out
