@@ -96,6 +96,9 @@ class TrainConfig:
     # Stop after this many optimizer steps (0 = no limit), then validate,
     # save and sample as at the end of any run.
     max_steps: int = 0
+    # Stop after this many minutes of training in this invocation (0 = no
+    # limit), then validate, save and sample; running again continues.
+    time_limit_minutes: float = 0.0
     optimizer: str = "adamw"  # adamw | adam
     learning_rate: float = 1e-3
     min_learning_rate: float = 1e-4
@@ -108,6 +111,10 @@ class TrainConfig:
     grad_accum_steps: int = 1
     precision: str = "float32"  # float32 | mixed_bfloat16
     jit_compile: bool = False
+    # Optimizer steps run inside one TensorFlow call; fewer Python round
+    # trips, callbacks see every N-th step. Reduced automatically to divide
+    # epochs, checkpoints and the run length.
+    steps_per_execution: int = 1
     strategy: str = "auto"  # auto | one_device | mirrored
     cpu_devices: int = 0  # split the CPU into N logical devices (mirrored)
     early_stopping_patience: int = 0  # epochs without improvement; 0 = off
@@ -306,9 +313,11 @@ def validate(config: RunConfig, where: str = "config") -> None:
     _check(t.learning_rate > 0, where, "train.learning_rate must be positive")
     _check(t.min_learning_rate >= 0, where, "train.min_learning_rate must be >= 0")
     _check(t.warmup_steps >= 0, where, "train.warmup_steps must be >= 0")
+    _check(t.time_limit_minutes >= 0, where, "train.time_limit_minutes must be >= 0 (0 = no limit)")
     _check(t.max_steps >= 0, where, "train.max_steps must be >= 0 (0 = no limit)")
     _check(t.steps_per_epoch >= 0, where, "train.steps_per_epoch must be >= 0 (0 = one pass)")
     _check(t.grad_accum_steps >= 1, where, "train.grad_accum_steps must be at least 1")
+    _check(t.steps_per_execution >= 1, where, "train.steps_per_execution must be at least 1")
     _check(t.save_every_steps >= 1, where, "train.save_every_steps must be at least 1")
     _check(t.cpu_devices >= 0, where, "train.cpu_devices must be >= 0")
     _check(t.log_every_steps >= 1, where, "train.log_every_steps must be at least 1")

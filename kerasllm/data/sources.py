@@ -132,23 +132,25 @@ def text_dataset(source: Source, cleaning: CleaningConfig):
 
     from kerasllm.data.cleaning import is_blank, make_cleaner
 
+    def with_ends(texts, value: bool):
+        return texts, tf.fill(tf.shape(texts), value)
+
     if source.format == "text":
         if source.document == "line":
-            ds = tf.data.TextLineDataset(source.files).map(lambda line: (line, tf.constant(True)))
+            ds = tf.data.TextLineDataset(source.files).batch(TEXT_BATCH).map(lambda lines: with_ends(lines, True))
         else:
+            end_marker = tf.data.Dataset.from_tensors((tf.constant([""]), tf.constant([True])))
 
             def one_file(path):
-                lines = tf.data.TextLineDataset(path).map(
-                    lambda line: (tf.strings.join([line, "\n"]), tf.constant(False))
-                )
-                return lines.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(True))))
+                lines = tf.data.TextLineDataset(path).batch(TEXT_BATCH)
+                return lines.map(lambda batch: with_ends(tf.strings.join([batch, "\n"]), False)).concatenate(end_marker)
 
             ds = tf.data.Dataset.from_tensor_slices(source.files).flat_map(one_file)
     else:
         ds = tf.data.Dataset.from_generator(
             lambda: _records(source),
             output_signature=tf.TensorSpec([], tf.string),
-        ).map(lambda text: (text, tf.constant(True)))
+        ).batch(TEXT_BATCH).map(lambda texts: with_ends(texts, True))
 
     dedupe = cleaning.dedupe
     file_documents = source.format == "text" and source.document == "file"
@@ -170,7 +172,7 @@ def text_dataset(source: Source, cleaning: CleaningConfig):
             texts, ends = tf.boolean_mask(texts, keep), tf.boolean_mask(ends, keep)
         return texts, ends
 
-    ds = ds.batch(TEXT_BATCH).map(clean_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(clean_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if dedupe:  # one document per element here, so `ends` is always true
         ds = ds.unbatch().map(lambda text, end: text).unique().batch(TEXT_BATCH)
         ds = ds.map(lambda texts: (texts, tf.ones_like(texts, tf.bool)))

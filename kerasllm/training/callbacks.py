@@ -74,7 +74,8 @@ class StepScalars(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.run_state.state.step
-        if step % self.every or not logs or "loss" not in logs:
+        # With steps_per_execution > 1 the step advances several at a time.
+        if self._step0 is None or step // self.every == self._step0 // self.every or not logs or "loss" not in logs:
             return
         now = time.perf_counter()
         elapsed = now - (self._t0 or now)

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -117,20 +118,23 @@ class RunState(keras.callbacks.Callback):
 
     - every `save_every` batches: a resumable checkpoint (weights, optimizer,
       step), skipped if the loss or the weights are not finite;
-    - at `max_batches`: asks fit to stop (fit still validates and ends the
+    - at `max_batches` or past the time limit: asks fit to stop (fit still validates and ends the
       epoch, so the final checkpoint includes the validation result);
     - at each epoch end: best weights on a lower validation loss, early
       stopping after `patience` epochs without improvement (0 = off);
     - on a NaN/inf loss: stops without saving, records why.
     """
 
-    def __init__(self, run: RunDir, state: TrainingState, save_every: int, max_batches: int, patience: int = 0):
+    def __init__(
+        self, run: RunDir, state: TrainingState, save_every: int, max_batches: int, patience: int = 0, time_limit_s: float = 0
+    ):
         super().__init__()
         self.run = run
         self.state = state
         self.save_every = save_every
         self.max_batches = max_batches
         self.patience = patience
+        self.deadline = time.monotonic() + time_limit_s if time_limit_s else None
         self._epoch_start_step = state.step
         self.diverged = False
 
@@ -146,6 +150,9 @@ class RunState(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         if self.state.step >= self.max_batches:
+            self.model.stop_training = True
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            self.state.stop_reason = f"time limit reached at step {self.state.step}"
             self.model.stop_training = True
         elif self.state.step % self.save_every == 0:
             self._save()

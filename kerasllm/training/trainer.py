@@ -83,6 +83,35 @@ def _plan_batches(t, counts: dict, seq_len: int) -> tuple[int, int]:
     return per_epoch, total
 
 
+def _steps_per_execution(t, per_epoch: int, total: int, start: int) -> int:
+    """`train.steps_per_execution`, reduced so that every epoch, checkpoint
+    and the run's end fall on an execution boundary (Keras runs whole
+    executions and would otherwise overshoot them)."""
+    n = t.steps_per_execution
+    for boundary in (per_epoch, total, t.save_every_steps * t.grad_accum_steps, start):
+        if boundary:
+            n = math.gcd(n, boundary)
+    return n
+
+
+def build_training_model(config: RunConfig, vocabulary_size: int, total_steps: int, steps_per_execution: int = 1):
+    """The model, compiled for training as `train` configures it (call under
+    the strategy's scope). `total_steps` (optimizer steps) sizes the schedule."""
+    t = config.train
+    dtype = "mixed_bfloat16" if t.precision == "mixed_bfloat16" else None
+    model = build_model(config.model, vocabulary_size, dtype=dtype)
+    model.compile(
+        optimizer=make_optimizer(t, total_steps),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        weighted_metrics=None,
+        jit_compile=t.jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    model(np.zeros((1, config.model.seq_len), "int32"))
+    return model
+
+
 def _sample_fn(model, tokenizer, config: RunConfig) -> Callable[[], list]:
     t = config.train
     budget = max(1, min(t.sample_tokens, config.model.seq_len - 1 - len(t.sample_prompt)))
@@ -124,18 +153,10 @@ def train(
     accum = t.grad_accum_steps
     epochs = math.ceil(total / per_epoch)
 
-    dtype = "mixed_bfloat16" if t.precision == "mixed_bfloat16" else None
+    state = run.load_state()
+    steps_per_execution = _steps_per_execution(t, per_epoch, total, state.step)
     with strategy.scope():
-        model = build_model(m, tokenizer.vocabulary_size, dtype=dtype)
-        model.compile(
-            optimizer=make_optimizer(t, total // accum),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            weighted_metrics=None,
-            jit_compile=t.jit_compile,
-        )
-        model(np.zeros((1, m.seq_len), "int32"))
-        state = run.load_state()
+        model = build_training_model(config, tokenizer.vocabulary_size, total // accum, steps_per_execution)
         if state.step:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(str(run.latest() / "weights.weights.h5"))
@@ -147,7 +168,7 @@ def train(
     )
     sample = _sample_fn(model, tokenizer, config)
 
-    if state.step >= total or (state.finished and state.stop_reason):
+    if state.step >= total or state.stop_reason.startswith("early stopping"):
         reason = state.stop_reason or f"reached {state.step // accum} steps"
         print_fn(f"{run.root}: training already complete ({reason}); raise train.epochs or train.max_steps to continue")
         return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, sample(), num_params)
@@ -168,7 +189,10 @@ def train(
     val = pipelines.lm_batches(corpus.blocks("validation", m.seq_len), t.batch_size, training=False, cache=corpus.cacheable)
     val_steps = t.validation_steps or None
     writer = tf.summary.create_file_writer(str(run.logs / "train"))
-    run_state = RunState(run, state, save_every=t.save_every_steps * accum, max_batches=total, patience=t.early_stopping_patience)
+    run_state = RunState(
+        run, state, save_every=t.save_every_steps * accum, max_batches=total,
+        patience=t.early_stopping_patience, time_limit_s=t.time_limit_minutes * 60,
+    )
     samples = cb.TextSamples(writer, run_state, sample)
     # Order matters: the progress bar closes its line before the epoch
     # summary prints, and the summary adds perplexities before TensorBoard
