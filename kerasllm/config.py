@@ -281,6 +281,40 @@ def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     return from_dict(values, str(path))
 
 
+# Smallest allowed value of each numeric key (0 means "off" or "no limit").
+_MINIMUMS = {
+    "model.seq_len": 2,
+    "model.num_layers": 1,
+    "model.num_heads": 1,
+    "model.hidden_dim": 1,
+    "model.intermediate_dim": 1,
+    "model.embedding_dim": 1,
+    "train.batch_size": 1,
+    "train.epochs": 1,
+    "train.grad_accum_steps": 1,
+    "train.steps_per_execution": 1,
+    "train.save_every_steps": 1,
+    "train.log_every_steps": 1,
+    "train.steps_per_epoch": 0,
+    "train.max_steps": 0,
+    "train.time_limit_minutes": 0,
+    "train.warmup_steps": 0,
+    "train.min_learning_rate": 0,
+    "train.clip_norm": 0,
+    "train.early_stopping_patience": 0,
+    "train.cpu_devices": 0,
+    "data.split_group": 1,
+    "tokenizer.vocab_size": 0,
+}
+
+
+def _get(config: RunConfig, path: str):
+    node = config
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node
+
+
 def _check(cond: bool, where: str, message: str) -> None:
     if not cond:
         raise UserError(f"{where}: {message}")
@@ -289,18 +323,13 @@ def _check(cond: bool, where: str, message: str) -> None:
 def validate(config: RunConfig, where: str = "config") -> None:
     """Rejects impossible values with the key path and the fix."""
     for path, choices in _CHOICES.items():
-        node = config
-        for part in path.split("."):
-            node = getattr(node, part)
+        node = _get(config, path)
         _check(node in choices, where, f"{path} must be one of {', '.join(choices)}, got {node!r}")
     m, t, d = config.model, config.train, config.data
     _check(bool(config.name) and "/" not in config.name, where, "name must be a non-empty word without '/'")
-    _check(m.seq_len >= 2, where, f"model.seq_len must be at least 2, got {m.seq_len}")
-    _check(t.batch_size >= 1, where, f"train.batch_size must be at least 1, got {t.batch_size}")
-    _check(t.epochs >= 1, where, f"train.epochs must be at least 1, got {t.epochs}")
-    for key in ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "embedding_dim"):
-        value = getattr(m, key)
-        _check(value >= 1, where, f"model.{key} must be at least 1, got {value}")
+    for path, low in _MINIMUMS.items():
+        value = _get(config, path)
+        _check(value >= low, where, f"{path} must be at least {low}, got {value}")
     if m.kind == "gpt":
         _check(
             m.hidden_dim % m.num_heads == 0,
@@ -309,22 +338,8 @@ def validate(config: RunConfig, where: str = "config") -> None:
         )
     _check(0.0 <= m.dropout < 1.0, where, f"model.dropout must be in [0, 1), got {m.dropout}")
     _check(0.0 < d.val_fraction < 1.0, where, f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
-    _check(d.split_group >= 1, where, "data.split_group must be at least 1")
     _check(t.learning_rate > 0, where, "train.learning_rate must be positive")
-    _check(t.min_learning_rate >= 0, where, "train.min_learning_rate must be >= 0")
-    _check(t.warmup_steps >= 0, where, "train.warmup_steps must be >= 0")
-    _check(t.time_limit_minutes >= 0, where, "train.time_limit_minutes must be >= 0 (0 = no limit)")
-    _check(t.max_steps >= 0, where, "train.max_steps must be >= 0 (0 = no limit)")
-    _check(t.steps_per_epoch >= 0, where, "train.steps_per_epoch must be >= 0 (0 = one pass)")
-    _check(t.grad_accum_steps >= 1, where, "train.grad_accum_steps must be at least 1")
-    _check(t.steps_per_execution >= 1, where, "train.steps_per_execution must be at least 1")
-    _check(t.save_every_steps >= 1, where, "train.save_every_steps must be at least 1")
-    _check(t.cpu_devices >= 0, where, "train.cpu_devices must be >= 0")
-    _check(t.log_every_steps >= 1, where, "train.log_every_steps must be at least 1")
-    _check(t.clip_norm >= 0, where, "train.clip_norm must be >= 0 (0 disables clipping)")
-    _check(t.early_stopping_patience >= 0, where, "train.early_stopping_patience must be >= 0")
     tk = config.tokenizer
-    _check(tk.vocab_size >= 0, where, "tokenizer.vocab_size must be >= 0")
     if tk.kind in ("wordpiece", "sentencepiece"):
         _check(tk.vocab_size >= 16, where, f"tokenizer.vocab_size must be at least 16 for {tk.kind}")
     _check(tk.sample_mb > 0, where, "tokenizer.sample_mb must be positive")

@@ -19,6 +19,8 @@ import keras
 import keras_hub
 from keras import ops
 
+from kerasllm.models import decoding
+
 
 def _init(stddev: float = 0.02):
     return keras.initializers.RandomNormal(stddev=stddev)
@@ -153,40 +155,12 @@ class GPTCausalLM(keras_hub.models.CausalLM):
 
     def generate_step(self, inputs, stop_token_ids=None):
         """Fills `token_ids` after each prompt (marked by `padding_mask`)."""
-        token_ids, padding_mask = inputs["token_ids"], inputs["padding_mask"]
-        hidden, cache = self._build_cache(token_ids)
-        # Decoding starts at the shortest prompt; longer prompts keep their
-        # own tokens where the sampler sees the mask set.
-        index = ops.min(ops.sum(ops.cast(padding_mask, "int32"), axis=-1))
+        hidden, cache = self._build_cache(inputs["token_ids"])
 
         def next_token(prompt, cache, index):
             position = index - 1
-            batch = ops.shape(prompt)[0]
-            current = ops.slice(prompt, [0, position], [batch, 1])
+            current = ops.slice(prompt, [0, position], [ops.shape(prompt)[0], 1])
             logits, hidden, cache = self.call_with_cache(current, cache, position)
             return ops.squeeze(logits, axis=1), ops.squeeze(hidden, axis=1), cache
 
-        token_ids = self.sampler(
-            next=next_token,
-            prompt=token_ids,
-            cache=cache,
-            index=index,
-            mask=padding_mask,
-            stop_token_ids=stop_token_ids,
-            hidden_states=hidden,
-            model=self,
-        )
-        return {"token_ids": token_ids, "padding_mask": _mask_after_stop(token_ids, padding_mask, stop_token_ids)}
-
-
-def _mask_after_stop(token_ids, prompt_mask, stop_token_ids):
-    """True for prompt and generated tokens up to and including the first stop."""
-    if stop_token_ids is None:
-        return ops.ones_like(token_ids, dtype="bool")
-    generated = ops.logical_not(prompt_mask)
-    is_stop = ops.zeros_like(token_ids, dtype="bool")
-    for stop in stop_token_ids:
-        is_stop = ops.logical_or(is_stop, ops.equal(token_ids, stop))
-    is_stop = ops.cast(ops.logical_and(is_stop, generated), "int32")
-    stops_before = ops.cumsum(is_stop, axis=-1) - is_stop
-    return ops.equal(stops_before, 0)
+        return decoding.sample(self, inputs, cache, next_token, stop_token_ids, hidden)

@@ -16,6 +16,8 @@ import keras
 import keras_hub
 from keras import ops
 
+from kerasllm.models import decoding
+
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class LSTMCausalLM(keras_hub.models.CausalLM):
@@ -60,27 +62,14 @@ class LSTMCausalLM(keras_hub.models.CausalLM):
         return self.head(x), x, ops.stack(states, axis=1)
 
     def generate_step(self, inputs, stop_token_ids=None):
-        from kerasllm.models.gpt import _mask_after_stop
-
-        token_ids, padding_mask = inputs["token_ids"], inputs["padding_mask"]
-        index = ops.min(ops.sum(ops.cast(padding_mask, "int32"), axis=-1))
-        batch = ops.shape(token_ids)[0]
-        cache = ops.zeros([batch, 2, 2, self.units], dtype=self.compute_dtype)
+        token_ids = inputs["token_ids"]
+        index = decoding.first_free_index(inputs["padding_mask"])
+        cache = ops.zeros([ops.shape(token_ids)[0], 2, 2, self.units], dtype=self.compute_dtype)
         # Feed the prompt up to (not including) position index-1; the first
         # sampler step feeds that token and predicts the next one.
         cache = ops.fori_loop(0, index - 1, lambda i, c: self._step(token_ids[:, i], c)[2], cache)
 
         def next_token(prompt, cache, index):
-            logits, hidden, cache = self._step(prompt[:, index - 1], cache)
-            return logits, hidden, cache
+            return self._step(prompt[:, index - 1], cache)
 
-        token_ids = self.sampler(
-            next=next_token,
-            prompt=token_ids,
-            cache=cache,
-            index=index,
-            mask=padding_mask,
-            stop_token_ids=stop_token_ids,
-            model=self,
-        )
-        return {"token_ids": token_ids, "padding_mask": _mask_after_stop(token_ids, padding_mask, stop_token_ids)}
+        return decoding.sample(self, inputs, cache, next_token, stop_token_ids)

@@ -1,0 +1,44 @@
+"""The part of cached decoding every model shares: run a keras-hub sampler
+from the end of the shortest prompt, then mark what comes after a stop token.
+
+A model supplies its cache and a `next_token(prompt, cache, index)` function
+that returns (logits, hidden, cache) for position `index - 1`.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+def first_free_index(padding_mask):
+    """Decoding starts after the shortest prompt; rows with longer prompts
+    keep their own tokens where the mask is set."""
+    return ops.min(ops.sum(ops.cast(padding_mask, "int32"), axis=-1))
+
+
+def sample(model, inputs: dict, cache, next_token, stop_token_ids=None, hidden_states=None) -> dict:
+    token_ids, padding_mask = inputs["token_ids"], inputs["padding_mask"]
+    token_ids = model.sampler(
+        next=next_token,
+        prompt=token_ids,
+        cache=cache,
+        index=first_free_index(padding_mask),
+        mask=padding_mask,
+        stop_token_ids=stop_token_ids,
+        hidden_states=hidden_states,
+        model=model,
+    )
+    return {"token_ids": token_ids, "padding_mask": mask_after_stop(token_ids, padding_mask, stop_token_ids)}
+
+
+def mask_after_stop(token_ids, prompt_mask, stop_token_ids):
+    """True for prompt and generated tokens up to and including the first stop."""
+    if stop_token_ids is None:
+        return ops.ones_like(token_ids, dtype="bool")
+    generated = ops.logical_not(prompt_mask)
+    is_stop = ops.zeros_like(token_ids, dtype="bool")
+    for stop in stop_token_ids:
+        is_stop = ops.logical_or(is_stop, ops.equal(token_ids, stop))
+    is_stop = ops.cast(ops.logical_and(is_stop, generated), "int32")
+    stops_before = ops.cumsum(is_stop, axis=-1) - is_stop
+    return ops.equal(stops_before, 0)
