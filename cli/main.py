@@ -9,6 +9,7 @@ and its log noise is silenced unless `--verbose` is given.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -51,7 +52,22 @@ def _after_tf_import(verbose: bool) -> None:
         import tensorflow_text  # noqa: F401
     tf.get_logger().setLevel("ERROR")
     absl.logging.set_verbosity(absl.logging.ERROR)
-    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
+
+
+class _EchoHandler(logging.Handler):
+    """Prints the library's warnings as `warning: ...` on stderr."""
+
+    def emit(self, record):
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+def _setup_logging() -> None:
+    from kerasllm.errors import logger
+
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        logger.addHandler(_EchoHandler(logging.WARNING))
+        logger.propagate = False
 
 
 @click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -62,6 +78,7 @@ def cli(ctx, verbose):
     """kerasllm: prepare text, train Transformer language models with Keras, and generate."""
     ctx.obj = {"verbose": verbose}
     _quiet_tensorflow(verbose)
+    _setup_logging()
 
 
 config_option = click.option(

@@ -28,7 +28,7 @@ class CleaningConfig:
     strip_control: bool = True  # drop control characters except \n and \t
     lowercase: bool = False
     drop_empty: bool = False  # drop lines that are empty after cleaning
-    dedupe: bool = False  # drop exact duplicate lines (keeps a hash per line)
+    dedupe: bool = False  # drop exact duplicate documents (keeps each distinct one in memory)
 
 
 @dataclass
@@ -305,6 +305,12 @@ _MINIMUMS = {
     "train.cpu_devices": 0,
     "data.split_group": 1,
     "tokenizer.vocab_size": 0,
+    "train.validation_steps": 0,
+    "train.weight_decay": 0,
+    "train.num_samples": 0,
+    "train.sample_tokens": 1,
+    "data.split_seed": 0,
+    "data.shuffle_buffer": 0,
 }
 
 
@@ -339,10 +345,13 @@ def validate(config: RunConfig, where: str = "config") -> None:
     _check(0.0 <= m.dropout < 1.0, where, f"model.dropout must be in [0, 1), got {m.dropout}")
     _check(0.0 < d.val_fraction < 1.0, where, f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
     _check(t.learning_rate > 0, where, "train.learning_rate must be positive")
+    for key in ("beta_1", "beta_2"):
+        value = getattr(t, key)
+        _check(0.0 <= value < 1.0, where, f"train.{key} must be in [0, 1), got {value}")
     tk = config.tokenizer
     if tk.kind in ("wordpiece", "sentencepiece"):
         _check(tk.vocab_size >= 16, where, f"tokenizer.vocab_size must be at least 16 for {tk.kind}")
-    _check(tk.sample_mb > 0, where, "tokenizer.sample_mb must be positive")
+    _check(0 < tk.sample_mb < 1e9, where, "tokenizer.sample_mb must be a positive number of megabytes")
 
 
 # Sections that define what a run directory holds; a run directory written

@@ -46,6 +46,15 @@ def test_jsonl_field_and_csv_column(tmp_path):
     assert pieces(text_dataset(src, CleaningConfig())) == [("Hola.", True), ("Adiós.", True)]
 
 
+def test_tsv_quotes_are_text_and_bom_is_dropped(tmp_path):
+    (tmp_path / "q.tsv").write_text('He said "hi.\tDijo "hola.\nOk.\tVale.\n')
+    src = resolve_source(DataConfig(source=str(tmp_path / "q.tsv"), field="1"))
+    assert pieces(text_dataset(src, CleaningConfig())) == [('Dijo "hola.', True), ("Vale.", True)]
+    (tmp_path / "b.csv").write_bytes("\ufefftext,id\nhello,1\n".encode("utf-8"))
+    src = resolve_source(DataConfig(source=str(tmp_path / "b.csv")))
+    assert pieces(text_dataset(src, CleaningConfig())) == [("hello", True)]
+
+
 def test_malformed_records_name_file_and_line(tmp_path):
     (tmp_path / "d.jsonl").write_text('{"text": "ok"}\n{broken\n')
     src = resolve_source(DataConfig(source=str(tmp_path / "d.jsonl")))

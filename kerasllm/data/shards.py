@@ -3,7 +3,7 @@
 For corpora larger than memory, or reused by many runs: the text is streamed
 through the same cleaning, split and tokenizer as training, and each batch of
 token ids is written as one serialized int32 tensor record; a shard file is
-closed once it reaches `shard_mb`. Training with `data.prepared: DIR` then
+closed once it has reached `shard_mb` (so a shard can exceed it by one record). Training with `data.prepared: DIR` then
 reads the shards with a parallel, deterministic interleave.
 
     DIR/
@@ -39,15 +39,21 @@ def _meta(directory: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _data_identity(config) -> dict:
+    """The data settings that decide what the shards contain."""
+    data = dataclasses.asdict(config.data)
+    return {k: data[k] for k in ("source", "format", "document", "field", "val_fraction", "split_group", "split_seed", "cleaning")}
+
+
 def check(directory: Path, config) -> None:
-    """The prepared data must come from the same tokenizer settings."""
+    """The prepared data must come from the same data and tokenizer settings."""
     meta = _meta(directory)
-    wanted = dataclasses.asdict(config.tokenizer)
-    if meta.get("tokenizer") != wanted:
-        raise UserError(
-            f"data.prepared: {directory} was tokenized with tokenizer settings {meta.get('tokenizer')}, "
-            f"but the config asks for {wanted}; prepare again or match the tokenizer section"
-        )
+    for section, wanted in (("tokenizer", dataclasses.asdict(config.tokenizer)), ("data", _data_identity(config))):
+        if meta.get(section) != wanted:
+            raise UserError(
+                f"data.prepared: {directory} was prepared with {section} settings {meta.get(section)}, "
+                f"but the config asks for {wanted}; prepare again or match the {section} section"
+            )
 
 
 def num_tokens(directory: Path) -> int:
@@ -59,13 +65,13 @@ def read_chunks(directory: Path, split: str) -> tf.data.Dataset:
     files = [str(Path(directory) / name) for name in _meta(directory)["shards"][split]]
     if not files:
         return tf.data.Dataset.from_tensors(tf.zeros([0], tf.int32)).take(0)
-    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(4, len(files)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+    # Shards are read one after another, in the order they were written (a
+    # document may continue from one shard into the next); reading is
+    # buffered and parsing runs in parallel.
+    ds = tf.data.TFRecordDataset(files, buffer_size=8 << 20)
+    return ds.map(
+        lambda record: tf.io.parse_tensor(record, tf.int32), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-    return ds.map(lambda record: tf.io.parse_tensor(record, tf.int32), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _write_split(chunks: tf.data.Dataset, out: Path, split: str, shard_bytes: int) -> tuple[list, int]:
@@ -106,7 +112,7 @@ def prepare(config, out_dir: str | Path, data_dir: Optional[str] = None, shard_m
     start = time.perf_counter()
     try:
         corpus = open_corpus(config, tmp / "tokenizer", data_dir)
-        meta = {"tokenizer": dataclasses.asdict(config.tokenizer), "source": config.data.source, "shards": {}, "tokens": {}}
+        meta = {"tokenizer": dataclasses.asdict(config.tokenizer), "data": _data_identity(config), "shards": {}, "tokens": {}}
         for split in SPLITS:
             names, tokens = _write_split(corpus.token_chunks(split), tmp, split, int(shard_mb * 2**20))
             meta["shards"][split], meta["tokens"][split] = names, tokens

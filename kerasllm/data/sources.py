@@ -56,12 +56,12 @@ def resolve_source(config: DataConfig, data_dir: Optional[str] = None) -> Source
     fmt = config.format
     if config.source in registry.DATASETS:
         info = registry.DATASETS[config.source]
-        files = [str(registry.resolve(config.source, split, data_dir)) for split in info.files]
         if info.format == "squad":
             raise UserError(
                 f"data.source: '{config.source}' is a question-answering dataset and cannot feed "
                 "a language model yet; use a text source"
             )
+        files = [str(registry.resolve(config.source, split, data_dir)) for split in info.files]
         if fmt == "auto":
             fmt = info.format
         return Source(files=files, format=fmt, document=config.document, field=config.field)
@@ -84,8 +84,10 @@ def resolve_source(config: DataConfig, data_dir: Optional[str] = None) -> Source
 
 def _records(source: Source) -> Iterator[str]:
     """Documents of JSONL/CSV/TSV files, one per record, in file order."""
+    csv.field_size_limit(2**31 - 1)  # long documents in one cell are fine
     for path in source.files:
-        with open(path, encoding="utf-8", newline="") as f:
+        # utf-8-sig: a byte-order mark must not become part of the header.
+        with open(path, encoding="utf-8-sig", newline="") as f:
             if source.format == "jsonl":
                 for lineno, line in enumerate(f, 1):
                     if not line.strip():
@@ -98,8 +100,10 @@ def _records(source: Source) -> Iterator[str]:
                         raise UserError(f"{path}:{lineno}: no field '{source.field}' (set data.field)")
                     yield str(record[source.field])
             else:
-                delimiter = "\t" if source.format == "tsv" else ","
-                reader = csv.reader(f, delimiter=delimiter)
+                if source.format == "tsv":  # TSV has no quoting: a quote is text
+                    reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+                else:
+                    reader = csv.reader(f)
                 if source.field.isdigit():
                     column = int(source.field)
                 else:

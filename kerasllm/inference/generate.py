@@ -12,13 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from kerasllm.errors import warn
 from kerasllm.models import max_context
 
 
@@ -44,14 +44,15 @@ def generate(
     """Continuations (without the prompt) of each prompt."""
     ids = tokenizer.tokenize(tf.constant(prompts, tf.string)).to_list()
     context = max_context(model)
+    if context is not None and max_new_tokens >= context:
+        warn(f"max_new_tokens={max_new_tokens} lowered to {context - 1}: the model's context is {context} tokens")
+        max_new_tokens = context - 1
     rows = []
     for row in ids:
         row = [tokenizer.eot_id] + row
         if context is not None and len(row) + max_new_tokens > context:
             keep = context - max_new_tokens
-            if keep < 1:
-                raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a context of {context}")
-            warnings.warn(f"prompt of {len(row)} tokens cut to its last {keep} to fit the context of {context}")
+            warn(f"prompt of {len(row)} tokens cut to its last {keep} to fit the context of {context}")
             row = row[-keep:]
         rows.append(row)
     length = max(len(r) for r in rows) + max_new_tokens

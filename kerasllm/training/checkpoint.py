@@ -74,10 +74,14 @@ class RunDir:
         self.logs = self.root / "logs"
 
     def latest(self) -> Path | None:
-        if not self.latest_pointer.is_file():
-            return None
-        path = self.checkpoints / self.latest_pointer.read_text().strip()
-        return path if (path / "state.json").is_file() else None
+        """The checkpoint `latest` names; if that is unreadable, the newest
+        complete one (a checkpoint directory is complete once renamed)."""
+        if self.latest_pointer.is_file():
+            path = self.checkpoints / self.latest_pointer.read_text().strip()
+            if (path / "state.json").is_file():
+                return path
+        complete = sorted(p for p in self.checkpoints.glob("step-*") if (p / "state.json").is_file())
+        return complete[-1] if complete else None
 
     def load_state(self) -> TrainingState:
         latest = self.latest()
@@ -95,12 +99,14 @@ class RunDir:
     def save_checkpoint(self, model, state: TrainingState, keep: int = 2) -> Path:
         name = f"step-{state.step:09d}"
         final = self.checkpoints / name
-        tmp = self.checkpoints / f".tmp-{name}"
+        if final.exists():  # never replace a complete checkpoint in place
+            name = f"step-{state.step:09d}.{len(list(self.checkpoints.glob(name + '*')))}"
+            final = self.checkpoints / name
+        tmp = self.checkpoints / f".tmp-{os.getpid()}-{name}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         model.save_weights(str(tmp / "weights.weights.h5"))
         (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2))
-        shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         atomic_write_text(self.latest_pointer, name)
         old = sorted(p for p in self.checkpoints.glob("step-*") if p.is_dir() and p.name != name)
@@ -126,13 +132,21 @@ class RunState(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, run: RunDir, state: TrainingState, save_every: int, max_batches: int, patience: int = 0, time_limit_s: float = 0
+        self,
+        run: RunDir,
+        state: TrainingState,
+        save_every: int,
+        max_batches: int,
+        per_epoch: int,
+        patience: int = 0,
+        time_limit_s: float = 0,
     ):
         super().__init__()
         self.run = run
         self.state = state
         self.save_every = save_every
         self.max_batches = max_batches
+        self.per_epoch = per_epoch
         self.patience = patience
         self.deadline = time.monotonic() + time_limit_s if time_limit_s else None
         self._epoch_start_step = state.step
@@ -154,12 +168,18 @@ class RunState(keras.callbacks.Callback):
         elif self.deadline is not None and time.monotonic() >= self.deadline:
             self.state.stop_reason = f"time limit reached at step {self.state.step}"
             self.model.stop_training = True
-        elif self.state.step % self.save_every == 0:
+        elif self.state.step % self.save_every == 0 and self.state.step % self.per_epoch:
+            # (At an epoch's end the save waits for validation, so that a
+            # resume never skips an epoch's validation and bookkeeping.)
             self._save()
 
     def _save(self):
-        if self.diverged or not weights_are_finite(self.model):
+        if self.diverged:
+            return
+        if not weights_are_finite(self.model):
             self.diverged = True
+            self.state.stop_reason = f"weights became NaN/inf at step {self.state.step}"
+            self.model.stop_training = True
             return
         self.run.save_checkpoint(self.model, self.state)
 
@@ -167,8 +187,11 @@ class RunState(keras.callbacks.Callback):
         if self.diverged:
             return
         logs = logs or {}
-        # An epoch cut short by max_steps still counts as the epoch it is.
-        self.state.epoch = epoch + 1
+        # An epoch cut short (max_steps, time limit) is validated, but only a
+        # whole epoch counts as done and towards early stopping's patience.
+        whole = self.state.step % self.per_epoch == 0
+        if whole:
+            self.state.epoch = epoch + 1
         val_loss = logs.get("val_loss")
         if val_loss is not None and math.isfinite(float(val_loss)):
             if float(val_loss) < self.state.best_val_loss:
@@ -176,7 +199,7 @@ class RunState(keras.callbacks.Callback):
                 self.state.best_step = self.state.step
                 self.state.epochs_without_improvement = 0
                 atomic_save_weights(self.model, self.run.best_weights)
-            else:
+            elif whole:
                 self.state.epochs_without_improvement += 1
                 if self.patience and self.state.epochs_without_improvement >= self.patience:
                     self.state.stop_reason = (

@@ -68,6 +68,21 @@ def _check_run_dir(run: RunDir, config: RunConfig) -> None:
         raise UserError(f"{run.root} exists and is not a kerasllm run directory; choose another --run-dir")
 
 
+def _lock(run: RunDir):
+    """Holds an exclusive lock on the run directory for this process's life;
+    a second `train` on the same directory is refused instead of mixing
+    checkpoints."""
+    import fcntl
+
+    handle = open(run.root / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"{run.root} is being trained by another kerasllm process; wait for it or use --run-dir") from None
+    return handle
+
+
 def _plan_batches(t, counts: dict, seq_len: int) -> tuple[int, int]:
     """(batches per epoch, batches in the whole run); a batch is 1/grad_accum_steps of a step."""
     accum = t.grad_accum_steps
@@ -76,7 +91,12 @@ def _plan_batches(t, counts: dict, seq_len: int) -> tuple[int, int]:
             f"train.batch_size={t.batch_size} (x grad_accum_steps={accum}) is more than the "
             f"{counts['train']} training blocks of {seq_len + 1} tokens; lower it or add text"
         )
-    per_epoch = t.steps_per_epoch * accum if t.steps_per_epoch else (counts["train"] // t.batch_size) // accum * accum
+    # An automatic epoch is rounded down to whole executions and whole
+    # accumulated steps (the few batches left over are simply next epoch's).
+    unit = math.lcm(accum, t.steps_per_execution)
+    if counts["train"] // t.batch_size < unit:
+        unit = accum
+    per_epoch = t.steps_per_epoch * accum if t.steps_per_epoch else (counts["train"] // t.batch_size) // unit * unit
     total = t.epochs * per_epoch
     if t.max_steps:
         total = min(total, t.max_steps * accum)
@@ -117,6 +137,8 @@ def _sample_fn(model, tokenizer, config: RunConfig) -> Callable[[], list]:
     budget = max(1, min(t.sample_tokens, config.model.seq_len - 1 - len(t.sample_prompt)))
 
     def sample():
+        if t.num_samples == 0:
+            return []
         texts = generate(
             model, tokenizer, [t.sample_prompt] * t.num_samples, max_new_tokens=budget, temperature=SAMPLE_TEMPERATURE
         )
@@ -141,10 +163,13 @@ def train(
     created = not run.root.exists()
     try:
         run.root.mkdir(parents=True, exist_ok=True)
+        lock = _lock(run)
+        # The config goes first, so a run killed while it prepares its data
+        # is still recognised as this run when the command runs again.
+        atomic_write_text(run.config, config.to_yaml())
         corpus = open_corpus(config, run.tokenizer, data_dir)
         counts = count_blocks(corpus, m.seq_len, run.data)
         per_epoch, total = _plan_batches(t, counts, m.seq_len)
-        atomic_write_text(run.config, config.to_yaml())
     except BaseException:
         if created:  # no half-made run directory after a mistake
             shutil.rmtree(run.root, ignore_errors=True)
@@ -155,6 +180,11 @@ def train(
 
     state = run.load_state()
     steps_per_execution = _steps_per_execution(t, per_epoch, total, state.step)
+    if steps_per_execution != t.steps_per_execution:
+        print_fn(
+            f"Running {steps_per_execution} step(s) per execution instead of {t.steps_per_execution}, "
+            "so that epochs, checkpoints and the last step fall on execution boundaries"
+        )
     with strategy.scope():
         model = build_training_model(config, tokenizer.vocabulary_size, total // accum, steps_per_execution)
         if state.step:
@@ -168,7 +198,12 @@ def train(
     )
     sample = _sample_fn(model, tokenizer, config)
 
-    if state.step >= total or state.stop_reason.startswith("early stopping"):
+    stopped_early = (
+        state.stop_reason.startswith("early stopping")
+        and t.early_stopping_patience
+        and state.epochs_without_improvement >= t.early_stopping_patience
+    )
+    if state.step >= total or stopped_early:
         reason = state.stop_reason or f"reached {state.step // accum} steps"
         print_fn(f"{run.root}: training already complete ({reason}); raise train.epochs or train.max_steps to continue")
         return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, sample(), num_params)
@@ -190,7 +225,7 @@ def train(
     val_steps = t.validation_steps or None
     writer = tf.summary.create_file_writer(str(run.logs / "train"))
     run_state = RunState(
-        run, state, save_every=t.save_every_steps * accum, max_batches=total,
+        run, state, save_every=t.save_every_steps * accum, max_batches=total, per_epoch=per_epoch,
         patience=t.early_stopping_patience, time_limit_s=t.time_limit_minutes * 60,
     )
     samples = cb.TextSamples(writer, run_state, sample)
