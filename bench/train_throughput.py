@@ -115,9 +115,11 @@ def measure(size: str, variant: str, steps: int, blocks_cache: dict) -> dict:
     corpus, blocks = blocks_cache[key]
     ds = pipelines.lm_batches(blocks, batch, training=True, shuffle_buffer=1000, seed=0)
     spe = config.train.steps_per_execution
+    # Whole executions only, and at least two timed ones.
+    steps = max(-(-steps // spe), 2) * spe
     model = build_training_model(config, corpus.tokenizer.vocabulary_size, steps, spe)
     timer = StepTimer()
-    warm = max(2 * spe, 8)
+    warm = max(2, -(-8 // spe)) * spe
     start = time.perf_counter()
     history = model.fit(ds, steps_per_epoch=steps + warm, epochs=1, verbose=0, callbacks=[timer.callback])
     wall = time.perf_counter() - start

@@ -88,7 +88,7 @@ TEXTS = ["To be, or not to be: that is the question.\n", "你好，世界。日�
     [("char", 0), ("byte", 0), ("codepoint", 0), ("wordpiece", 90), ("sentencepiece", 48)],
 )
 def test_tokenizers_round_trip_cjk_and_reload(tmp_path, kind, vocab_size):
-    tok = train_tokenizer(TokenizerConfig(kind=kind, vocab_size=vocab_size), tf.data.Dataset.from_tensor_slices(TEXTS))
+    tok = train_tokenizer(TokenizerConfig(kind=kind, vocab_size=vocab_size), tf.data.Dataset.from_tensor_slices(TEXTS).batch(64))
     tok.save(tmp_path / "tok")
     again = load_tokenizer(tmp_path / "tok")
     sample = ["你好，世界。", "To be, or not"]
@@ -110,16 +110,16 @@ def test_tokenizers_round_trip_cjk_and_reload(tmp_path, kind, vocab_size):
 
 def test_wordpiece_vocabulary_larger_than_corpus_allows():
     with pytest.raises(UserError, match="larger than this corpus allows"):
-        train_tokenizer(TokenizerConfig(kind="wordpiece", vocab_size=5000), tf.data.Dataset.from_tensor_slices(TEXTS))
+        train_tokenizer(TokenizerConfig(kind="wordpiece", vocab_size=5000), tf.data.Dataset.from_tensor_slices(TEXTS).batch(64))
 
 
 def test_sentencepiece_impossible_vocabulary():
     with pytest.raises(UserError, match=r"tokenizer.vocab_size=5000: Vocabulary size too high"):
-        train_tokenizer(TokenizerConfig(kind="sentencepiece", vocab_size=5000), tf.data.Dataset.from_tensor_slices(TEXTS))
+        train_tokenizer(TokenizerConfig(kind="sentencepiece", vocab_size=5000), tf.data.Dataset.from_tensor_slices(TEXTS).batch(64))
 
 
 def _char_tokenizer(text):
-    return train_tokenizer(TokenizerConfig(kind="char"), tf.data.Dataset.from_tensor_slices([text]))
+    return train_tokenizer(TokenizerConfig(kind="char"), tf.data.Dataset.from_tensor_slices([text]).batch(1))
 
 
 def test_packing_joins_documents_with_end_of_text(tmp_path):

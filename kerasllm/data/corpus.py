@@ -72,7 +72,7 @@ def open_corpus(config: RunConfig, tokenizer_dir: Path, data_dir: Optional[str] 
         tokenizer = load_tokenizer(tokenizer_dir)
     else:
         corpus = Corpus(config, None, source=source)
-        train_text = corpus.texts("train").map(lambda texts, ends: texts).unbatch()
+        train_text = corpus.texts("train").map(lambda texts, ends: texts)
         tokenizer = train_tokenizer(config.tokenizer, train_text)
         tokenizer.save(tokenizer_dir)
     return Corpus(config, tokenizer, source=source)

@@ -23,15 +23,31 @@ import tensorflow as tf
 
 
 
+def _tokenize_batch(tokenizer, texts, ends):
+    """One 1-D int32 chunk: the texts' ids, end-of-text after document ends."""
+    ids = tokenizer._tokenize(texts)  # already inside the tf.data graph
+    eot = tf.ragged.range(tf.cast(ends, tf.int32)) * 0 + tokenizer.eot_id
+    return tf.concat([tf.cast(ids, tf.int32), tf.cast(eot, tf.int32)], axis=1).flat_values
+
+
 def token_stream(texts: tf.data.Dataset, tokenizer) -> tf.data.Dataset:
     """Batches of `(texts, ends)` -> 1-D int32 chunks of the token stream."""
+    return texts.map(
+        lambda t, e: _tokenize_batch(tokenizer, t, e), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
 
-    def tokenize(texts, ends):
-        ids = tokenizer._tokenize(texts)  # already inside the tf.data graph
-        eot = tf.ragged.range(tf.cast(ends, tf.int32)) * 0 + tokenizer.eot_id
-        return tf.concat([tf.cast(ids, tf.int32), tf.cast(eot, tf.int32)], axis=1).flat_values
 
-    return texts.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def split_token_streams(batches: tf.data.Dataset, tokenizer, data_config) -> tf.data.Dataset:
+    """`(train_chunk, validation_chunk)` per text batch: both splits'
+    token streams from one pass over the text (what `prepare` writes)."""
+
+    def both(b, batch):
+        texts, ends = batch
+        val = _validation_mask(b, texts, data_config)
+        train = _tokenize_batch(tokenizer, tf.boolean_mask(texts, ~val), tf.boolean_mask(ends, ~val))
+        return train, _tokenize_batch(tokenizer, tf.boolean_mask(texts, val), tf.boolean_mask(ends, val))
+
+    return batches.enumerate().map(both, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def token_blocks(chunks: tf.data.Dataset, seq_len: int) -> tf.data.Dataset:
@@ -58,20 +74,25 @@ def is_validation(index: tf.Tensor, val_fraction: float, group: int, seed: int) 
     return tf.cast(buckets, tf.float64) < val_fraction * 1_000_000
 
 
-def split(batches: tf.data.Dataset, data_config, which: str) -> tf.data.Dataset:
-    """The `train` or `validation` part of batches of `(texts, ends)`.
+def _validation_mask(b, texts, data_config):
+    """Which pieces of text batch number `b` belong to the validation split.
 
-    A piece's index is `batch_number * TEXT_BATCH + position`: unique and
-    fixed for a given source and cleaning, whatever the batch sizes.
+    A piece's index is `b * TEXT_BATCH + position`: unique and fixed for a
+    given source and cleaning, whatever the batch sizes.
     """
     from kerasllm.data.sources import TEXT_BATCH
 
+    index = b * TEXT_BATCH + tf.range(tf.size(texts, out_type=tf.int64))
+    return is_validation(index, data_config.val_fraction, data_config.split_group, data_config.split_seed)
+
+
+def split(batches: tf.data.Dataset, data_config, which: str) -> tf.data.Dataset:
+    """The `train` or `validation` part of batches of `(texts, ends)`."""
     want_val = which == "validation"
 
     def keep(b, batch):
         texts, ends = batch
-        index = b * TEXT_BATCH + tf.range(tf.size(texts, out_type=tf.int64))
-        mask = tf.equal(is_validation(index, data_config.val_fraction, data_config.split_group, data_config.split_seed), want_val)
+        mask = tf.equal(_validation_mask(b, texts, data_config), want_val)
         return tf.boolean_mask(texts, mask), tf.boolean_mask(ends, mask)
 
     return batches.enumerate().map(keep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

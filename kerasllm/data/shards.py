@@ -74,32 +74,54 @@ def read_chunks(directory: Path, split: str) -> tf.data.Dataset:
     )
 
 
-def _write_split(chunks: tf.data.Dataset, out: Path, split: str, shard_bytes: int) -> tuple[list, int]:
+class _ShardWriter:
+    """Writes records to `<split>-NNNNN.tfrecord`, starting a new file once
+    the current one has reached `shard_bytes`."""
+
+    def __init__(self, out: Path, split: str, shard_bytes: int):
+        self.out, self.split, self.shard_bytes = out, split, shard_bytes
+        self.names, self.tokens, self._writer, self._written = [], 0, None, 0
+
+    def write(self, record: bytes, tokens: int) -> None:
+        if tokens == 0:
+            return
+        if self._writer is None or self._written >= self.shard_bytes:
+            self.close()
+            self.names.append(f"{self.split}-{len(self.names):05d}.tfrecord")
+            self._writer = tf.io.TFRecordWriter(str(self.out / self.names[-1]))
+            self._written = 0
+        self._writer.write(record)
+        self._written += len(record)
+        self.tokens += tokens
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _write_splits(chunks: tf.data.Dataset, out: Path, shard_bytes: int) -> dict:
+    """Writes (train, validation) chunk pairs; returns the writers by split."""
     records = chunks.map(
-        lambda ids: (tf.io.serialize_tensor(ids), tf.size(ids, out_type=tf.int64)),
+        lambda train, val: (tf.io.serialize_tensor(train), tf.size(train), tf.io.serialize_tensor(val), tf.size(val)),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).prefetch(tf.data.AUTOTUNE)
-    names, writer, written, tokens = [], None, 0, 0
+    writers = {split: _ShardWriter(out, split, shard_bytes) for split in ("train", "validation")}
     try:
-        for record, n in records.as_numpy_iterator():
-            if writer is None or written >= shard_bytes:
-                if writer is not None:
-                    writer.close()
-                names.append(f"{split}-{len(names):05d}.tfrecord")
-                writer = tf.io.TFRecordWriter(str(out / names[-1]))
-                written = 0
-            writer.write(record)
-            written += len(record)
-            tokens += int(n)
+        for train, n_train, val, n_val in records.as_numpy_iterator():
+            writers["train"].write(train, int(n_train))
+            writers["validation"].write(val, int(n_val))
     finally:
-        if writer is not None:
+        for writer in writers.values():
             writer.close()
-    return names, tokens
+    return writers
 
 
 def prepare(config, out_dir: str | Path, data_dir: Optional[str] = None, shard_mb: float = 64.0) -> dict:
     """Writes the tokenized shards of both splits; returns counts and speed."""
-    from kerasllm.data.corpus import SPLITS, open_corpus
+    from kerasllm.data import pipelines
+    from kerasllm.data.corpus import open_corpus
+    from kerasllm.data.sources import text_dataset
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
@@ -113,9 +135,11 @@ def prepare(config, out_dir: str | Path, data_dir: Optional[str] = None, shard_m
     try:
         corpus = open_corpus(config, tmp / "tokenizer", data_dir)
         meta = {"tokenizer": dataclasses.asdict(config.tokenizer), "data": _data_identity(config), "shards": {}, "tokens": {}}
-        for split in SPLITS:
-            names, tokens = _write_split(corpus.token_chunks(split), tmp, split, int(shard_mb * 2**20))
-            meta["shards"][split], meta["tokens"][split] = names, tokens
+        chunks = pipelines.split_token_streams(
+            text_dataset(corpus.source, config.data.cleaning), corpus.tokenizer, config.data
+        )
+        for split, writer in _write_splits(chunks, tmp, int(shard_mb * 2**20)).items():
+            meta["shards"][split], meta["tokens"][split] = writer.names, writer.tokens
         if meta["tokens"]["train"] == 0:
             raise UserError(f"data.source: '{config.data.source}' has no text after cleaning (empty corpus)")
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))

@@ -139,7 +139,7 @@ class CharTokenizer(Tokenizer):
         counts = collections.Counter()
         budget = int(config.sample_mb * 1e6)
         seen = 0
-        for batch in texts.batch(4096):
+        for batch in texts:
             block = b"".join(batch.numpy())
             text = block.decode("utf-8", errors="replace")
             counts.update(text.lower() if config.lowercase else text)
@@ -249,7 +249,7 @@ class WordPieceTokenizer(_KerasHubTokenizer):
         import keras_hub
 
         vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
-            texts.batch(256),
+            texts,
             vocabulary_size=config.vocab_size,
             lowercase=config.lowercase,
             reserved_tokens=cls.RESERVED,
@@ -290,7 +290,7 @@ class SentencePieceTokenizer(_KerasHubTokenizer):
         try:
             with stderr_silenced():
                 proto = keras_hub.tokenizers.compute_sentence_piece_proto(
-                    texts, vocabulary_size=config.vocab_size, lowercase=config.lowercase
+                    texts.unbatch(), vocabulary_size=config.vocab_size, lowercase=config.lowercase
                 )
         except RuntimeError as e:  # sentencepiece reports an impossible size this way
             reason = str(e).splitlines()[-1].split("] ")[-1]
@@ -298,17 +298,22 @@ class SentencePieceTokenizer(_KerasHubTokenizer):
         return cls(proto, lowercase=config.lowercase)
 
 
-def _sample(texts: tf.data.Dataset, config: TokenizerConfig) -> tf.data.Dataset:
-    """At most `sample_mb` of non-empty text lines, as a string dataset."""
+def _sample(batches: tf.data.Dataset, config: TokenizerConfig) -> tf.data.Dataset:
+    """Batches of non-empty lines, stopping once `sample_mb` is gathered.
+
+    Works on whole batches: per-string tf.data steps would dominate the time
+    spent learning a vocabulary from tens of megabytes of short lines.
+    """
     budget = int(config.sample_mb * 1e6)
-    lengths = texts.map(lambda t: tf.strings.length(t))
-    sizes = lengths.scan(tf.constant(0, tf.int64), lambda acc, n: (acc + tf.cast(n, tf.int64), acc))
-    ds = tf.data.Dataset.zip((texts, sizes)).take_while(lambda t, before: before < budget).map(lambda t, _: t)
-    return ds.filter(lambda t: tf.strings.length(tf.strings.strip(t)) > 0)
+    sizes = batches.map(lambda t: tf.reduce_sum(tf.cast(tf.strings.length(t), tf.int64)))
+    before = sizes.scan(tf.constant(0, tf.int64), lambda acc, n: (acc + n, acc))
+    kept = tf.data.Dataset.zip((batches, before)).take_while(lambda t, b: b < budget).map(lambda t, _: t)
+    return kept.map(lambda t: tf.boolean_mask(t, tf.strings.length(tf.strings.strip(t)) > 0))
 
 
 def train_tokenizer(config: TokenizerConfig, texts: tf.data.Dataset) -> Tokenizer:
-    """Learns a tokenizer from a dataset of strings (the training split)."""
+    """Learns a tokenizer from a dataset of string batches (string[n] each;
+    the training split)."""
     if config.kind == "byte":
         return ByteTokenizer(lowercase=config.lowercase)
     if config.kind == "codepoint":
