@@ -155,6 +155,21 @@ def test_split_is_deterministic_disjoint_and_seeded(tmp_path):
     assert part(other, "validation") != val
 
 
+def test_one_pass_split_streams_equal_the_per_split_streams(tmp_path):
+    (tmp_path / "a.txt").write_text("".join(f"line {i} of the corpus\n" for i in range(3000)))
+    config = DataConfig(source=str(tmp_path / "a.txt"), val_fraction=0.3, split_group=4)
+    src = resolve_source(config)
+    tok = _char_tokenizer("line 0123456789ofthecorpus\n")
+
+    def flat(ds):
+        return np.concatenate([c for c in ds.as_numpy_iterator()]).tolist()
+
+    pairs = list(pipelines.split_token_streams(text_dataset(src, CleaningConfig()), tok, config).as_numpy_iterator())
+    for i, which in enumerate(("train", "validation")):
+        expected = flat(pipelines.token_stream(pipelines.split(text_dataset(src, CleaningConfig()), config, which), tok))
+        assert np.concatenate([p[i] for p in pairs]).tolist() == expected
+
+
 def test_resumed_stream_continues_where_it_stopped():
     blocks = tf.data.Dataset.from_tensor_slices(np.arange(400 * 5, dtype=np.int32).reshape(400, 5))
     full = pipelines.lm_batches(blocks, 8, training=True, shuffle_buffer=100, seed=3)
