@@ -26,7 +26,7 @@ Examples:
   kerasllm train --config configs/shakespeare-char.yaml
   kerasllm train --config configs/shakespeare-char.yaml --set train.max_steps=200 --run-dir runs/smoke
   tensorboard --logdir runs
-  kerasllm generate --run runs/shakespeare-char "ROMEO:" --max-new-tokens 300
+  kerasllm generate --run runs/shakespeare-char "ROMEO:" --max-new-tokens 100 --top-k 10
   kerasllm evaluate --run runs/shakespeare-char
   kerasllm prepare --config configs/shakespeare-wordpiece.yaml --out data/shakespeare-wp
 """
@@ -118,7 +118,7 @@ def train(ctx, config_path, overrides, run_dir, data_dir, quiet):
 @cli.command(epilog='\b\nExample:\n  kerasllm generate --run runs/shakespeare-char "ROMEO:" --top-k 10')
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
 @click.argument("prompts", nargs=-1)
-@click.option("--max-new-tokens", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(min=1), help="Capped to the model's context.")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0.0), help="0 = greedy.")
 @click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0), help="Sample among the k most likely tokens (0 = all).")
 @click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1))

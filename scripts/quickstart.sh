@@ -10,5 +10,5 @@ python3 -m venv .venv
 if [ -z "${KERASLLM_DATA_DIR:-}" ] && [ -f ../shared/data/tinyshakespeare.txt ]; then
   export KERASLLM_DATA_DIR="$(cd ../shared/data && pwd)"
 fi
-.venv/bin/kerasllm train --config configs/shakespeare-char.yaml --set train.max_steps=${QUICKSTART_STEPS:-400}
+.venv/bin/kerasllm train --config configs/shakespeare-char.yaml --set train.max_steps=${QUICKSTART_STEPS:-300}
 .venv/bin/kerasllm generate --run runs/shakespeare-char "ROMEO:" --max-new-tokens 100 --num-samples 2
