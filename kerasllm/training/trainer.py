@@ -164,12 +164,15 @@ def train(
     try:
         run.root.mkdir(parents=True, exist_ok=True)
         lock = _lock(run)
-        # The config goes first, so a run killed while it prepares its data
-        # is still recognised as this run when the command runs again.
-        atomic_write_text(run.config, config.to_yaml())
+        # A new run writes its config first, so a run killed while it
+        # prepares its data is still recognised as this run next time; an
+        # existing run keeps its config until the new values are known to work.
+        if created:
+            atomic_write_text(run.config, config.to_yaml())
         corpus = open_corpus(config, run.tokenizer, data_dir)
         counts = count_blocks(corpus, m.seq_len, run.data)
         per_epoch, total = _plan_batches(t, counts, m.seq_len)
+        atomic_write_text(run.config, config.to_yaml())
     except BaseException:
         if created:  # no half-made run directory after a mistake
             shutil.rmtree(run.root, ignore_errors=True)
