@@ -106,6 +106,17 @@ def test_tokenizers_round_trip_cjk_and_reload(tmp_path, kind, vocab_size):
     # Inside tf.data (graph mode) the ids are the same.
     in_graph = tf.data.Dataset.from_tensors(tf.constant(sample)).map(lambda s: tok._tokenize(s).to_tensor(-1))
     assert np.array_equal(next(iter(in_graph)).numpy(), ids.to_tensor(-1).numpy())
+    # A batch of only empty strings (an empty prompt) tokenizes to empty rows.
+    assert tok.tokenize(["", ""]).to_list() == [[], []]
+
+
+def test_keras_hub_byte_tokenizer_still_fails_on_all_empty_batch():
+    """Why ByteTokenizer._tokenize adds a sentinel row; drop it when this fails."""
+    import keras_hub
+
+    layer = keras_hub.tokenizers.ByteTokenizer()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="squeeze"):
+        tf.function(layer.tokenize)(tf.constant([""]))
 
 
 def test_wordpiece_vocabulary_larger_than_corpus_allows():
