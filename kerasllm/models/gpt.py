@@ -127,30 +127,33 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
-        """One decoding pass over `token_ids` starting at `cache_update_index`.
+        """One decoding pass over `token_ids` at positions starting at
+        `cache_update_index`.
 
-        `cache` holds every layer's keys and values:
-        (batch, num_layers, 2, max_length, num_heads, head_dim).
+        `cache` holds, per layer, a (keys, values) pair shaped
+        (batch, num_heads, max_length, head_dim). Each pair is updated in
+        place and never stacked or split: keras-hub's TransformerDecoder cache
+        (keys and values stacked per layer) copies the whole cache several
+        times per generated token, which made 256 tokens cost 5-8x what 64
+        cost (bench/generate_speed.py). The arithmetic is the decoder's own:
+        its sublayers' weights, the same causal attention.
         """
         x = self.backbone.embed(token_ids, start_index=cache_update_index)
-        next_caches = []
-        for i, layer in enumerate(self.backbone.transformer_layers):
-            x, layer_cache = layer(
-                x,
-                self_attention_cache=cache[:, i, ...],
-                self_attention_cache_update_index=cache_update_index,
-            )
-            next_caches.append(layer_cache)
+        next_cache = []
+        for layer, (keys, values) in zip(self.backbone.transformer_layers, cache):
+            x, keys, values = _decoder_step(layer, x, keys, values, cache_update_index)
+            next_cache.append((keys, values))
         hidden = self.backbone.layer_norm(x)
         logits = self.backbone.token_embedding(hidden, reverse=True)
-        return logits, hidden, ops.stack(next_caches, axis=1)
+        return logits, hidden, tuple(next_cache)
 
     def _build_cache(self, token_ids):
         b = self.backbone
         batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-        shape = [batch, b.num_layers, 2, length, b.num_heads, b.hidden_dim // b.num_heads]
-        cache = ops.zeros(shape, dtype=self.compute_dtype)
-        _, hidden, cache = self.call_with_cache(token_ids, cache, 0)
+        shape = [batch, b.num_heads, length, b.hidden_dim // b.num_heads]
+        empty = tuple((ops.zeros(shape, self.compute_dtype), ops.zeros(shape, self.compute_dtype))
+                      for _ in range(b.num_layers))
+        _, hidden, cache = self.call_with_cache(token_ids, empty, 0)
         return hidden, cache
 
     def generate_step(self, inputs, stop_token_ids=None):
@@ -164,3 +167,38 @@ class GPTCausalLM(keras_hub.models.CausalLM):
             return ops.squeeze(logits, axis=1), ops.squeeze(hidden, axis=1), cache
 
         return decoding.sample(self, inputs, cache, next_token, stop_token_ids, hidden)
+
+
+def _decoder_step(layer, x, keys, values, index):
+    """A pre-norm keras_hub TransformerDecoder (no cross-attention) applied to
+    new tokens `x` (batch, t, hidden) at positions index.., reading and
+    extending `keys` and `values` (batch, heads, max_length, head_dim).
+
+    Head-major caches let both attention products run as batched matmuls
+    straight on the cache; Keras' attention (batch, length, heads, dim)
+    would transpose the whole cache twice per token. The arithmetic follows
+    `keras.ops.dot_product_attention`: float32 logits, scaled, masked,
+    float32 softmax. Dropout is off, as in any inference call.
+    """
+    attention = layer._self_attention_layer
+    residual = x
+    h = layer._self_attention_layer_norm(x)
+    query = ops.transpose(attention._query_dense(h), (0, 2, 1, 3))
+    keys = ops.slice_update(keys, [0, 0, index, 0], ops.transpose(attention._key_dense(h), (0, 2, 1, 3)))
+    values = ops.slice_update(values, [0, 0, index, 0], ops.transpose(attention._value_dense(h), (0, 2, 1, 3)))
+    logits = ops.cast(ops.einsum("bhtd,bhsd->bhts", query, keys), "float32")
+    logits = logits * ops.cast(attention._inverse_sqrt_key_dim, "float32")
+    # Query i (position index + i) sees keys at positions <= index + i.
+    positions = ops.arange(ops.shape(keys)[2])
+    visible = positions[None, :] <= (index + ops.arange(ops.shape(x)[1]))[:, None]
+    logits = ops.where(visible[None, None], logits, _LARGE_NEGATIVE)
+    probs = ops.cast(ops.softmax(logits, axis=-1), values.dtype)
+    out = ops.transpose(ops.einsum("bhts,bhsd->bhtd", probs, values), (0, 2, 1, 3))
+    x = attention._output_dense(out) + residual
+    residual = x
+    h = layer._feedforward_layer_norm(x)
+    h = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(h))
+    return h + residual, keys, values
+
+
+_LARGE_NEGATIVE = -0.7 * 3.4028235e38  # what Keras masks float32 logits with
