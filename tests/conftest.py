@@ -74,3 +74,18 @@ def cli(capsys):
         return Result(code, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One tiny run (configs/tiny-char.yaml), shared read-only by many tests."""
+    root = tmp_path_factory.mktemp("trained")
+    run_dir = root / "run"
+    config = ROOT / "configs" / "tiny-char.yaml"
+    out = subprocess.run(
+        [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "train", "--config", str(config),
+         "--run-dir", str(run_dir), "--quiet"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    return run_dir, out.stdout

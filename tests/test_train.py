@@ -26,24 +26,6 @@ def val_losses(text):
     return [float(m.group(3)) for m in VAL_LINE.finditer(text)]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One tiny run shared by the read-only tests below."""
-    from kerasllm.cli.main import main
-
-    root = tmp_path_factory.mktemp("trained")
-    run_dir = root / "run"
-    config = ROOT / "configs" / "tiny-char.yaml"
-    out = subprocess.run(
-        [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "train", "--config", str(config),
-         "--run-dir", str(run_dir), "--quiet"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )
-    assert out.returncode == 0, out.stderr
-    del main
-    return run_dir, out.stdout
-
-
 def test_training_reports_and_loss_falls(trained):
     run_dir, stdout = trained
     losses = val_losses(stdout)
@@ -286,3 +268,10 @@ def test_seed_lstm_on_csv_files(cli, tmp_path):
     losses = val_losses(result.out)
     assert len(losses) == 2 and losses[1] < losses[0]
     assert "Model: lstm" in result.out
+    # The LSTM exports and serves like the GPT: same greedy text from both.
+    exported = cli("export", "--run", tmp_path / "run", "--name", "lstm", "--base-dir", tmp_path / "models")
+    assert exported.code == 0, exported.err
+    greedy = ["ROMEO:", "--temperature", "0", "--max-new-tokens", "12"]
+    from_model = cli("generate", "--model", tmp_path / "models/lstm", *greedy)
+    assert from_model.code == 0, from_model.err
+    assert from_model.out == cli("generate", "--run", tmp_path / "run", *greedy).out

@@ -1,34 +1,49 @@
-"""Text generation from a trained run: strings in, strings out.
+"""Text generation from a trained run, in-process: strings in, strings out.
 
-Wraps keras-hub's `CausalLM.generate` (cached decoding, `keras_hub.samplers`)
-with our tokenizer. Every prompt is preceded by the end-of-text token, which
-is how the model saw document starts in training, so an empty prompt works.
-Prompts longer than the context are cut from the left, with a warning.
+Runs keras-hub's `CausalLM.generate` (cached decoding, `keras_hub.samplers`)
+between `encode_prompts` and `decode_continuations`, the same string <-> id
+code the exported SavedModel runs in its graph.
 
 Example:
     lm = load_run("runs/shakespeare-char")
-    generate(lm.model, lm.tokenizer, ["ROMEO:"], max_new_tokens=100, top_k=10)
+    generate(lm.model, lm.tokenizer, ["ROMEO:"], max_new_tokens=100, top_k=10).texts
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
-import keras_hub
 import numpy as np
 import tensorflow as tf
 
 from kerasllm.errors import warn
+from kerasllm.inference.prompts import decode_continuations, encode_prompts
+from kerasllm.inference.sampling import make_sampler
 from kerasllm.models import max_context
 
+_encode = tf.function(encode_prompts, reduce_retracing=True)
+_decode = tf.function(decode_continuations, reduce_retracing=True)
 
-def make_sampler(temperature: float = 1.0, top_k: int = 0, seed: int | None = None):
-    """Greedy at temperature 0, else top-k (k > 0) or full random sampling."""
-    if temperature <= 0:
-        return keras_hub.samplers.GreedySampler()
-    if top_k > 0:
-        return keras_hub.samplers.TopKSampler(k=top_k, seed=seed, temperature=temperature)
-    return keras_hub.samplers.RandomSampler(seed=seed, temperature=temperature)
+
+class Generated(NamedTuple):
+    texts: list  # continuations, without the prompts
+    num_tokens: list  # new tokens in each (end-of-text not counted)
+
+
+def cap_new_tokens(max_new_tokens: int, context: int | None) -> int:
+    """At most context - 1 new tokens (the start token takes one position)."""
+    if context is not None and max_new_tokens >= context:
+        warn(f"max_new_tokens={max_new_tokens} lowered to {context - 1}: the model's context is {context} tokens")
+        return context - 1
+    return max_new_tokens
+
+
+def warn_truncated(full_lengths, kept_lengths, context) -> None:
+    for full, kept in zip(np.asarray(full_lengths), np.asarray(kept_lengths)):
+        if full > kept:
+            warn(f"prompt of {full} tokens cut to its last {kept} to fit the context of {context}")
 
 
 def generate(
@@ -38,50 +53,21 @@ def generate(
     max_new_tokens: int = 200,
     temperature: float = 1.0,
     top_k: int = 0,
+    top_p: float = 1.0,
     seed: int | None = None,
-    stop_at_end: bool = True,
-) -> list[str]:
-    """Continuations (without the prompt) of each prompt."""
-    ids = tokenizer.tokenize(tf.constant(prompts, tf.string)).to_list()
+    beams: int = 1,
+) -> Generated:
+    """Continuations of each prompt; stops at end-of-text."""
     context = max_context(model)
-    if context is not None and max_new_tokens >= context:
-        warn(f"max_new_tokens={max_new_tokens} lowered to {context - 1}: the model's context is {context} tokens")
-        max_new_tokens = context - 1
-    rows = []
-    for row in ids:
-        row = [tokenizer.eot_id] + row
-        if context is not None and len(row) + max_new_tokens > context:
-            keep = context - max_new_tokens
-            warn(f"prompt of {len(row)} tokens cut to its last {keep} to fit the context of {context}")
-            row = row[-keep:]
-        rows.append(row)
-    length = max(len(r) for r in rows) + max_new_tokens
-    token_ids = np.full((len(rows), length), tokenizer.pad_id, dtype="int32")
-    mask = np.zeros((len(rows), length), dtype=bool)
-    for i, row in enumerate(rows):
-        token_ids[i, : len(row)] = row
-        mask[i, : len(row)] = True
+    max_new_tokens = cap_new_tokens(max_new_tokens, context)
+    batch = _encode(tokenizer, tf.constant(prompts, tf.string), tf.constant(max_new_tokens), context)
+    warn_truncated(batch.full_lengths, batch.lengths, context)
 
-    model.sampler = make_sampler(temperature, top_k, seed)
+    model.sampler = make_sampler(temperature, top_k, top_p, seed, beams)
     model.generate_function = None  # the sampler is part of the traced function
-    out = model.generate(
-        {"token_ids": token_ids, "padding_mask": mask},
-        stop_token_ids=(tokenizer.eot_id,) if stop_at_end else None,
-    )
-    # Decode prompt + continuation together (a subword tokenizer joins
-    # pieces across the boundary), then drop the decoded prompt.
-    full, prompt_only = [], []
-    for i, row in enumerate(rows):
-        keep = out["padding_mask"][i].astype(bool)
-        full.append(out["token_ids"][i][keep].tolist())
-        prompt_only.append(row)
-    full_text, prompt_text = _decode(tokenizer, full), _decode(tokenizer, prompt_only)
-    return [f[len(p) :] if f.startswith(p) else f for f, p in zip(full_text, prompt_text)]
-
-
-def _decode(tokenizer, rows: list) -> list[str]:
-    decoded = tokenizer.detokenize(tf.ragged.constant(rows, dtype=tf.int32, ragged_rank=1)).numpy()
-    return [d.decode("utf-8", errors="replace") for d in decoded]
+    out = model.generate(batch.inputs(), stop_token_ids=(tokenizer.eot_id,))
+    texts, counts = _decode(tokenizer, tf.convert_to_tensor(out["token_ids"]), batch, tf.constant(max_new_tokens))
+    return Generated([t.decode("utf-8", errors="replace") for t in texts.numpy()], counts.numpy().tolist())
 
 
 @dataclass
@@ -109,5 +95,7 @@ def load_run(run_dir: str) -> LoadedRun:
     tokenizer = load_tokenizer(run.tokenizer)
     model = build_model(config.model, tokenizer.vocabulary_size)
     model(np.zeros((1, 2), "int32"))
-    model.load_weights(str(weights))
+    with warnings.catch_warnings():  # the file also holds optimizer state, not needed here
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(str(weights))
     return LoadedRun(config, tokenizer, model)

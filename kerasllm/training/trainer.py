@@ -141,7 +141,7 @@ def _sample_fn(model, tokenizer, config: RunConfig) -> Callable[[], list]:
             return []
         texts = generate(
             model, tokenizer, [t.sample_prompt] * t.num_samples, max_new_tokens=budget, temperature=SAMPLE_TEMPERATURE
-        )
+        ).texts
         return [t.sample_prompt + s for s in texts]
 
     return sample

@@ -1,0 +1,1 @@
+"""Export: trained runs -> SavedModels that stock TF Serving can load."""

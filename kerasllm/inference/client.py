@@ -1,0 +1,138 @@
+"""One way to generate and score, whether the model is an exported SavedModel
+or a run directory: both go through the serving functions of
+`LanguageModelModule` (loaded from disk, or built in-process from the run's
+best weights), so the CLI behaves the same either way.
+
+Example:
+    lm = LanguageModelClient.open(model="saved_models/shakespeare")
+    lm.generate(["ROMEO:"], max_new_tokens=50, temperature=0).texts
+    for piece in stream(lm, "ROMEO:", 200, stop=["\\n\\n"]): print(piece, end="")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from kerasllm.errors import UserError
+from kerasllm.inference.generate import Generated, cap_new_tokens, warn_truncated
+
+STREAM_CHUNK = 16  # new tokens per call while streaming
+
+
+class LanguageModelClient:
+    def __init__(self, functions, meta: dict, trace_context=contextlib.nullcontext):
+        self._f = functions
+        self.meta = meta
+        self.context = meta.get("context")
+        self.max_new_tokens = meta["max_new_tokens"]
+        self.beams = meta["beams"]
+        self._trace_context = trace_context
+
+    @classmethod
+    def open(cls, model: str | None = None, run: str | None = None, beams: int = 4) -> "LanguageModelClient":
+        if (model is None) == (run is None):
+            raise UserError("give exactly one of --model (an exported SavedModel) or --run (a run directory)")
+        if model is not None:
+            return cls.from_saved_model(model)
+        return cls.from_run(run, beams)
+
+    @classmethod
+    def from_saved_model(cls, path) -> "LanguageModelClient":
+        import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+        from kerasllm.export.saved_model import META_FILE, resolve_model_dir
+
+        directory = resolve_model_dir(path)
+        meta_path = directory / "assets.extra" / META_FILE
+        if not meta_path.is_file():
+            raise UserError(f"--model {path}: {meta_path} is missing; was this exported by `kerasllm export`?")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("kind") != "language_model":
+            raise UserError(f"--model {path}: a {meta.get('kind')} model, not a language model")
+        return cls(tf.saved_model.load(str(directory)), meta)
+
+    @classmethod
+    def from_run(cls, run_dir, beams: int = 4) -> "LanguageModelClient":
+        from kerasllm.export.language_model import LanguageModelModule
+        from kerasllm.export.xla_free import no_xla_ops
+        from kerasllm.inference.generate import load_run
+
+        lm = load_run(run_dir)
+        module = LanguageModelModule(lm.model, lm.tokenizer, beams=max(beams, 1))
+        meta = {"context": module.context, "max_new_tokens": module.max_new_tokens, "beams": module.beams}
+        return cls(module, meta, trace_context=no_xla_ops)
+
+    def generate(self, prompts: list[str], max_new_tokens: int = 100, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, seed: int | None = None, beams: int = 1, warn: bool = True) -> Generated:
+        max_new_tokens = cap_new_tokens(max_new_tokens, self.context)
+        if warn:
+            self.warn_if_truncated(prompts, max_new_tokens)
+        texts = tf.constant(prompts, tf.string)
+        new = tf.constant(max_new_tokens, tf.int32)
+        with self._trace_context():
+            if beams > 1:
+                if beams != self.beams:
+                    raise UserError(f"--beams {beams}: this model was exported for beam search with {self.beams} "
+                                    f"beams; use --beams {self.beams} or re-export with `kerasllm export --beams {beams}`")
+                out = self._f.beam_search(texts, max_new_tokens=new)
+            else:
+                out = self._f.generate(
+                    texts, max_new_tokens=new, temperature=tf.constant(temperature, tf.float32),
+                    top_k=tf.constant(top_k, tf.int32), top_p=tf.constant(top_p, tf.float32),
+                    seed=tf.constant(-1 if seed is None else seed, tf.int32),
+                )
+        return Generated([t.decode("utf-8", errors="replace") for t in out["text"].numpy()], out["num_tokens"].numpy().tolist())
+
+    def warn_if_truncated(self, prompts: list[str], max_new_tokens: int) -> None:
+        """The graph cuts long prompts silently; say so on the terminal."""
+        if self.context is not None:
+            counts = self.tokenize(prompts)["num_tokens"] + 1  # + the start token
+            warn_truncated(counts, np.minimum(counts, self.context - max_new_tokens), self.context)
+
+    def score(self, texts: list[str]) -> dict:
+        with self._trace_context():
+            out = self._f.score(tf.constant(texts, tf.string))
+        return {k: v.numpy() for k, v in out.items()}
+
+    def tokenize(self, texts: list[str]) -> dict:
+        with self._trace_context():
+            out = self._f.tokenize(tf.constant(texts, tf.string))
+        return {k: v.numpy() for k, v in out.items()}
+
+
+def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    """`text` up to the first stop string (excluded), and whether one occurred."""
+    found = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(found)], True) if found else (text, False)
+
+
+def stream(client: LanguageModelClient, prompt: str, max_new_tokens: int, stop: list[str] = (), seed: int | None = None,
+           chunk: int = STREAM_CHUNK, **settings):
+    """Yields the continuation of one prompt piece by piece, `chunk` tokens
+    per call; ends at end-of-text, `max_new_tokens` or a stop string. Text
+    that could be the start of a stop string is held back until it is not."""
+    stop = [s for s in stop if s]
+    hold = max((len(s) for s in stop), default=1) - 1
+    max_new_tokens = cap_new_tokens(max_new_tokens, client.context)
+    client.warn_if_truncated([prompt], max_new_tokens)  # once, not per chunk
+    text, shown, produced, call = "", 0, 0, 0
+    while produced < max_new_tokens:
+        n = min(chunk, max_new_tokens - produced)
+        out = client.generate([prompt + text], n, seed=None if seed is None else seed + call, warn=False, **settings)
+        call += 1
+        text += out.texts[0]
+        produced += out.num_tokens[0]
+        kept, stopped = cut_at_stop(text, stop)
+        if stopped:
+            yield kept[shown:]
+            return
+        if out.num_tokens[0] < n:  # end-of-text
+            break
+        safe = max(len(text) - hold, shown)
+        yield text[shown:safe]
+        shown = safe
+    yield text[shown:]

@@ -1,0 +1,76 @@
+"""Choosing the next token.
+
+`make_sampler` picks one of keras-hub's samplers for in-process generation
+(settings are Python values, fixed per call). `RequestSampler` is for the
+exported graph, where temperature, top-k, top-p and the seed arrive as
+tensors with each request: keras-hub's samplers take them as constructor
+constants and draw from a stateful seed generator, so a server could neither
+vary them per request nor replay a request exactly. It reuses keras-hub's
+decoding loop (`Sampler.__call__`) and only replaces the choice of token.
+
+Example:
+    model.sampler = make_sampler(temperature=0.8, top_p=0.9, seed=1)
+    model.sampler = RequestSampler(temperature_t, top_k_t, top_p_t, seed_t)
+"""
+
+from __future__ import annotations
+
+import keras_hub
+import tensorflow as tf
+
+
+def make_sampler(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None, beams: int = 1):
+    """Beam search (beams > 1), greedy (temperature 0), top-p (< 1),
+    top-k (> 0), else random sampling at `temperature`."""
+    samplers = keras_hub.samplers
+    if beams > 1:
+        return samplers.BeamSampler(num_beams=beams)
+    if temperature <= 0:
+        return samplers.GreedySampler()
+    if top_p < 1.0:
+        return samplers.TopPSampler(p=top_p, k=top_k or None, seed=seed, temperature=temperature)
+    if top_k > 0:
+        return samplers.TopKSampler(k=top_k, seed=seed, temperature=temperature)
+    return samplers.RandomSampler(seed=seed, temperature=temperature)
+
+
+class RequestSampler(keras_hub.samplers.Sampler):
+    """Greedy when `temperature` is 0; otherwise keeps the `top_k` most likely
+    tokens (0: all), then the smallest set of those whose probability reaches
+    `top_p`, and draws with a stateless RNG keyed by (`seed`, position), so a
+    request with the same seed always gets the same text."""
+
+    def __init__(self, temperature, top_k, top_p, seed):
+        super().__init__(temperature=temperature)
+        self.top_k = top_k
+        self.top_p = top_p
+        self.seed = seed
+        self._index = None
+
+    def __call__(self, next, prompt, *args, **kwargs):
+        def next_with_position(prompt, cache, index):
+            self._index = index  # read by get_next_token in the same loop step
+            return next(prompt, cache, index)
+
+        return super().__call__(next_with_position, prompt, *args, **kwargs)
+
+    def compute_probabilities(self, logits):
+        logits = tf.cast(logits, tf.float32)
+        scale = tf.where(self.temperature > 0, self.temperature, 1.0)
+        return tf.nn.softmax(logits / scale)
+
+    def get_next_token(self, probabilities):
+        def draw():
+            vocabulary = tf.shape(probabilities)[-1]
+            k = tf.where(self.top_k > 0, tf.minimum(self.top_k, vocabulary), vocabulary)
+            probs, ids = tf.math.top_k(probabilities, k=k)
+            mass_before = tf.cumsum(probs, axis=-1, exclusive=True)
+            logits = tf.where(mass_before < self.top_p, tf.math.log(probs), float("-inf"))
+            seed = tf.stack([tf.cast(self.seed, tf.int64), tf.cast(self._index, tf.int64)])
+            choice = tf.random.stateless_categorical(logits, 1, seed=seed, dtype=tf.int32)
+            return tf.gather(ids, choice[:, 0], batch_dims=1)
+
+        def greedy():
+            return tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+
+        return tf.cond(self.temperature > 0, draw, greedy)

@@ -1,0 +1,40 @@
+"""Log-probability of texts under a language model (n-best rescoring,
+perplexity of a file).
+
+A text is scored from a fresh document start: ids are predicted after the
+end-of-text token, one after another. A text longer than the model's context
+is scored in consecutive windows, each window conditioned only on itself,
+which is how the validation loss sees packed blocks in training.
+
+Example:
+    log_prob, num_tokens = sequence_log_probs(model, with_start_token(tok, texts), tok.pad_id, 128)
+    perplexity = exp(-log_prob / num_tokens)
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def sequence_log_probs(model, tokens: tf.RaggedTensor, pad_id: int, context: int | None):
+    """tokens: ragged int32 [batch, 1 + n], led by the start token ->
+    (log_prob float32[batch], num_tokens int32[batch]) over the n predicted ids."""
+    predicted = tf.cast(tokens.row_lengths(), tf.int32) - 1
+    longest = tf.maximum(tf.reduce_max(predicted), 1)
+    window = longest if context is None else tf.minimum(longest, context)
+    windows = (longest + window - 1) // window
+    batch = tf.shape(predicted)[0]
+    dense = tokens.to_tensor(default_value=pad_id)
+    dense = tf.pad(dense, [[0, 0], [0, windows * window + 1 - tf.shape(dense)[1]]], constant_values=pad_id)
+    inputs = tf.reshape(dense[:, :-1], [batch * windows, window])
+    targets = tf.reshape(dense[:, 1:], [batch * windows, window])
+    logits = tf.cast(model(inputs, training=False), tf.float32)
+    log_probs = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    valid = tf.sequence_mask(predicted, windows * window)
+    log_probs = tf.where(valid, tf.reshape(log_probs, [batch, windows * window]), 0.0)
+    return tf.reduce_sum(log_probs, axis=-1), predicted
+
+
+def perplexity(log_prob, num_tokens):
+    """exp of the mean negative log-likelihood; 1 for a text with no tokens."""
+    return tf.exp(-log_prob / tf.cast(tf.maximum(num_tokens, 1), log_prob.dtype))

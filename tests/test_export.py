@@ -1,0 +1,209 @@
+"""Export for TF Serving: layout, op allowlist, warmup file, loading without
+kerasllm, serving signatures, scoring, bad requests, and the CLI on top."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT
+
+PROMPTS = ["ROMEO:", "", "First Citizen:\nWe are"]
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    from kerasllm.export.runs import export_run
+
+    run_dir, _ = trained
+    base = tmp_path_factory.mktemp("saved_models")
+    report = export_run(str(run_dir), "tiny", str(base))
+    return run_dir, base, report
+
+
+@pytest.fixture(scope="module")
+def served(exported):
+    return tf.saved_model.load(exported[2]["path"])
+
+
+def test_layout_versions_and_no_leftovers(exported, cli):
+    run_dir, base, report = exported
+    version = base / "tiny" / "1"
+    assert report["path"] == str(version) and report["version"] == 1 and report["size_mb"] > 0
+    for name in ("saved_model.pb", "variables/variables.index", "assets.extra/tf_serving_warmup_requests",
+                 "assets.extra/kerasllm.json"):
+        assert (version / name).is_file(), name
+    meta = json.loads((version / "assets.extra/kerasllm.json").read_text())
+    assert meta["context"] == 32 and meta["max_new_tokens"] == 31 and meta["tokenizer"] == "char"
+    again = cli("export", "--run", run_dir, "--name", "tiny", "--base-dir", base)
+    assert again.code == 0, again.err
+    assert json.loads(again.out)["version"] == 2
+    taken = cli("export", "--run", run_dir, "--name", "tiny", "--base-dir", base, "--version", "1")
+    assert taken.code == 2 and "already exists" in taken.err
+    bad_name = cli("export", "--run", run_dir, "--name", "a/b", "--base-dir", base)
+    assert bad_name.code == 2 and "--name" in bad_name.err
+    assert sorted(p.name for p in (base / "tiny").iterdir()) == ["1", "2"]  # nothing half-written left
+    shown = subprocess.run([str(Path(sys.executable).with_name("saved_model_cli")), "show", "--dir", str(version), "--all"],
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for signature in ("serving_default", "beam_search", "score", "tokenize", "detokenize"):
+        assert f"signature_def['{signature}']" in shown.stdout
+    assert "inputs['max_new_tokens']" in shown.stdout and "outputs['perplexity']" in shown.stdout
+
+
+def test_graph_has_only_allowed_ops(exported):
+    from kerasllm.export.saved_model import allowed_ops, graph_ops
+
+    ops = graph_ops(exported[2]["path"])
+    assert "TensorStridedSliceUpdate" in ops and "While" in ops  # the decode loop is in the graph
+    assert ops <= allowed_ops(), sorted(ops - allowed_ops())
+    assert not [op for op in ops | allowed_ops() if op.startswith("Xla") or "PyFunc" in op]
+
+
+def test_keras_slice_update_still_needs_the_workaround():
+    """Keras still emits XlaDynamicUpdateSlice; inside no_xla_ops() the same
+    update is a core op with the same result."""
+    import keras
+
+    from kerasllm.export.xla_free import no_xla_ops
+
+    def update(x, i):
+        return keras.ops.slice_update(x, [0, i, 0], tf.ones([2, 1, 3]))
+
+    x, i = tf.zeros([2, 4, 3]), tf.constant(2)
+    plain = tf.function(update).get_concrete_function(x, i)
+    assert "XlaDynamicUpdateSlice" in {n.type for n in plain.graph.get_operations()}
+    with no_xla_ops():
+        patched = tf.function(update).get_concrete_function(x, i)
+    assert "XlaDynamicUpdateSlice" not in {n.type for n in patched.graph.get_operations()}
+    np.testing.assert_array_equal(plain(x, i).numpy(), patched(x, i).numpy())
+
+
+def test_warmup_requests_parse_and_run(exported, served):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = exported[2]["path"] + "/assets.extra/tf_serving_warmup_requests"
+    signatures = set()
+    for record in tf.data.TFRecordDataset(path):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.name == "tiny"
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        fn = getattr(served, {"serving_default": "generate"}.get(request.model_spec.signature_name,
+                                                                  request.model_spec.signature_name))
+        fn(**inputs)  # a valid request
+        signatures.add(request.model_spec.signature_name)
+    assert signatures == {"serving_default", "beam_search", "score", "tokenize", "detokenize"}
+
+
+def test_fresh_process_with_only_tensorflow_serves_every_signature(trained, exported):
+    from kerasllm.inference.generate import generate, load_run
+
+    out = subprocess.run([sys.executable, str(ROOT / "tests/serving_client.py"), exported[2]["path"], json.dumps(PROMPTS)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["signatures"] == ["beam_search", "detokenize", "score", "serving_default", "tokenize"]
+    assert result["modules"] == [] or result["modules"] == ["keras"]  # no keras_hub, no kerasllm
+    assert result["threaded_requests"] == 400 and result["threaded_all_equal"]
+    assert result["detokenized"] == PROMPTS
+    lm = load_run(str(trained[0]))
+    # Greedy decoding and beam search in the SavedModel equal keras-hub's
+    # CausalLM.generate on the same weights, in this process.
+    assert result["greedy"] == generate(lm.model, lm.tokenizer, PROMPTS, 12, temperature=0).texts
+    assert result["beam"] == generate(lm.model, lm.tokenizer, PROMPTS, 12, beams=4).texts
+    assert all(1 <= n <= 12 for n in result["sampled_tokens"])
+    assert all(p > 1 for p in result["perplexity"][:1])
+
+
+def test_score_equals_keras_model_likelihood(trained, served):
+    from kerasllm.inference.generate import load_run
+
+    lm = load_run(str(trained[0]))
+    short, long = "To be, or not to be", "ROMEO: " * 12  # 84 tokens: three windows of the 32-token context
+    out = served.score(tf.constant([short, long, ""]))
+    for i, text in enumerate([short, long]):
+        ids = [lm.tokenizer.eot_id] + lm.tokenizer.tokenize([text]).to_list()[0]
+        nll, count = 0.0, 0
+        for start in range(0, len(ids) - 1, 32):  # the documented windowing
+            window = ids[start : start + 33]
+            logits = lm.model(np.array([window[:-1]], "int32")).numpy()[0].astype("float64")
+            logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+            nll -= sum(logp[j, t] for j, t in enumerate(window[1:]))
+            count += len(window) - 1
+        assert int(out["num_tokens"][i]) == count == len(text)
+        assert float(out["log_prob"][i]) == pytest.approx(-nll, rel=1e-4)
+        assert float(out["perplexity"][i]) == pytest.approx(math.exp(nll / count), rel=1e-4)
+    assert int(out["num_tokens"][2]) == 0 and float(out["perplexity"][2]) == 1.0
+
+
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        ({"top_p": 0.0}, "top_p must be in (0, 1]"),
+        ({"top_p": 1.5}, "top_p must be in (0, 1]"),
+        ({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),
+        ({"max_new_tokens": 32}, "max_new_tokens must be at most 31: the model context is 32 tokens"),
+        ({"temperature": -1.0}, "temperature must be >= 0"),
+        ({"top_k": -1}, "top_k must be >= 0"),
+        ({"prompts": []}, "prompts: empty batch"),
+    ],
+)
+def test_bad_requests_fail_with_a_clear_invalid_argument(served, request_, message):
+    inputs = {"prompts": tf.constant(["ROMEO:"])}
+    for key, value in request_.items():
+        inputs[key] = tf.constant(value, tf.string if key == "prompts" else None)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        served.generate(**inputs)
+
+
+def test_request_sampler_settings(served):
+    def run(**settings):
+        out = served.generate(tf.constant(PROMPTS), max_new_tokens=tf.constant(16),
+                              **{k: tf.constant(v) for k, v in settings.items()})
+        return [t.decode() for t in out["text"].numpy()]
+
+    greedy = run(temperature=0.0)
+    assert run(temperature=1.0, top_k=1, seed=3) == greedy  # top-1 is greedy
+    assert run(temperature=1.0, top_p=1e-6, seed=3) == greedy  # so is a tiny nucleus
+    assert run(temperature=1.0, seed=5) == run(temperature=1.0, seed=5)  # a seed replays
+    assert len({tuple(run(temperature=1.5, seed=s)) for s in range(4)}) > 1
+
+
+def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp_path):
+    run_dir, base, _ = exported
+    model = base / "tiny"
+    greedy = ["--temperature", "0", "--max-new-tokens", "20"]
+    from_model = cli("generate", "--model", model, "ROMEO:", *greedy)
+    from_run = cli("generate", "--run", run_dir, "ROMEO:", *greedy)
+    unstreamed = cli("generate", "--model", model, "ROMEO:", *greedy, "--no-stream")
+    assert from_model.code == 0, from_model.err
+    assert from_model.out == from_run.out == unstreamed.out and from_model.out.startswith("ROMEO:")
+    # Prompts from a file, several samples each.
+    (tmp_path / "prompts.txt").write_text("ROMEO:\nJULIET:\n")
+    many = cli("generate", "--model", model, "--prompts-file", tmp_path / "prompts.txt", "--num-samples", "2", "--seed", "1")
+    assert many.code == 0 and many.out.count("-" * 40) == 4 and many.out.count("JULIET:") >= 2
+    # A stop string ends the text before it.
+    text = from_model.out[len("ROMEO:"):].rstrip("\n")
+    stop = text[5:7]
+    stopped = cli("generate", "--model", model, "ROMEO:", *greedy, "--stop", stop)
+    assert stopped.out == "ROMEO:" + text[: text.find(stop)] + "\n"
+    beams = cli("generate", "--model", model, "ROMEO:", "--beams", "3")
+    assert beams.code == 2 and "exported for beam search with 4 beams" in beams.err
+    (tmp_path / "lines.txt").write_text("To be, or not to be\nROMEO:\n")
+    scored = cli("score", "--model", model, tmp_path / "lines.txt")
+    assert scored.code == 0, scored.err
+    rows = [line.split("\t") for line in scored.out.splitlines()[1:3]]
+    assert [int(r[1]) for r in rows] == [19, 6]
+    total_lp, total_n = sum(float(r[0]) for r in rows), sum(int(r[1]) for r in rows)
+    corpus = float(scored.out.splitlines()[-1].split()[3])
+    assert corpus == pytest.approx(math.exp(-total_lp / total_n), rel=1e-3)
+    missing = cli("generate", "--model", tmp_path / "nothing", "x")
+    assert missing.code == 2 and "no SavedModel there" in missing.err
+    both = cli("score", "--model", model, "--run", run_dir, tmp_path / "lines.txt")
+    assert both.code == 2 and "exactly one of --model" in both.err
