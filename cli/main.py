@@ -28,6 +28,9 @@ Examples:
   tensorboard --logdir runs
   kerasllm generate --run runs/shakespeare-char "ROMEO:" --max-new-tokens 100 --top-k 10
   kerasllm evaluate --run runs/shakespeare-char
+  kerasllm export --run runs/shakespeare-char --name shakespeare
+  kerasllm generate --model saved_models/shakespeare "ROMEO:" --top-p 0.9
+  kerasllm score --model saved_models/shakespeare lines.txt
   kerasllm prepare --config configs/shakespeare-wordpiece.yaml --out data/shakespeare-wp
 """
 
@@ -75,7 +78,7 @@ def _setup_logging() -> None:
 @click.version_option(package_name="kerasllm")
 @click.pass_context
 def cli(ctx, verbose):
-    """kerasllm: prepare text, train Transformer language models with Keras, and generate."""
+    """kerasllm: prepare text, train Transformer language models with Keras, export them for TF Serving, generate and score."""
     ctx.obj = {"verbose": verbose}
     _quiet_tensorflow(verbose)
     _setup_logging()
@@ -115,32 +118,140 @@ def train(ctx, config_path, overrides, run_dir, data_dir, quiet):
         click.echo(text)
 
 
-@cli.command(epilog='\b\nExample:\n  kerasllm generate --run runs/shakespeare-char "ROMEO:" --top-k 10')
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
+def _read_lines(path: str, what: str) -> list[str]:
+    """Lines of a UTF-8 file ('-' = stdin), without their line ends."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+    except OSError as e:
+        raise UserError(f"{what} {path}: {e.strerror}") from None
+    lines = data.splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{what} {path} line {number}: not valid UTF-8") from None
+    return [line.decode("utf-8") for line in lines]
+
+
+model_source_options = [
+    click.option("--model", "model_dir", type=click.Path(), default=None,
+                 help="An exported SavedModel: saved_models/<name> (newest version) or saved_models/<name>/<version>."),
+    click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
+                 help="A run directory from `kerasllm train` (its best weights)."),
+]
+
+
+def model_source(f):
+    for option in reversed(model_source_options):
+        f = option(f)
+    return f
+
+
+BATCH = 32  # prompts or lines per call
+
+
+@cli.command(epilog="""\b
+Examples:
+  kerasllm generate --run runs/shakespeare-char "ROMEO:" --top-k 10
+  kerasllm generate --model saved_models/shakespeare "ROMEO:" --top-p 0.9 --stop "\\n\\n"
+  kerasllm generate --model saved_models/shakespeare --prompts-file prompts.txt --temperature 0
+  kerasllm generate --model saved_models/shakespeare "ROMEO:" --beams 4 --max-new-tokens 30
+""")
+@model_source
 @click.argument("prompts", nargs=-1)
+@click.option("--prompts-file", type=str, default=None, help="More prompts, one per line ('-' reads stdin).")
 @click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(min=1), help="Capped to the model's context.")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0.0), help="0 = greedy.")
 @click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0), help="Sample among the k most likely tokens (0 = all).")
-@click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=None, type=int, help="Seed for reproducible sampling.")
+@click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(min=0.0, max=1.0, min_open=True),
+              help="Sample from the smallest set of tokens whose probability reaches p (1 = all).")
+@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1), help="Beam search with this many beams (1 = sampling).")
+@click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1), help="Continuations per prompt.")
+@click.option("--seed", default=None, type=click.IntRange(min=0), help="Seed for reproducible sampling.")
+@click.option("--stop", multiple=True, help="Stop at this string, which is not printed (repeatable; '\\n' is a newline).")
+@click.option("--stream/--no-stream", default=True, show_default=True, help="Print a single sample as it is generated.")
 @click.pass_context
-def generate(ctx, run_dir, prompts, max_new_tokens, temperature, top_k, num_samples, seed):
-    """Continue PROMPTS (default: an empty prompt) with a trained run's best weights."""
+def generate(ctx, model_dir, run_dir, prompts, prompts_file, max_new_tokens, temperature, top_k, top_p, beams,
+             num_samples, seed, stop, stream):
+    """Continue PROMPTS (default: an empty prompt) with a run or an exported model."""
+    prompts = list(prompts) + (_read_lines(prompts_file, "--prompts-file") if prompts_file else [])
+    stop = [s.encode().decode("unicode_escape") for s in stop]
     _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.inference.generate import generate as run_generate
-    from kerasllm.inference.generate import load_run
+    from kerasllm.inference import client as client_lib
 
-    lm = load_run(run_dir)
-    prompts = list(prompts) or [""]
+    lm = client_lib.LanguageModelClient.open(model=model_dir, run=run_dir, beams=beams)
+    prompts = prompts or [""]
+    settings = dict(temperature=temperature, top_k=top_k, top_p=top_p)
     batch = [p for p in prompts for _ in range(num_samples)]
-    try:
-        texts = run_generate(lm.model, lm.tokenizer, batch, max_new_tokens, temperature, top_k, seed)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    for prompt, text in zip(batch, texts):
-        click.echo(prompt + text)
-        if len(batch) > 1:
-            click.echo("-" * 40)
+    if stream and len(batch) == 1 and beams == 1:
+        click.echo(batch[0], nl=False)
+        for piece in client_lib.stream(lm, batch[0], max_new_tokens, stop, seed, **settings):
+            click.echo(piece, nl=False)
+        click.echo()
+        return
+    for start in range(0, len(batch), BATCH):
+        part = batch[start : start + BATCH]
+        out = lm.generate(part, max_new_tokens, seed=seed, beams=beams, **settings)
+        for prompt, text in zip(part, out.texts):
+            click.echo(prompt + client_lib.cut_at_stop(text, stop)[0])
+            if len(batch) > 1:
+                click.echo("-" * 40)
+
+
+@cli.command(epilog="""\b
+Examples:
+  kerasllm score --model saved_models/shakespeare nbest.txt
+  kerasllm score --run runs/shakespeare-char - < lines.txt
+""")
+@model_source
+@click.argument("file", type=str)
+@click.pass_context
+def score(ctx, model_dir, run_dir, file):
+    """Log-probability, token count and perplexity of each line of FILE ('-' = stdin).
+
+    Prints one tab-separated line per input line, then the corpus perplexity
+    (exp of the mean negative log-likelihood over all tokens) on a line
+    starting with '#'.
+    """
+    lines = _read_lines(file, "FILE")
+    if not lines:
+        raise UserError(f"FILE {file}: no lines to score")
+    _after_tf_import(ctx.obj["verbose"])
+    import math
+
+    from kerasllm.inference.client import LanguageModelClient
+
+    lm = LanguageModelClient.open(model=model_dir, run=run_dir)
+    total_log_prob, total_tokens = 0.0, 0
+    click.echo("log_prob\tnum_tokens\tperplexity")
+    for start in range(0, len(lines), BATCH):
+        out = lm.score(lines[start : start + BATCH])
+        for log_prob, n, ppl in zip(out["log_prob"], out["num_tokens"], out["perplexity"]):
+            click.echo(f"{log_prob:.4f}\t{n}\t{ppl:.4f}")
+            total_log_prob += float(log_prob)
+            total_tokens += int(n)
+    corpus = math.exp(-total_log_prob / max(total_tokens, 1))
+    click.echo(f"# corpus perplexity {corpus:.4f} over {total_tokens} tokens in {len(lines)} lines")
+
+
+@cli.command(epilog="""\b
+Examples:
+  kerasllm export --run runs/shakespeare-char --name shakespeare
+  kerasllm export --run runs/shakespeare-char --name shakespeare --version 7 --beams 8
+""")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
+@click.option("--name", default=None, help="Model name: the directory under --base-dir (default: the run's config name).")
+@click.option("--version", "version", default=None, type=int, help="Version number (default: the next free one).")
+@click.option("--base-dir", default="saved_models", show_default=True, type=click.Path(file_okay=False),
+              help="Where model directories live (TF Serving's --model_base_path is <base-dir>/<name>).")
+@click.option("--beams", default=4, show_default=True, type=click.IntRange(min=2), help="Beam width of the beam_search signature.")
+@click.pass_context
+def export(ctx, run_dir, name, version, base_dir, beams):
+    """Write a run's best weights as a TF Serving SavedModel version."""
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.export.runs import export_run
+
+    click.echo(json.dumps(export_run(run_dir, name, base_dir, version, beams)))
 
 
 @cli.command(epilog="\b\nExample:\n  kerasllm evaluate --run runs/shakespeare-char")
