@@ -43,6 +43,15 @@ class DataConfig:
     # separated by the end-of-text token when packed.
     document: str = "file"
     field: str = "text"  # JSONL field or CSV/TSV column
+    # Translation pairs: the source and target side, each a CSV/TSV column
+    # (header name or 0-based index; other columns are ignored) or a dotted
+    # JSONL path such as translation.en.
+    source_field: str = "0"
+    target_field: str = "1"
+    # Translation: fail on the first malformed line instead of skipping it.
+    strict: bool = False
+    # Translation: share of pairs held out for the final test split.
+    test_fraction: float = 0.0
     # A directory written by `kerasllm prepare`; when set, training reads its
     # tokenized TFRecord shards instead of `source`.
     prepared: Optional[str] = None
@@ -67,6 +76,8 @@ class TokenizerConfig:
     lowercase: bool = False
     # Megabytes of training text used to learn the vocabulary.
     sample_mb: float = 50.0
+    # Translation: one vocabulary for both languages (true) or one per side.
+    shared: bool = True
 
 
 @dataclass
@@ -344,6 +355,8 @@ def validate(config: RunConfig, where: str = "config") -> None:
         )
     _check(0.0 <= m.dropout < 1.0, where, f"model.dropout must be in [0, 1), got {m.dropout}")
     _check(0.0 < d.val_fraction < 1.0, where, f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
+    _check(0.0 <= d.test_fraction < 1.0 - d.val_fraction, where,
+           f"data.test_fraction must be in [0, 1 - data.val_fraction), got {d.test_fraction}")
     _check(t.learning_rate > 0, where, "train.learning_rate must be positive")
     for key in ("beta_1", "beta_2"):
         value = getattr(t, key)
@@ -374,7 +387,13 @@ def identity(config: RunConfig | dict) -> dict:
 
 
 def diff_identity(old: dict, new: RunConfig) -> list[str]:
-    """Keys whose values differ between a saved config dict and a new config."""
+    """Keys whose values differ between a saved config dict and a new config.
+    The saved dict is read with today's defaults, so a key added to kerasllm
+    after the run was made does not count as a change."""
+    try:
+        old = from_dict(old, where="saved config").to_dict()
+    except UserError:
+        pass  # compare as written
     a, b = identity(old), identity(new)
     out = []
 
