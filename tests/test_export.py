@@ -203,7 +203,27 @@ def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp
     total_lp, total_n = sum(float(r[0]) for r in rows), sum(int(r[1]) for r in rows)
     corpus = float(scored.out.splitlines()[-1].split()[3])
     assert corpus == pytest.approx(math.exp(-total_lp / total_n), rel=1e-3)
+    # Prompts can come from stdin too.
+    import io
+
+    sys_stdin = sys.stdin
+    try:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(b"ROMEO:\n"))
+        piped = cli("generate", "--model", model, "--prompts-file", "-", *greedy)
+    finally:
+        sys.stdin = sys_stdin
+    assert piped.code == 0 and piped.out == from_model.out
     missing = cli("generate", "--model", tmp_path / "nothing", "x")
     assert missing.code == 2 and "no SavedModel there" in missing.err
     both = cli("score", "--model", model, "--run", run_dir, tmp_path / "lines.txt")
     assert both.code == 2 and "exactly one of --model" in both.err
+
+
+def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported):
+    from kerasllm.inference.client import LanguageModelClient, stream
+
+    lm = LanguageModelClient.open(model=str(exported[1] / "tiny"))
+    # 7 prompt tokens + 24 new fit the 32-token context, so no call cuts the prompt.
+    pieces = list(stream(lm, "ROMEO:", 24, chunk=8, temperature=0.0))
+    assert len([p for p in pieces if p]) >= 3
+    assert "".join(pieces) == lm.generate(["ROMEO:"], 24, temperature=0.0).texts[0]
