@@ -28,6 +28,8 @@ Examples:
   tensorboard --logdir runs
   kerasllm generate --run runs/shakespeare-char "ROMEO:" --max-new-tokens 100 --top-k 10
   kerasllm evaluate --run runs/shakespeare-char
+  kerasllm train --config configs/spa-eng-transformer.yaml
+  kerasllm translate --run runs/spa-eng "Where is the station?" --beams 4
   kerasllm export --run runs/shakespeare-char --name shakespeare
   kerasllm generate --model saved_models/shakespeare "ROMEO:" --top-p 0.9
   kerasllm score --model saved_models/shakespeare lines.txt
@@ -254,16 +256,57 @@ def export(ctx, run_dir, name, version, base_dir, beams):
     click.echo(json.dumps(export_run(run_dir, name, base_dir, version, beams)))
 
 
-@cli.command(epilog="\b\nExample:\n  kerasllm evaluate --run runs/shakespeare-char")
+@cli.command(epilog="""\b
+Examples:
+  kerasllm evaluate --run runs/shakespeare-char
+  kerasllm evaluate --run runs/spa-eng --beams 4
+""")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]), default=None,
+              help="Held-out split (default: validation for language models, test for translation).")
+@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1), help="Translation: beam width.")
 @data_dir_option
 @click.pass_context
-def evaluate(ctx, run_dir, data_dir):
-    """Loss, perplexity and accuracy of a run's best weights on its validation split."""
+def evaluate(ctx, run_dir, split, beams, data_dir):
+    """Held-out metrics of a run's best weights, as JSON: loss, perplexity and
+    token accuracy; for translation also BLEU and chrF (sacrebleu), with the
+    hypotheses written to <run>/eval/."""
     _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.evaluation import evaluate_lm
+    from kerasllm.evaluation import evaluate_run
 
-    click.echo(json.dumps(evaluate_lm(run_dir, data_dir)))
+    click.echo(json.dumps(evaluate_run(run_dir, data_dir, split, beams)))
+
+
+@cli.command(epilog="""\b
+Examples:
+  kerasllm translate --run runs/spa-eng "Where is the station?"
+  kerasllm translate --run runs/spa-eng --file sentences.txt --beams 4
+""")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A translation run directory.")
+@click.argument("sentences", nargs=-1)
+@click.option("--file", "sentences_file", type=str, default=None, help="More sentences, one per line ('-' reads stdin).")
+@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1), help="Beam search width (1 = greedy).")
+@click.option("--max-length", default=None, type=click.IntRange(min=2), help="Longest translation in tokens (default: model.seq_len).")
+@click.pass_context
+def translate(ctx, run_dir, sentences, sentences_file, beams, max_length):
+    """Translate SENTENCES with a translation run's best weights, one per line."""
+    sentences = list(sentences) + (_read_lines(sentences_file, "--file") if sentences_file else [])
+    if not sentences:
+        raise UserError("nothing to translate: give sentences as arguments or with --file")
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.inference.generate import load_run
+    from kerasllm.inference.translate import translate as run_translate
+
+    lm = load_run(run_dir)
+    if lm.config.model.kind != "seq2seq":
+        raise UserError(f"--run {run_dir}: a {lm.config.model.kind} language model; use `kerasllm generate`")
+    limit = lm.config.model.seq_len
+    if max_length is not None and max_length > limit:
+        raise UserError(f"--max-length {max_length}: this model translates at most model.seq_len={limit} tokens")
+    for start in range(0, len(sentences), BATCH):
+        part = sentences[start : start + BATCH]
+        for text in run_translate(lm.model, lm.tokenizer, lm.target_tokenizer, part, max_length or limit, beams):
+            click.echo(text)
 
 
 @cli.command(epilog="\b\nExample:\n  kerasllm prepare --config configs/shakespeare-wordpiece.yaml --out data/shakespeare-wp")
@@ -278,6 +321,8 @@ def prepare(ctx, config_path, overrides, out, shard_mb, data_dir):
     from kerasllm import config as config_lib
 
     config = config_lib.load(config_path, list(overrides))
+    if config.model.kind == "seq2seq":
+        raise UserError(f"{config_path}: `prepare` writes language-model shards; translation runs read their pairs directly")
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.data.shards import prepare as run_prepare
 

@@ -84,7 +84,8 @@ class TokenizerConfig:
 class ModelConfig:
     """Model architecture."""
 
-    kind: str = "gpt"  # gpt | lstm
+    kind: str = "gpt"  # gpt | lstm | seq2seq (translation)
+    # Tokens per block (language models) or per sentence side (seq2seq).
     seq_len: int = 256
     num_layers: int = 4
     num_heads: int = 4
@@ -120,6 +121,8 @@ class TrainConfig:
     beta_2: float = 0.99
     clip_norm: float = 1.0  # global norm; 0 disables
     grad_accum_steps: int = 1
+    # Translation: share of the target probability spread over the vocabulary.
+    label_smoothing: float = 0.0
     precision: str = "float32"  # float32 | mixed_bfloat16
     jit_compile: bool = False
     # Optimizer steps run inside one TensorFlow call; fewer Python round
@@ -160,7 +163,7 @@ _CHOICES = {
     "data.document": ("file", "line"),
     "data.cleaning.normalize": ("NFC", "NFKC", "none"),
     "tokenizer.kind": ("char", "byte", "codepoint", "wordpiece", "sentencepiece"),
-    "model.kind": ("gpt", "lstm"),
+    "model.kind": ("gpt", "lstm", "seq2seq"),
     "train.optimizer": ("adamw", "adam"),
     "train.schedule": ("cosine", "constant"),
     "train.precision": ("float32", "mixed_bfloat16"),
@@ -358,6 +361,10 @@ def validate(config: RunConfig, where: str = "config") -> None:
     _check(0.0 <= d.test_fraction < 1.0 - d.val_fraction, where,
            f"data.test_fraction must be in [0, 1 - data.val_fraction), got {d.test_fraction}")
     _check(t.learning_rate > 0, where, "train.learning_rate must be positive")
+    _check(0.0 <= t.label_smoothing < 1.0, where, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
+    if m.kind == "seq2seq":
+        _check(m.hidden_dim % m.num_heads == 0, where,
+               f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_heads ({m.num_heads})")
     for key in ("beta_1", "beta_2"):
         value = getattr(t, key)
         _check(0.0 <= value < 1.0, where, f"train.{key} must be in [0, 1), got {value}")

@@ -12,6 +12,11 @@ from kerasllm.inference.generate import load_run
 def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_models",
                version: int | None = None, beams: int = 4) -> dict:
     lm = load_run(run_dir)
+    if lm.config.model.kind == "seq2seq":
+        from kerasllm.errors import UserError
+
+        raise UserError(f"--run {run_dir}: exporting translation models is not built yet; "
+                        "translate in-process with `kerasllm translate --run`")
     module = LanguageModelModule(lm.model, lm.tokenizer, beams=beams)
     prompt = lm.config.train.sample_prompt or "The"
     new = np.int32(min(8, module.max_new_tokens))

@@ -62,6 +62,8 @@ class LanguageModelClient:
         from kerasllm.inference.generate import load_run
 
         lm = load_run(run_dir)
+        if lm.config.model.kind == "seq2seq":
+            raise UserError(f"--run {run_dir}: a translation run; use `kerasllm translate --run {run_dir}`")
         module = LanguageModelModule(lm.model, lm.tokenizer, beams=max(beams, 1))
         meta = {"context": module.context, "max_new_tokens": module.max_new_tokens, "beams": module.beams}
         return cls(module, meta, trace_context=no_xla_ops)

@@ -73,8 +73,9 @@ def generate(
 @dataclass
 class LoadedRun:
     config: object
-    tokenizer: object
+    tokenizer: object  # a translator's source tokenizer
     model: object
+    target_tokenizer: object = None  # translators: the target side's (may be `tokenizer`)
 
 
 def load_run(run_dir: str) -> LoadedRun:
@@ -92,10 +93,19 @@ def load_run(run_dir: str) -> LoadedRun:
     weights = run.inference_weights()
     if weights is None:
         raise UserError(f"--run {run_dir}: no weights saved yet; train longer (see train.save_every_steps)")
-    tokenizer = load_tokenizer(run.tokenizer)
-    model = build_model(config.model, tokenizer.vocabulary_size)
-    model(np.zeros((1, 2), "int32"))
+    if config.model.kind == "seq2seq":
+        from kerasllm.data.pair_corpus import load_pair_tokenizers
+        from kerasllm.models import build_translator
+
+        tokenizer, target_tokenizer = load_pair_tokenizers(run.root)
+        model = build_translator(config.model, tokenizer, target_tokenizer)
+        ids, mask = np.zeros((1, 2), "int32"), np.ones((1, 2), bool)
+        model({"encoder_token_ids": ids, "encoder_padding_mask": mask, "decoder_token_ids": ids, "decoder_padding_mask": mask})
+    else:
+        tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
+        model = build_model(config.model, tokenizer.vocabulary_size)
+        model(np.zeros((1, 2), "int32"))
     with warnings.catch_warnings():  # the file also holds optimizer state, not needed here
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(str(weights))
-    return LoadedRun(config, tokenizer, model)
+    return LoadedRun(config, tokenizer, model, target_tokenizer)

@@ -1,9 +1,11 @@
 """`kerasllm train`: everything built under the strategy, then `model.fit`.
 
 Read top to bottom, this is the whole training loop: open the run
-directory, choose the strategy, open the corpus (training the tokenizer on
-the first run), count blocks, build model and optimizer under the strategy,
-restore the newest checkpoint if there is one, then fit.
+directory, choose the strategy, open the task's data (training the
+tokenizer on the first run, counting batches), build model and optimizer
+under the strategy, restore the newest checkpoint if there is one, then fit.
+The task (`tasks.py`: language model or translation) supplies data, model,
+loss and samples; everything else is shared.
 
 Resuming mid-epoch: Keras starts every `fit` at an epoch boundary, so the
 trainer finishes an interrupted epoch with a shorter `fit` call (the
@@ -27,18 +29,14 @@ import yaml
 
 from kerasllm import config as config_lib
 from kerasllm.config import RunConfig
-from kerasllm.data import pipelines
-from kerasllm.data.corpus import count_blocks, open_corpus
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
-from kerasllm.inference.generate import generate
 from kerasllm.models import build_model
 from kerasllm.training import callbacks as cb
 from kerasllm.training.checkpoint import RunDir, RunState
 from kerasllm.training.optim import make_optimizer
 from kerasllm.training.strategy import make_strategy
-
-SAMPLE_TEMPERATURE = 0.8
+from kerasllm.training.tasks import LanguageModelTask, open_task
 
 
 class TrainingDiverged(RuntimeError):
@@ -83,20 +81,19 @@ def _lock(run: RunDir):
     return handle
 
 
-def _plan_batches(t, counts: dict, seq_len: int) -> tuple[int, int]:
-    """(batches per epoch, batches in the whole run); a batch is 1/grad_accum_steps of a step."""
+def _plan_batches(t, available: int) -> tuple[int, int]:
+    """(batches per epoch, batches in the whole run) from the batches one pass
+    over the training data gives; a batch is 1/grad_accum_steps of a step."""
     accum = t.grad_accum_steps
-    if t.batch_size * accum > counts["train"]:
-        raise UserError(
-            f"train.batch_size={t.batch_size} (x grad_accum_steps={accum}) is more than the "
-            f"{counts['train']} training blocks of {seq_len + 1} tokens; lower it or add text"
-        )
     # An automatic epoch is rounded down to whole executions and whole
     # accumulated steps (the few batches left over are simply next epoch's).
     unit = math.lcm(accum, t.steps_per_execution)
-    if counts["train"] // t.batch_size < unit:
+    if available < unit:
         unit = accum
-    per_epoch = t.steps_per_epoch * accum if t.steps_per_epoch else (counts["train"] // t.batch_size) // unit * unit
+    per_epoch = t.steps_per_epoch * accum if t.steps_per_epoch else available // unit * unit
+    if per_epoch == 0:
+        raise UserError(f"one pass over the training data is {available} batches, fewer than "
+                        f"train.grad_accum_steps={accum}; lower it or train.batch_size")
     total = t.epochs * per_epoch
     if t.max_steps:
         total = min(total, t.max_steps * accum)
@@ -114,37 +111,37 @@ def _steps_per_execution(t, per_epoch: int, total: int, start: int) -> int:
     return n
 
 
-def build_training_model(config: RunConfig, vocabulary_size: int, total_steps: int, steps_per_execution: int = 1):
-    """The model, compiled for training as `train` configures it (call under
-    the strategy's scope). `total_steps` (optimizer steps) sizes the schedule."""
+def compile_for_training(model, config: RunConfig, total_steps: int, steps_per_execution: int, task) -> None:
+    """Compiles `model` as `train` configures it (under the strategy's scope);
+    `total_steps` (optimizer steps) sizes the schedule."""
     t = config.train
-    dtype = "mixed_bfloat16" if t.precision == "mixed_bfloat16" else None
-    model = build_model(config.model, vocabulary_size, dtype=dtype)
+    accuracy = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    # Translation batches weight out label padding; the accuracy must too.
+    weighted = not isinstance(task, LanguageModelTask)
     model.compile(
         optimizer=make_optimizer(t, total_steps),
+        loss=task.loss(),
+        metrics=None if weighted else accuracy,
+        weighted_metrics=accuracy if weighted else None,
+        jit_compile=t.jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    model(task.example_input())
+
+
+def build_training_model(config: RunConfig, vocabulary_size: int, total_steps: int, steps_per_execution: int = 1):
+    """A language model compiled for training (bench/train_throughput.py)."""
+    dtype = "mixed_bfloat16" if config.train.precision == "mixed_bfloat16" else None
+    model = build_model(config.model, vocabulary_size, dtype=dtype)
+    model.compile(
+        optimizer=make_optimizer(config.train, total_steps),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        weighted_metrics=None,
-        jit_compile=t.jit_compile,
+        jit_compile=config.train.jit_compile,
         steps_per_execution=steps_per_execution,
     )
     model(np.zeros((1, config.model.seq_len), "int32"))
     return model
-
-
-def _sample_fn(model, tokenizer, config: RunConfig) -> Callable[[], list]:
-    t = config.train
-    budget = max(1, min(t.sample_tokens, config.model.seq_len - 1 - len(t.sample_prompt)))
-
-    def sample():
-        if t.num_samples == 0:
-            return []
-        texts = generate(
-            model, tokenizer, [t.sample_prompt] * t.num_samples, max_new_tokens=budget, temperature=SAMPLE_TEMPERATURE
-        ).texts
-        return [t.sample_prompt + s for s in texts]
-
-    return sample
 
 
 def train(
@@ -169,15 +166,13 @@ def train(
         # existing run keeps its config until the new values are known to work.
         if created:
             atomic_write_text(run.config, config.to_yaml())
-        corpus = open_corpus(config, run.tokenizer, data_dir)
-        counts = count_blocks(corpus, m.seq_len, run.data)
-        per_epoch, total = _plan_batches(t, counts, m.seq_len)
+        task = open_task(config, run, data_dir)
+        per_epoch, total = _plan_batches(t, task.batches_per_pass)
         atomic_write_text(run.config, config.to_yaml())
     except BaseException:
         if created:  # no half-made run directory after a mistake
             shutil.rmtree(run.root, ignore_errors=True)
         raise
-    tokenizer = corpus.tokenizer
     accum = t.grad_accum_steps
     epochs = math.ceil(total / per_epoch)
 
@@ -189,17 +184,14 @@ def train(
             "so that epochs, checkpoints and the last step fall on execution boundaries"
         )
     with strategy.scope():
-        model = build_training_model(config, tokenizer.vocabulary_size, total // accum, steps_per_execution)
+        model = task.build_model("mixed_bfloat16" if t.precision == "mixed_bfloat16" else None)
+        compile_for_training(model, config, total // accum, steps_per_execution, task)
         if state.step:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(str(run.latest() / "weights.weights.h5"))
     num_params = model.count_params()
-    print_fn(
-        f"Model: {m.kind}, {num_params:,} parameters; vocabulary {tokenizer.vocabulary_size} ({config.tokenizer.kind}); "
-        f"{counts['train']:,} training / {counts['validation']:,} validation blocks of {m.seq_len + 1} tokens; "
-        f"{strategy.num_replicas_in_sync} replica(s)"
-    )
-    sample = _sample_fn(model, tokenizer, config)
+    print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s)")
+    sample = task.sampler(model)
 
     stopped_early = (
         state.stop_reason.startswith("early stopping")
@@ -216,15 +208,7 @@ def train(
     else:
         cb.write_hparams(str(run.logs), config.name, cb.flat_hparams(config.to_dict()))
 
-    blocks = corpus.blocks("train", m.seq_len)
-
-    def train_batches(skip: int) -> tf.data.Dataset:
-        return pipelines.lm_batches(
-            blocks, t.batch_size, training=True, shuffle_buffer=config.data.shuffle_buffer,
-            seed=t.seed, skip_batches=skip, cache=corpus.cacheable,
-        )
-
-    val = pipelines.lm_batches(corpus.blocks("validation", m.seq_len), t.batch_size, training=False, cache=corpus.cacheable)
+    val = task.validation_batches()
     val_steps = t.validation_steps or None
     writer = tf.summary.create_file_writer(str(run.logs / "train"))
     run_state = RunState(
@@ -237,14 +221,14 @@ def train(
     # writes the epoch's scalars.
     callbacks = [run_state] + ([cb.Progress(epochs)] if verbose else []) + [
         cb.EpochSummary(epochs, print_fn),
-        cb.StepScalars(writer, run_state, t.batch_size * m.seq_len, t.log_every_steps * accum),
+        cb.StepScalars(writer, run_state, task.tokens_per_batch, t.log_every_steps * accum),
         samples,
         keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch"),
     ]
 
     def fit(first_epoch: int, last_epoch: int, steps: int) -> None:
         model.fit(
-            train_batches(state.step), validation_data=val, validation_steps=val_steps,
+            task.train_batches(state.step), validation_data=val, validation_steps=val_steps,
             initial_epoch=first_epoch, epochs=last_epoch, steps_per_epoch=steps,
             callbacks=callbacks, verbose=verbose,
         )

@@ -1,0 +1,152 @@
+"""What a run trains, per task: its data, model, loss and samples.
+
+The trainer is the same for every task; it asks the task for batches, a
+model and a few samples. `open_task` picks the task from `model.kind`:
+`gpt` and `lstm` are language models, `seq2seq` translates.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from kerasllm.config import RunConfig
+from kerasllm.data import pipelines
+from kerasllm.errors import UserError
+from kerasllm.training.checkpoint import RunDir
+
+SAMPLE_TEMPERATURE = 0.8
+
+
+class LanguageModelTask:
+    def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
+        from kerasllm.data.corpus import count_blocks, open_corpus
+
+        self.config = config
+        self.corpus = open_corpus(config, run.tokenizer, data_dir)
+        self.counts = count_blocks(self.corpus, config.model.seq_len, run.data)
+        self.tokenizer = self.corpus.tokenizer
+        t = config.train
+        if t.batch_size * t.grad_accum_steps > self.counts["train"]:
+            raise UserError(
+                f"train.batch_size={t.batch_size} (x grad_accum_steps={t.grad_accum_steps}) is more than the "
+                f"{self.counts['train']} training blocks of {config.model.seq_len + 1} tokens; lower it or add text"
+            )
+        self.batches_per_pass = self.counts["train"] // t.batch_size
+        self.tokens_per_batch = t.batch_size * config.model.seq_len
+
+    def build_model(self, dtype):
+        from kerasllm.models import build_model
+
+        return build_model(self.config.model, self.tokenizer.vocabulary_size, dtype=dtype)
+
+    def example_input(self):
+        return np.zeros((1, self.config.model.seq_len), "int32")
+
+    def loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def describe(self) -> str:
+        c = self.counts
+        return (f"vocabulary {self.tokenizer.vocabulary_size} ({self.config.tokenizer.kind}); "
+                f"{c['train']:,} training / {c['validation']:,} validation blocks of {self.config.model.seq_len + 1} tokens")
+
+    def train_batches(self, skip: int):
+        t, c = self.config.train, self.config
+        return pipelines.lm_batches(
+            self.corpus.blocks("train", c.model.seq_len), t.batch_size, training=True,
+            shuffle_buffer=c.data.shuffle_buffer, seed=t.seed, skip_batches=skip, cache=self.corpus.cacheable,
+        )
+
+    def validation_batches(self):
+        c = self.config
+        return pipelines.lm_batches(self.corpus.blocks("validation", c.model.seq_len), c.train.batch_size,
+                                    training=False, cache=self.corpus.cacheable)
+
+    def sampler(self, model):
+        from kerasllm.inference.generate import generate
+
+        t = self.config.train
+        budget = max(1, min(t.sample_tokens, self.config.model.seq_len - 1 - len(t.sample_prompt)))
+
+        def sample():
+            if t.num_samples == 0:
+                return []
+            texts = generate(model, self.tokenizer, [t.sample_prompt] * t.num_samples, max_new_tokens=budget,
+                             temperature=SAMPLE_TEMPERATURE).texts
+            return [t.sample_prompt + s for s in texts]
+
+        return sample
+
+
+class TranslationTask:
+    def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
+        from kerasllm.data.pair_corpus import count_pair_batches, open_pair_corpus
+
+        self.config = config
+        self.corpus = open_pair_corpus(config, run.root, data_dir)
+        self.counts = count_pair_batches(self.corpus, run.data)
+        self.batches_per_pass = self.counts["train_batches"]
+        self.tokens_per_batch = config.train.batch_size * config.model.seq_len  # an upper bound
+        self._samples = None
+
+    def build_model(self, dtype):
+        from kerasllm.models import build_translator
+
+        return build_translator(self.config.model, self.corpus.source_tokenizer, self.corpus.target_tokenizer, dtype)
+
+    def example_input(self):
+        ids, mask = np.zeros((1, 2), "int32"), np.ones((1, 2), bool)
+        return {"encoder_token_ids": ids, "encoder_padding_mask": mask,
+                "decoder_token_ids": ids, "decoder_padding_mask": mask}
+
+    def loss(self):
+        return translation_loss(self.config)
+
+    def describe(self) -> str:
+        c, r = self.counts, self.corpus.report
+        kind = self.config.tokenizer.kind
+        sizes = (f"{self.corpus.source_tokenizer.vocabulary_size}" if self.corpus.source_tokenizer is self.corpus.target_tokenizer
+                 else f"{self.corpus.source_tokenizer.vocabulary_size}+{self.corpus.target_tokenizer.vocabulary_size}")
+        return (f"vocabulary {sizes} ({kind}); {r.summary()}; {c['train_pairs']:,} training / "
+                f"{c['validation_pairs']:,} validation / {c['test_pairs']:,} test pairs of at most "
+                f"{self.config.model.seq_len} tokens, {c['train_batches']:,} batches per epoch "
+                f"({c['train_padding']:.0%} padding)")
+
+    def train_batches(self, skip: int):
+        return self.corpus.batches("train", training=True, skip=skip)
+
+    def validation_batches(self):
+        return self.corpus.batches("validation")
+
+    def sampler(self, model):
+        from kerasllm.inference.translate import translate
+
+        t = self.config.train
+
+        def sample():
+            if t.num_samples == 0:
+                return []
+            if self._samples is None:  # the first distinct validation sources
+                distinct = dict.fromkeys(s.decode() for sources, _ in self.corpus.pairs("validation").take(1)
+                                         for s in sources.numpy())
+                self._samples = list(distinct)[: t.num_samples]
+            outputs = translate(model, self.corpus.source_tokenizer, self.corpus.target_tokenizer, self._samples,
+                                max_length=self.config.model.seq_len)
+            return [f"{s} -> {o}" for s, o in zip(self._samples, outputs)]
+
+        return sample
+
+
+def translation_loss(config: RunConfig):
+    if config.train.label_smoothing:
+        from kerasllm.training.losses import SmoothedSparseCrossentropy
+
+        return SmoothedSparseCrossentropy(config.train.label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def open_task(config: RunConfig, run: RunDir, data_dir=None):
+    if config.model.kind == "seq2seq":
+        return TranslationTask(config, run, data_dir)
+    return LanguageModelTask(config, run, data_dir)
