@@ -61,6 +61,8 @@ def test_evaluate_matches_best_validation_loss(trained, cli):
     metrics = json.loads(result.out)
     assert metrics["loss"] == pytest.approx(min(val_losses(stdout)), abs=2e-3)
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]), rel=1e-3)
+    no_test = cli("evaluate", "--run", run_dir, "--split", "test")
+    assert no_test.code == 2 and "train and validation splits only" in no_test.err
 
 
 def _event_tags(logdir: Path) -> dict:

@@ -18,4 +18,6 @@ def evaluate_run(run_dir: str, data_dir=None, split: str | None = None, beams: i
         from kerasllm.evaluation.translation import evaluate_translation
 
         return evaluate_translation(run_dir, data_dir, split or "test", beams)
+    if split == "test":
+        raise UserError("--split test: language-model runs have train and validation splits only")
     return evaluate_lm(run_dir, data_dir, split or "validation")
