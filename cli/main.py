@@ -31,6 +31,7 @@ Examples:
   kerasllm train --config configs/spa-eng-transformer.yaml
   kerasllm translate --run runs/spa-eng "Where is the station?" --beams 4
   kerasllm export --run runs/shakespeare-char --name shakespeare
+  kerasllm export --run runs/spa-eng --name spa-eng && kerasllm translate --model saved_models/spa-eng "I like tea."
   kerasllm generate --model saved_models/shakespeare "ROMEO:" --top-p 0.9
   kerasllm score --model saved_models/shakespeare lines.txt
   kerasllm prepare --config configs/shakespeare-wordpiece.yaml --out data/shakespeare-wp
@@ -246,14 +247,19 @@ Examples:
 @click.option("--version", "version", default=None, type=int, help="Version number (default: the next free one).")
 @click.option("--base-dir", default="saved_models", show_default=True, type=click.Path(file_okay=False),
               help="Where model directories live (TF Serving's --model_base_path is <base-dir>/<name>).")
-@click.option("--beams", default=4, show_default=True, type=click.IntRange(min=2), help="Beam width of the beam_search signature.")
+@click.option("--beams", default=4, show_default=True, type=click.IntRange(min=1, max=16),
+              help="Language models: the beam_search signature's width; translators: the default of the beams input.")
+@click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
+              help="Translators: the default of the length_penalty input.")
 @click.pass_context
-def export(ctx, run_dir, name, version, base_dir, beams):
-    """Write a run's best weights as a TF Serving SavedModel version."""
+def export(ctx, run_dir, name, version, base_dir, beams, length_penalty):
+    """Write a run's best weights as a TF Serving SavedModel version: a
+    language model (generate, beam_search, score, tokenize, detokenize) or a
+    translator (sources -> translations)."""
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.export.runs import export_run
 
-    click.echo(json.dumps(export_run(run_dir, name, base_dir, version, beams)))
+    click.echo(json.dumps(export_run(run_dir, name, base_dir, version, beams, length_penalty)))
 
 
 @cli.command(epilog="""\b
@@ -264,48 +270,50 @@ Examples:
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
 @click.option("--split", type=click.Choice(["train", "validation", "test"]), default=None,
               help="Held-out split (default: validation for language models, test for translation).")
-@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1), help="Translation: beam width.")
+@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1, max=16), help="Translation: beam width.")
+@click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
+              help="Translation: beam search length penalty (GNMT alpha).")
 @data_dir_option
 @click.pass_context
-def evaluate(ctx, run_dir, split, beams, data_dir):
+def evaluate(ctx, run_dir, split, beams, length_penalty, data_dir):
     """Held-out metrics of a run's best weights, as JSON: loss, perplexity and
     token accuracy; for translation also BLEU and chrF (sacrebleu), with the
     hypotheses written to <run>/eval/."""
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.evaluation import evaluate_run
 
-    click.echo(json.dumps(evaluate_run(run_dir, data_dir, split, beams)))
+    click.echo(json.dumps(evaluate_run(run_dir, data_dir, split, beams, length_penalty)))
 
 
 @cli.command(epilog="""\b
 Examples:
   kerasllm translate --run runs/spa-eng "Where is the station?"
-  kerasllm translate --run runs/spa-eng --file sentences.txt --beams 4
+  kerasllm translate --model saved_models/spa-eng --file sentences.txt --beams 4 --length-penalty 1.0
+  echo "I like tea." | kerasllm translate --model saved_models/spa-eng --file -
 """)
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A translation run directory.")
+@model_source
 @click.argument("sentences", nargs=-1)
 @click.option("--file", "sentences_file", type=str, default=None, help="More sentences, one per line ('-' reads stdin).")
-@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1), help="Beam search width (1 = greedy).")
+@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1, max=16), help="Beam search width (1 = greedy).")
+@click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
+              help="Beam search: rank by log-prob / ((5 + length) / 6) ** this (0 = raw log-prob, favours short).")
 @click.option("--max-length", default=None, type=click.IntRange(min=2), help="Longest translation in tokens (default: model.seq_len).")
 @click.pass_context
-def translate(ctx, run_dir, sentences, sentences_file, beams, max_length):
-    """Translate SENTENCES with a translation run's best weights, one per line."""
+def translate(ctx, model_dir, run_dir, sentences, sentences_file, beams, length_penalty, max_length):
+    """Translate SENTENCES (and --file lines), one translation per line, with
+    an exported translator or a translation run's best weights."""
     sentences = list(sentences) + (_read_lines(sentences_file, "--file") if sentences_file else [])
     if not sentences:
         raise UserError("nothing to translate: give sentences as arguments or with --file")
     _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.inference.generate import load_run
-    from kerasllm.inference.translate import translate as run_translate
+    from kerasllm.inference.client import TranslatorClient
 
-    lm = load_run(run_dir)
-    if lm.config.model.kind != "seq2seq":
-        raise UserError(f"--run {run_dir}: a {lm.config.model.kind} language model; use `kerasllm generate`")
-    limit = lm.config.model.seq_len
+    translator = TranslatorClient.open(model=model_dir, run=run_dir)
+    limit = translator.max_length
     if max_length is not None and max_length > limit:
         raise UserError(f"--max-length {max_length}: this model translates at most model.seq_len={limit} tokens")
     for start in range(0, len(sentences), BATCH):
-        part = sentences[start : start + BATCH]
-        for text in run_translate(lm.model, lm.tokenizer, lm.target_tokenizer, part, max_length or limit, beams):
+        for text in translator.translate(sentences[start : start + BATCH], beams, length_penalty, max_length or limit):
             click.echo(text)
 
 

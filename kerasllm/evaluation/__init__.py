@@ -5,7 +5,8 @@ from kerasllm.evaluation.language_model import evaluate_lm
 __all__ = ["evaluate_lm", "evaluate_run"]
 
 
-def evaluate_run(run_dir: str, data_dir=None, split: str | None = None, beams: int = 1) -> dict:
+def evaluate_run(run_dir: str, data_dir=None, split: str | None = None, beams: int = 1,
+                 length_penalty: float = 0.6) -> dict:
     """Language-model metrics, or BLEU/chrF for a translation run."""
     from kerasllm import config as config_lib
     from kerasllm.errors import UserError
@@ -17,7 +18,7 @@ def evaluate_run(run_dir: str, data_dir=None, split: str | None = None, beams: i
     if config_lib.load(config_path).model.kind == "seq2seq":
         from kerasllm.evaluation.translation import evaluate_translation
 
-        return evaluate_translation(run_dir, data_dir, split or "test", beams)
+        return evaluate_translation(run_dir, data_dir, split or "test", beams, length_penalty)
     if split == "test":
         raise UserError("--split test: language-model runs have train and validation splits only")
     return evaluate_lm(run_dir, data_dir, split or "validation")

@@ -24,7 +24,8 @@ from kerasllm.training.tasks import translation_loss
 BATCH = 64
 
 
-def evaluate_translation(run_dir: str, data_dir: Optional[str] = None, split: str = "test", beams: int = 1) -> dict:
+def evaluate_translation(run_dir: str, data_dir: Optional[str] = None, split: str = "test", beams: int = 1,
+                         length_penalty: float = 0.6) -> dict:
     import sacrebleu
 
     from kerasllm.errors import UserError
@@ -41,7 +42,7 @@ def evaluate_translation(run_dir: str, data_dir: Optional[str] = None, split: st
     hypotheses = []
     for start in range(0, len(sources), BATCH):
         hypotheses += translate(lm.model, lm.tokenizer, lm.target_tokenizer, sources[start : start + BATCH],
-                                max_length=config.model.seq_len, beams=beams)
+                                max_length=config.model.seq_len, beams=beams, length_penalty=length_penalty)
     lm.model.compile(loss=translation_loss(config), weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     scores = lm.model.evaluate(corpus.batches(split), verbose=0, return_dict=True)
     out_dir = run.root / "eval"
@@ -52,6 +53,7 @@ def evaluate_translation(run_dir: str, data_dir: Optional[str] = None, split: st
         "split": split,
         "pairs": len(sources),
         "beams": beams,
+        "length_penalty": length_penalty if beams > 1 else None,
         "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
         "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
         "loss": round(float(scores["loss"]), 5),

@@ -22,9 +22,10 @@ Example:
 
 from __future__ import annotations
 
-import keras_hub
 import tensorflow as tf
 
+from kerasllm.export.checks import after, nonempty
+from kerasllm.inference.beam_search import BeamSearch
 from kerasllm.inference.prompts import decode_continuations, encode_prompts, with_start_token
 from kerasllm.inference.sampling import RequestSampler
 from kerasllm.inference.scoring import perplexity, sequence_log_probs
@@ -98,9 +99,6 @@ class LanguageModelModule(tf.Module):
 
     # -- checks ---------------------------------------------------------------
 
-    def _check_batch(self, texts, name):
-        return tf.debugging.assert_positive(tf.size(texts), message=f"{name}: empty batch; send at least one string")
-
     def _check_new_tokens(self, max_new_tokens):
         limit = self.max_new_tokens
         where = f": the model context is {self.context} tokens" if self.context else ""
@@ -114,8 +112,7 @@ class LanguageModelModule(tf.Module):
     # -- signatures -----------------------------------------------------------
 
     def _decode(self, prompts, max_new_tokens, sampler):
-        with tf.control_dependencies([self._check_batch(prompts, "prompts"), *self._check_new_tokens(max_new_tokens)]):
-            prompts = tf.identity(prompts)
+        prompts = after([nonempty(prompts, "prompts"), *self._check_new_tokens(max_new_tokens)], prompts)
         batch = encode_prompts(self._tokenizer, prompts, max_new_tokens, self.context)
         self._model.sampler = sampler
         out = self._model.generate_step(batch.inputs(), stop_token_ids=(self._tokenizer.eot_id,))
@@ -134,11 +131,10 @@ class LanguageModelModule(tf.Module):
         return self._decode(prompts, max_new_tokens, RequestSampler(temperature, top_k, top_p, seed))
 
     def _beam_search(self, prompts, max_new_tokens):
-        return self._decode(prompts, max_new_tokens, keras_hub.samplers.BeamSampler(num_beams=self.beams))
+        return self._decode(prompts, max_new_tokens, BeamSearch(num_beams=self.beams))
 
     def _score(self, texts):
-        with tf.control_dependencies([self._check_batch(texts, "texts")]):
-            texts = tf.identity(texts)
+        texts = after([nonempty(texts, "texts")], texts)
         tokens = with_start_token(self._tokenizer, texts)
         log_prob, num_tokens = sequence_log_probs(self._model, tokens, self._tokenizer.pad_id, self.context)
         return {"log_prob": log_prob, "num_tokens": num_tokens, "perplexity": perplexity(log_prob, num_tokens)}

@@ -1,4 +1,5 @@
-"""`kerasllm export`: a trained run -> a servable language-model version."""
+"""`kerasllm export`: a trained run -> a servable version (a language model
+or a translator), with warmup requests that cover every signature."""
 
 from __future__ import annotations
 
@@ -6,17 +7,15 @@ import numpy as np
 
 from kerasllm.export.language_model import LanguageModelModule
 from kerasllm.export.saved_model import write_version
+from kerasllm.export.translator import TranslatorModule
 from kerasllm.inference.generate import load_run
 
 
 def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_models",
-               version: int | None = None, beams: int = 4) -> dict:
+               version: int | None = None, beams: int = 4, length_penalty: float = 0.6) -> dict:
     lm = load_run(run_dir)
     if lm.config.model.kind == "seq2seq":
-        from kerasllm.errors import UserError
-
-        raise UserError(f"--run {run_dir}: exporting translation models is not built yet; "
-                        "translate in-process with `kerasllm translate --run`")
+        return _export_translator(lm, run_dir, name, base_dir, version, beams, length_penalty)
     module = LanguageModelModule(lm.model, lm.tokenizer, beams=beams)
     prompt = lm.config.train.sample_prompt or "The"
     new = np.int32(min(8, module.max_new_tokens))
@@ -38,5 +37,28 @@ def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_mod
         "context": module.context,
         "max_new_tokens": module.max_new_tokens,
         "beams": beams,
+    }
+    return write_version(module, base_dir, name or lm.config.name, version, warmup, meta)
+
+
+def _export_translator(lm, run_dir, name, base_dir, version, beams, length_penalty) -> dict:
+    max_length = lm.config.model.seq_len
+    module = TranslatorModule(lm.model, lm.tokenizer, lm.target_tokenizer, max_length, beams, length_penalty)
+    sources = np.array(["Hello, how are you?", ""], dtype=object)
+    warmup = [
+        ("serving_default", {"sources": sources}),
+        ("serving_default", {"sources": sources[:1], "beams": np.int32(1)}),
+        ("serving_default", {"sources": sources, "beams": np.int32(2), "length_penalty": np.float32(1.0),
+                             "max_length": np.int32(min(8, max_length))}),
+    ]
+    meta = {
+        "kind": "translator",
+        "run": str(run_dir),
+        "model": "seq2seq",
+        "tokenizer": lm.tokenizer.kind,
+        "shared_vocabulary": lm.target_tokenizer is lm.tokenizer,
+        "max_length": max_length,
+        "beams": beams,
+        "length_penalty": length_penalty,
     }
     return write_version(module, base_dir, name or lm.config.name, version, warmup, meta)

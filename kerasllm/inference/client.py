@@ -7,6 +7,7 @@ Example:
     lm = LanguageModelClient.open(model="saved_models/shakespeare")
     lm.generate(["ROMEO:"], max_new_tokens=50, temperature=0).texts
     for piece in stream(lm, "ROMEO:", 200, stop=["\\n\\n"]): print(piece, end="")
+    TranslatorClient.open(model="saved_models/spa-eng").translate(["I like tea."], beams=4)
 """
 
 from __future__ import annotations
@@ -21,6 +22,24 @@ from kerasllm.errors import UserError
 from kerasllm.inference.generate import Generated, cap_new_tokens, warn_truncated
 
 STREAM_CHUNK = 16  # new tokens per call while streaming
+
+
+def load_saved_model(path, kind: str):
+    """(loaded SavedModel, its kerasllm.json) of a `kerasllm export` version
+    (or the newest under a model directory), refusing another `kind`."""
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+    from kerasllm.export.saved_model import META_FILE, resolve_model_dir
+
+    directory = resolve_model_dir(path)
+    meta_path = directory / "assets.extra" / META_FILE
+    if not meta_path.is_file():
+        raise UserError(f"--model {path}: {meta_path} is missing; was this exported by `kerasllm export`?")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("kind") != kind:
+        hint = "use `kerasllm translate`" if meta.get("kind") == "translator" else "use `kerasllm generate`"
+        raise UserError(f"--model {path}: a {meta.get('kind')} model, not a {kind.replace('_', ' ')}; {hint}")
+    return tf.saved_model.load(str(directory)), meta
 
 
 class LanguageModelClient:
@@ -42,18 +61,7 @@ class LanguageModelClient:
 
     @classmethod
     def from_saved_model(cls, path) -> "LanguageModelClient":
-        import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
-
-        from kerasllm.export.saved_model import META_FILE, resolve_model_dir
-
-        directory = resolve_model_dir(path)
-        meta_path = directory / "assets.extra" / META_FILE
-        if not meta_path.is_file():
-            raise UserError(f"--model {path}: {meta_path} is missing; was this exported by `kerasllm export`?")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("kind") != "language_model":
-            raise UserError(f"--model {path}: a {meta.get('kind')} model, not a language model")
-        return cls(tf.saved_model.load(str(directory)), meta)
+        return cls(*load_saved_model(path, "language_model"))
 
     @classmethod
     def from_run(cls, run_dir, beams: int = 4) -> "LanguageModelClient":
@@ -104,6 +112,46 @@ class LanguageModelClient:
         with self._trace_context():
             out = self._f.tokenize(tf.constant(texts, tf.string))
         return {k: v.numpy() for k, v in out.items()}
+
+
+class TranslatorClient:
+    """Translation from an exported translator (its serving_default) or from
+    a run's best weights (in-process `translate`): the same decoding."""
+
+    def __init__(self, translate_batch, max_length: int):
+        self._translate = translate_batch
+        self.max_length = max_length
+
+    @classmethod
+    def open(cls, model: str | None = None, run: str | None = None) -> "TranslatorClient":
+        if (model is None) == (run is None):
+            raise UserError("give exactly one of --model (an exported SavedModel) or --run (a run directory)")
+        if model is not None:
+            loaded, meta = load_saved_model(model, "translator")
+            signature = loaded.signatures["serving_default"]
+
+            def translate_batch(sentences, beams, length_penalty, max_length):
+                out = signature(sources=tf.constant(sentences, tf.string), beams=tf.constant(beams, tf.int32),
+                                length_penalty=tf.constant(length_penalty, tf.float32),
+                                max_length=tf.constant(max_length, tf.int32))
+                return [t.decode("utf-8", errors="replace") for t in out["translations"].numpy()]
+
+            return cls(translate_batch, meta["max_length"])
+        from kerasllm.inference.generate import load_run
+        from kerasllm.inference.translate import translate
+
+        lm = load_run(run)
+        if lm.config.model.kind != "seq2seq":
+            raise UserError(f"--run {run}: a {lm.config.model.kind} language model; use `kerasllm generate`")
+
+        def translate_batch(sentences, beams, length_penalty, max_length):
+            return translate(lm.model, lm.tokenizer, lm.target_tokenizer, sentences, max_length, beams, length_penalty)
+
+        return cls(translate_batch, lm.config.model.seq_len)
+
+    def translate(self, sentences: list[str], beams: int = 1, length_penalty: float = 0.6,
+                  max_length: int | None = None) -> list[str]:
+        return self._translate(sentences, beams, length_penalty, max_length or self.max_length)
 
 
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:

@@ -1,7 +1,7 @@
 """Choosing the next token.
 
-`make_sampler` picks one of keras-hub's samplers for in-process generation
-(settings are Python values, fixed per call). `RequestSampler` is for the
+`make_sampler` picks one of keras-hub's samplers (or our `BeamSearch`) for
+in-process generation (settings are Python values, fixed per call). `RequestSampler` is for the
 exported graph, where temperature, top-k, top-p and the seed arrive as
 tensors with each request: keras-hub's samplers take them as constructor
 constants and draw from a stateful seed generator, so a server could neither
@@ -19,12 +19,15 @@ import keras_hub
 import tensorflow as tf
 
 
-def make_sampler(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None, beams: int = 1):
-    """Beam search (beams > 1), greedy (temperature 0), top-p (< 1),
-    top-k (> 0), else random sampling at `temperature`."""
+def make_sampler(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None, beams: int = 1,
+                 length_penalty: float = 0.0):
+    """Beam search (beams > 1, see `BeamSearch`), greedy (temperature 0),
+    top-p (< 1), top-k (> 0), else random sampling at `temperature`."""
     samplers = keras_hub.samplers
     if beams > 1:
-        return samplers.BeamSampler(num_beams=beams)
+        from kerasllm.inference.beam_search import BeamSearch
+
+        return BeamSearch(num_beams=beams, length_penalty=length_penalty)
     if temperature <= 0:
         return samplers.GreedySampler()
     if top_p < 1.0:

@@ -1,10 +1,13 @@
-"""Translating sentences in-process with a `Seq2SeqTranslator`.
+"""Translating sentences: strings in, strings out.
 
-The decoder starts from the end-of-text id and runs keras-hub's greedy or
-beam sampler (cached decoding) until end-of-text or `max_length` tokens.
+`translation_inputs` and `decode_translations` are pure TensorFlow, shared by
+in-process translation (`translate`, keras-hub's `generate` with cached
+decoding) and the exported translator, whose graph runs the same code. The
+decoder starts from the end-of-text id and runs greedy decoding or
+`BeamSearch` until end-of-text or `max_length` tokens.
 
 Example:
-    translate(model, src_tok, tgt_tok, ["Where is the station?"], max_length=64, beams=4)
+    translate(model, src_tok, tgt_tok, ["Where is the station?"], max_length=64, beams=4, length_penalty=0.6)
 """
 
 from __future__ import annotations
@@ -14,37 +17,43 @@ import tensorflow as tf
 from kerasllm.inference.sampling import make_sampler
 
 
-@tf.function(reduce_retracing=True)
-def _encode_sources(tokenizer, texts, max_length):
-    """Always `max_length` wide, so the decoding function is traced once."""
-    ids = tokenizer._tokenize(texts)[:, :max_length]
-    dense = ids.to_tensor(default_value=tokenizer.pad_id, shape=[None, max_length])
-    return dense, tf.sequence_mask(ids.row_lengths(), max_length)
+def translation_inputs(source_tokenizer, target_tokenizer, texts, max_length) -> dict:
+    """The translator's input dict: sources cut and padded to `max_length`
+    ids (one width, so a traced decoder is reused), and a decoder prompt of
+    end-of-text then `max_length - 1` free positions."""
+    ids = source_tokenizer._tokenize(texts)[:, :max_length]
+    batch = tf.shape(texts)[0]
+    free = tf.fill([batch, max_length - 1], tf.constant(target_tokenizer.pad_id, tf.int32))
+    dense = ids.to_tensor(default_value=source_tokenizer.pad_id)
+    dense = tf.pad(dense, [[0, 0], [0, max_length - tf.shape(dense)[1]]], constant_values=source_tokenizer.pad_id)
+    return {
+        "encoder_token_ids": tf.ensure_shape(dense, [None, max_length if isinstance(max_length, int) else None]),
+        "encoder_padding_mask": tf.sequence_mask(ids.row_lengths(), max_length),
+        "decoder_token_ids": tf.concat([tf.fill([batch, 1], tf.constant(target_tokenizer.eot_id, tf.int32)), free], 1),
+        "decoder_padding_mask": tf.concat([tf.ones([batch, 1], tf.bool), tf.zeros([batch, max_length - 1], tf.bool)], 1),
+    }
 
 
-@tf.function(reduce_retracing=True)
-def _decode_targets(tokenizer, token_ids, keep):
-    return tokenizer._detokenize(tf.ragged.boolean_mask(token_ids[:, 1:], keep[:, 1:]))
+def decode_translations(target_tokenizer, token_ids, keep):
+    """Text of the generated ids that `keep` marks, without the start token."""
+    return target_tokenizer._detokenize(tf.ragged.boolean_mask(token_ids[:, 1:], keep[:, 1:]))
+
+
+_inputs = tf.function(translation_inputs, reduce_retracing=True)
+_decode = tf.function(decode_translations, reduce_retracing=True)
 
 
 def translate(model, source_tokenizer, target_tokenizer, sentences: list[str], max_length: int = 64,
-              beams: int = 1) -> list[str]:
+              beams: int = 1, length_penalty: float = 0.0) -> list[str]:
     """Greedy (beams=1) or beam-search translations of `sentences`."""
-    source, source_mask = _encode_sources(source_tokenizer, tf.constant(sentences, tf.string), max_length)
-    batch = len(sentences)
-    prompt = tf.concat([tf.fill([batch, 1], target_tokenizer.eot_id),
-                        tf.fill([batch, max_length - 1], target_tokenizer.pad_id)], axis=1)
-    prompt_mask = tf.concat([tf.ones([batch, 1], tf.bool), tf.zeros([batch, max_length - 1], tf.bool)], axis=1)
+    inputs = _inputs(source_tokenizer, target_tokenizer, tf.constant(sentences, tf.string), max_length)
     # Reuse the traced decoding function while nobody changed the sampler.
-    if getattr(model, "_kerasllm_decoding", None) != (beams, id(model.sampler)) or model.generate_function is None:
-        model.sampler = make_sampler(temperature=0.0, beams=beams)
+    setting = (beams, float(length_penalty) if beams > 1 else 0.0)
+    if getattr(model, "_kerasllm_decoding", None) != (setting, id(model.sampler)) or model.generate_function is None:
+        model.sampler = make_sampler(temperature=0.0, beams=beams, length_penalty=length_penalty)
         model.generate_function = None  # the sampler is part of the traced function
-        model._kerasllm_decoding = (beams, id(model.sampler))
-    out = model.generate(
-        {"encoder_token_ids": source, "encoder_padding_mask": source_mask,
-         "decoder_token_ids": prompt, "decoder_padding_mask": prompt_mask},
-        stop_token_ids=(target_tokenizer.eot_id,),
-    )
-    texts = _decode_targets(target_tokenizer, tf.convert_to_tensor(out["decoder_token_ids"]),
-                            tf.convert_to_tensor(out["decoder_padding_mask"]))
+        model._kerasllm_decoding = (setting, id(model.sampler))
+    out = model.generate(inputs, stop_token_ids=(target_tokenizer.eot_id,))
+    texts = _decode(target_tokenizer, tf.convert_to_tensor(out["decoder_token_ids"]),
+                    tf.convert_to_tensor(out["decoder_padding_mask"]))
     return [t.decode("utf-8", errors="replace") for t in texts.numpy()]
