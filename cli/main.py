@@ -99,19 +99,37 @@ data_dir_option = click.option(
 )
 
 
-@cli.command(epilog="\b\nExample:\n  kerasllm train --config configs/shakespeare-char.yaml --set train.epochs=3")
+@cli.command(epilog="""\b
+Examples:
+  kerasllm train --config configs/shakespeare-char.yaml --set train.epochs=3
+  kerasllm train --config configs/shakespeare-char.yaml --set train.strategy=mirrored --set train.cpu_devices=2
+  # two machines (run the same command on each, with its own index):
+  kerasllm train --config configs/shakespeare-char.yaml --workers host1:2222,host2:2222 --worker-index 0
+""")
 @config_option
 @set_option
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/<name>).")
 @data_dir_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", default=None, help="Multi-worker training: every worker's host:port, comma-separated "
+              "(writes TF_CONFIG; worker 0 is the chief).")
+@click.option("--worker-index", type=click.IntRange(min=0), default=None, help="This worker's place in --workers.")
 @click.pass_context
-def train(ctx, config_path, overrides, run_dir, data_dir, quiet):
+def train(ctx, config_path, overrides, run_dir, data_dir, quiet, workers, worker_index):
     """Train a model; run the same command again to resume after a crash."""
     from kerasllm import config as config_lib
 
-    config = config_lib.load(config_path, list(overrides))
+    overrides = list(overrides)
+    if (workers is None) != (worker_index is None):
+        raise UserError("--workers and --worker-index go together")
+    if workers is not None:
+        overrides.append("train.strategy=multi_worker")
+    config = config_lib.load(config_path, overrides)
     _after_tf_import(ctx.obj["verbose"])
+    if workers is not None:
+        from kerasllm.training.strategy import worker_tf_config
+
+        os.environ["TF_CONFIG"] = worker_tf_config(workers, worker_index)
     from kerasllm.training.trainer import train as run_training
 
     result = run_training(config, run_dir=run_dir, data_dir=data_dir, verbose=0 if quiet else 1)

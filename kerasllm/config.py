@@ -129,8 +129,13 @@ class TrainConfig:
     # trips, callbacks see every N-th step. Reduced automatically to divide
     # epochs, checkpoints and the run length.
     steps_per_execution: int = 1
-    strategy: str = "auto"  # auto | one_device | mirrored
+    # auto | one_device | mirrored | multi_worker (TF_CONFIG) | tpu. The
+    # learning rate and batch_size are per global batch (all replicas).
+    strategy: str = "auto"
     cpu_devices: int = 0  # split the CPU into N logical devices (mirrored)
+    tpu: str = ""  # strategy tpu: TPU name, grpc://host:port, or "local"
+    # multi_worker: give up on a collective (an unreachable or dead worker) after this long; 0 = wait forever
+    worker_timeout_seconds: int = 300
     early_stopping_patience: int = 0  # epochs without improvement; 0 = off
     save_every_steps: int = 200
     validation_steps: int = 0  # 0 = the whole validation split
@@ -167,7 +172,7 @@ _CHOICES = {
     "train.optimizer": ("adamw", "adam"),
     "train.schedule": ("cosine", "constant"),
     "train.precision": ("float32", "mixed_bfloat16"),
-    "train.strategy": ("auto", "one_device", "mirrored"),
+    "train.strategy": ("auto", "one_device", "mirrored", "multi_worker", "tpu"),
 }
 
 
@@ -317,6 +322,7 @@ _MINIMUMS = {
     "train.clip_norm": 0,
     "train.early_stopping_patience": 0,
     "train.cpu_devices": 0,
+    "train.worker_timeout_seconds": 0,
     "data.split_group": 1,
     "tokenizer.vocab_size": 0,
     "train.validation_steps": 0,

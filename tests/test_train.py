@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT
 
 VAL_LINE = re.compile(r"Epoch (\d+)/(\d+), Validation Loss: ([0-9.]+)")
 
@@ -225,13 +225,6 @@ def test_time_limit_stops_and_the_next_run_continues(cli, tiny_config, tmp_path)
     rest = cli("train", "--config", tiny_config({"train.time_limit_minutes": 0}), "--run-dir", tmp_path / "run", "--quiet")
     assert rest.code == 0, rest.err
     assert f"Resuming {tmp_path / 'run'} at step {stopped}" in rest.out and "Done: reached 40 steps" in rest.out
-
-
-def test_mirrored_strategy_on_two_logical_cpus(tiny_config, tmp_path):
-    config = tiny_config({"train.strategy": "mirrored", "train.cpu_devices": 2, "train.max_steps": 10})
-    result = run_cli("train", "--config", str(config), "--run-dir", str(tmp_path / "run"), "--quiet")
-    assert result.returncode == 0, result.stderr
-    assert "2 replica(s)" in result.stdout and len(val_losses(result.stdout)) == 1
 
 
 def test_prepare_shards_then_train_from_them(cli, tiny_config, tmp_path):

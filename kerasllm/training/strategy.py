@@ -3,13 +3,19 @@
 `auto` is TensorFlow's default strategy (one device), `one_device` pins the
 first GPU or the CPU, `mirrored` replicates over the local GPUs or, with
 `train.cpu_devices: N`, over N logical CPU devices (so data-parallel
-training is testable on a laptop).
+training is testable on a laptop), `multi_worker` is
+MultiWorkerMirroredStrategy over the cluster in `TF_CONFIG` (which
+`worker_tf_config` writes for `--workers/--worker-index`), and `tpu` is
+TPUStrategy on `train.tpu`.
 
-Logical devices must be declared before TensorFlow touches a device, so
-call `make_strategy` before building datasets or models.
+Logical devices and collective ops must be set up before TensorFlow touches
+a device, so call `make_strategy` before building datasets or models.
 """
 
 from __future__ import annotations
+
+import json
+import os
 
 import tensorflow as tf
 
@@ -32,11 +38,79 @@ def _split_cpu(n: int) -> list:
     return tf.config.list_logical_devices("CPU")
 
 
+def worker_tf_config(workers: str, index: int) -> str:
+    """TF_CONFIG for worker `index` of the comma-separated `host:port` list;
+    worker 0 is the chief."""
+    addresses = [w.strip() for w in workers.split(",") if w.strip()]
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"--workers: {address!r} is not host:port")
+    if len(set(addresses)) != len(addresses):
+        raise UserError(f"--workers: an address is listed twice in {workers!r}")
+    if not 0 <= index < len(addresses):
+        raise UserError(f"--worker-index {index}: must be in 0..{len(addresses) - 1} for {len(addresses)} workers")
+    return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
+
+
+def local_worker_addresses(n: int) -> str:
+    """`--workers` for n workers on this machine: 127.0.0.1 with free ports
+    (for trying multi-worker training, tests and benchmarks)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return ",".join(f"127.0.0.1:{s.getsockname()[1]}" for s in sockets)
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def cluster_from_env() -> dict:
+    """The parsed TF_CONFIG, checked enough to give a clear error."""
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw:
+        raise UserError("train.strategy: multi_worker needs the cluster in TF_CONFIG, or "
+                        "--workers host1:port,host2:port --worker-index i")
+    try:
+        config = json.loads(raw)
+        cluster, task = config["cluster"], config["task"]
+        task_type, index = task["type"], int(task["index"])
+        members = cluster[task_type]
+    except (ValueError, KeyError, TypeError):
+        raise UserError('TF_CONFIG: expected JSON like {"cluster": {"worker": ["host:port", ...]}, '
+                        '"task": {"type": "worker", "index": 0}}') from None
+    if not 0 <= index < len(members):
+        raise UserError(f"TF_CONFIG: task index {index} but the cluster has {len(members)} {task_type}(s)")
+    return config
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """The worker that writes checkpoints, logs and samples: the `chief`
+    task, else worker 0; every process of a one-machine strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+
+
 def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:
-    cpus = _split_cpu(config.cpu_devices) if config.cpu_devices > 1 else None
-    gpus = tf.config.list_logical_devices("GPU")
     if config.strategy == "auto":
         return tf.distribute.get_strategy()
+    # Before anything lists devices: that starts TensorFlow's runtime, after
+    # which collectives can no longer be configured.
+    if config.strategy == "multi_worker":
+        cluster_from_env()
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=config.worker_timeout_seconds or None)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    if config.strategy == "tpu":
+        return _tpu_strategy(config.tpu)
+    cpus = _split_cpu(config.cpu_devices) if config.cpu_devices > 1 else None
+    gpus = tf.config.list_logical_devices("GPU")
     if config.strategy == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if config.strategy == "mirrored":
@@ -46,3 +120,16 @@ def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:
         # NCCL is GPU-only; CPU replicas reduce through one device.
         return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
     raise UserError(f"train.strategy: unknown strategy {config.strategy!r}")
+
+
+def _tpu_strategy(address: str) -> tf.distribute.Strategy:
+    if not address:
+        raise UserError("train.tpu: name the TPU for strategy tpu (its name, grpc://host:port, or 'local' on a TPU VM)")
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"train.tpu: no TPU reachable at {address!r} ({first})") from None
+    return tf.distribute.TPUStrategy(resolver)

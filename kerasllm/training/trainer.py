@@ -7,6 +7,12 @@ under the strategy, restore the newest checkpoint if there is one, then fit.
 The task (`tasks.py`: language model or translation) supplies data, model,
 loss and samples; everything else is shared.
 
+Several workers (`multi_worker`): every worker runs this same function. The
+chief (worker 0) owns the run directory; the others read it (to resume) but
+write their checkpoints, logs and tokenizer copy to a temporary directory
+that is removed at the end, and all workers check at start-up that they
+train the same config with the same tokenizer.
+
 Resuming mid-epoch: Keras starts every `fit` at an epoch boundary, so the
 trainer finishes an interrupted epoch with a shorter `fit` call (the
 remaining batches) and then runs the rest. The training stream is
@@ -16,8 +22,10 @@ example is repeated or lost.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -35,7 +43,7 @@ from kerasllm.models import build_model
 from kerasllm.training import callbacks as cb
 from kerasllm.training.checkpoint import RunDir, RunState
 from kerasllm.training.optim import make_optimizer
-from kerasllm.training.strategy import make_strategy
+from kerasllm.training.strategy import is_chief, make_strategy
 from kerasllm.training.tasks import LanguageModelTask, open_task
 
 
@@ -79,6 +87,19 @@ def _lock(run: RunDir):
         handle.close()
         raise UserError(f"{run.root} is being trained by another kerasllm process; wait for it or use --run-dir") from None
     return handle
+
+
+def _check_workers_agree(strategy, own: RunDir) -> None:
+    """Every worker must train the same config with the same tokenizer:
+    a fingerprint of both is compared across workers before training."""
+    digest = hashlib.sha256(own.config.read_bytes())
+    for path in sorted(p for d in ("tokenizer", "tokenizer-target") for p in (own.root / d).glob("**/*") if p.is_file()):
+        digest.update(path.name.encode() + path.read_bytes())
+    value = tf.constant([float(int(digest.hexdigest()[:6], 16))])  # 24 bits: exact in float32
+    everyone = strategy.gather(strategy.run(lambda: tf.identity(value)), axis=0).numpy()
+    if (everyone != everyone[0]).any():
+        raise UserError("the workers do not have the same config and tokenizer (their fingerprints differ); "
+                        "start every worker with the same config file and --set options")
 
 
 def _plan_batches(t, available: int) -> tuple[int, int]:
@@ -151,26 +172,55 @@ def train(
     verbose: int = 1,
     print_fn: Callable[[str], None] = print,
 ) -> TrainResult:
-    t, m = config.train, config.model
+    t = config.train
     run = RunDir(run_dir or Path("runs") / config.name)
     _check_run_dir(run, config)
+    if t.strategy == "multi_worker" and t.time_limit_minutes:
+        raise UserError("train.time_limit_minutes: not with multi_worker (each worker's clock would stop it at "
+                        "another step); use train.max_steps")
     strategy = make_strategy(t)
-    keras.utils.set_random_seed(t.seed)
+    if t.strategy != "auto":
+        from kerasllm.training import keras_distribution_fixes
 
+        keras_distribution_fixes.apply()
+    keras.utils.set_random_seed(t.seed)
+    if is_chief(strategy):
+        return _train(config, run, run, strategy, data_dir, verbose, print_fn)
+    own = RunDir(tempfile.mkdtemp(prefix="kerasllm-worker-"))
+    try:
+        if run.latest() is not None:  # resuming: use the chief's tokenizer and counts
+            for path in (run.config, run.data):
+                shutil.copy2(path, own.root / path.name)
+            shutil.copytree(run.root / "tokenizer", own.root / "tokenizer")
+            if (run.root / "tokenizer-target").is_dir():
+                shutil.copytree(run.root / "tokenizer-target", own.root / "tokenizer-target")
+        return _train(config, run, own, strategy, data_dir, verbose, print_fn)
+    finally:
+        shutil.rmtree(own.root, ignore_errors=True)
+
+
+def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_fn) -> TrainResult:
+    """Training proper. `run` is the run directory checkpoints are resumed
+    from; `own` is where this worker writes (the same, except on non-chief
+    workers)."""
+    t, m = config.train, config.model
+    chief = own is run
     created = not run.root.exists()
     try:
-        run.root.mkdir(parents=True, exist_ok=True)
-        lock = _lock(run)
+        own.root.mkdir(parents=True, exist_ok=True)
+        lock = _lock(own)
         # A new run writes its config first, so a run killed while it
         # prepares its data is still recognised as this run next time; an
         # existing run keeps its config until the new values are known to work.
-        if created:
-            atomic_write_text(run.config, config.to_yaml())
-        task = open_task(config, run, data_dir)
+        if created or not chief:
+            atomic_write_text(own.config, config.to_yaml())
+        task = open_task(config, own, data_dir)
         per_epoch, total = _plan_batches(t, task.batches_per_pass)
-        atomic_write_text(run.config, config.to_yaml())
+        atomic_write_text(own.config, config.to_yaml())
+        if strategy.extended._in_multi_worker_mode():
+            _check_workers_agree(strategy, own)
     except BaseException:
-        if created:  # no half-made run directory after a mistake
+        if created and chief:  # no half-made run directory after a mistake
             shutil.rmtree(run.root, ignore_errors=True)
         raise
     accum = t.grad_accum_steps
@@ -191,7 +241,7 @@ def train(
             model.load_weights(str(run.latest() / "weights.weights.h5"))
     num_params = model.count_params()
     print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s)")
-    sample = task.sampler(model)
+    sample = task.sampler(model) if chief else (lambda: [])
 
     stopped_early = (
         state.stop_reason.startswith("early stopping")
@@ -206,13 +256,13 @@ def train(
     if state.step:
         print_fn(f"Resuming {run.root} at step {state.step // accum} (epoch {state.step // per_epoch + 1}/{epochs})")
     else:
-        cb.write_hparams(str(run.logs), config.name, cb.flat_hparams(config.to_dict()))
+        cb.write_hparams(str(own.logs), config.name, cb.flat_hparams(config.to_dict()))
 
     val = task.validation_batches()
     val_steps = t.validation_steps or None
-    writer = tf.summary.create_file_writer(str(run.logs / "train"))
+    writer = tf.summary.create_file_writer(str(own.logs / "train"))
     run_state = RunState(
-        run, state, save_every=t.save_every_steps * accum, max_batches=total, per_epoch=per_epoch,
+        own, state, save_every=t.save_every_steps * accum, max_batches=total, per_epoch=per_epoch,
         patience=t.early_stopping_patience, time_limit_s=t.time_limit_minutes * 60,
     )
     samples = cb.TextSamples(writer, run_state, sample)
@@ -223,7 +273,7 @@ def train(
         cb.EpochSummary(epochs, print_fn),
         cb.StepScalars(writer, run_state, task.tokens_per_batch, t.log_every_steps * accum),
         samples,
-        keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch"),
+        keras.callbacks.TensorBoard(log_dir=str(own.logs), write_graph=False, update_freq="epoch"),
     ]
 
     def fit(first_epoch: int, last_epoch: int, steps: int) -> None:
@@ -247,4 +297,15 @@ def train(
             f"in {run.checkpoints} — lower train.learning_rate or raise train.warmup_steps, then run again"
         )
     reason = state.stop_reason or f"reached {state.step // accum} steps"
+    if strategy.extended._in_multi_worker_mode():
+        resolver = strategy.cluster_resolver
+        print_fn(f"{resolver.task_type} {resolver.task_id}: weights sha256 {weights_digest(model)[:16]}")
     return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, samples.last or sample(), num_params)
+
+
+def weights_digest(model) -> str:
+    """sha256 of every weight's bytes: equal on workers that stayed in sync."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
