@@ -86,10 +86,12 @@ def _finish(procs, timeout=600):
 def test_two_workers_train_in_sync_and_only_the_chief_writes(one_device, tmp_path):
     config, reference, _ = one_device
     run_dir = tmp_path / "run"
-    results = _finish(_start_workers(config, run_dir, tmp_path, "--set", "train.max_steps=12"))
+    results = _finish(_start_workers(config, run_dir, tmp_path, "--set", "train.max_steps=12",
+                                     "--set", "train.steps_per_execution=4"))
     for code, out, err in results:
         assert code == 0, err[-3000:]
         assert "2 replica(s)" in out and "Done: reached 12 steps" in out
+        assert "Running 1 step per execution instead of 4" in out
     digests = [re.search(r"worker (\d): weights sha256 (\w+)", out).groups() for _, out, _ in results]
     assert sorted(d[0] for d in digests) == ["0", "1"] and digests[0][1] == digests[1][1]  # in sync
     # Only the chief wrote: one run directory, and the other worker's

@@ -228,7 +228,13 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
 
     state = run.load_state()
     steps_per_execution = _steps_per_execution(t, per_epoch, total, state.step)
-    if steps_per_execution != t.steps_per_execution:
+    if steps_per_execution > 1 and strategy.extended._in_multi_worker_mode():
+        # Keras' multi-step loop fails under MultiWorkerMirroredStrategy
+        # ("You must feed a value for placeholder tensor" in its has_next).
+        print_fn(f"Running 1 step per execution instead of {t.steps_per_execution}: Keras' multi-step loop "
+                 "does not work with multi_worker")
+        steps_per_execution = 1
+    elif steps_per_execution != t.steps_per_execution:
         print_fn(
             f"Running {steps_per_execution} step(s) per execution instead of {t.steps_per_execution}, "
             "so that epochs, checkpoints and the last step fall on execution boundaries"
