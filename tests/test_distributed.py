@@ -181,3 +181,18 @@ def test_distribution_mistakes_are_one_line_errors(one_device, tmp_path, args, m
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
+
+
+def test_two_workers_resume_together_from_the_chiefs_checkpoint(one_device, tmp_path):
+    """A second launch of both workers continues from the chief's newest
+    checkpoint (the other worker takes the chief's tokenizer and counts)."""
+    config, reference, _ = one_device
+    run_dir = tmp_path / "run"
+    for code, _, err in _finish(_start_workers(config, run_dir, tmp_path, "--set", "train.max_steps=6")):
+        assert code == 0, err[-3000:]
+    results = _finish(_start_workers(config, run_dir, tmp_path, "--set", "train.max_steps=12"))
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+        assert f"Resuming {run_dir} at step 6" in out and "Done: reached 12 steps" in out
+    digests = {re.search(r"weights sha256 (\w+)", out).group(1) for _, out, _ in results}
+    assert len(digests) == 1 and list((tmp_path / "tmp").iterdir()) == []
