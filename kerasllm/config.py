@@ -134,7 +134,8 @@ class TrainConfig:
     strategy: str = "auto"
     cpu_devices: int = 0  # split the CPU into N logical devices (mirrored)
     tpu: str = ""  # strategy tpu: TPU name, grpc://host:port, or "local"
-    # multi_worker: give up on a collective (an unreachable or dead worker) after this long; 0 = wait forever
+    # multi_worker: timeout of each collective (a worker that died mid-run); 0 = wait forever.
+    # Not a start-up limit: a worker still waits without end for peers that never start.
     worker_timeout_seconds: int = 300
     early_stopping_patience: int = 0  # epochs without improvement; 0 = off
     save_every_steps: int = 200

@@ -1,7 +1,9 @@
-"""One way to generate and score, whether the model is an exported SavedModel
-or a run directory: both go through the serving functions of
-`LanguageModelModule` (loaded from disk, or built in-process from the run's
-best weights), so the CLI behaves the same either way.
+"""One way to generate, score and translate, whether the model is an exported
+SavedModel or a run directory. Language models go through the serving
+functions of `LanguageModelModule` (loaded from disk, or built in-process
+from the run's best weights); translators through the exported signature or
+in-process `translate`, which decode the same way (tested equal). So the CLI
+behaves the same either way.
 
 Example:
     lm = LanguageModelClient.open(model="saved_models/shakespeare")

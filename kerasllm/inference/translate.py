@@ -44,7 +44,7 @@ _decode = tf.function(decode_translations, reduce_retracing=True)
 
 
 def translate(model, source_tokenizer, target_tokenizer, sentences: list[str], max_length: int = 64,
-              beams: int = 1, length_penalty: float = 0.0) -> list[str]:
+              beams: int = 1, length_penalty: float = 0.6) -> list[str]:
     """Greedy (beams=1) or beam-search translations of `sentences`."""
     inputs = _inputs(source_tokenizer, target_tokenizer, tf.constant(sentences, tf.string), max_length)
     # Reuse the traced decoding function while nobody changed the sampler.
