@@ -355,6 +355,77 @@ def prepare(ctx, config_path, overrides, out, shard_mb, data_dir):
     click.echo(json.dumps(run_prepare(config, out, data_dir, shard_mb)))
 
 
+@cli.group("data-service", epilog="""\b
+Example (three machines; the trainer names only the dispatcher):
+  kerasllm data-service dispatcher --port 5050                                  # on host0
+  kerasllm data-service worker --dispatcher host0:5050 --port 5051 --host host1  # on host1, host2, ...
+  kerasllm train --config configs/shakespeare-char.yaml --set train.data_service=grpc://host0:5050
+""")
+def data_service():
+    """Run tf.data service servers that tokenize training text for `train`."""
+
+
+def _serve_forever(what: str, server) -> None:
+    click.echo(f"{what}; Ctrl-C stops it", err=True)
+    try:
+        server.join()
+    except KeyboardInterrupt:
+        pass
+
+
+@data_service.command("dispatcher")
+@click.option("--port", required=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="Journal the dispatcher's state here, so a restarted dispatcher keeps its jobs.")
+@click.pass_context
+def data_service_dispatcher(ctx, port, work_dir):
+    """Start the dispatcher: it hands out the training text's files to the workers."""
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.data.service import start_dispatcher
+
+    server = _start_server(lambda: start_dispatcher(port, work_dir), port)
+    _serve_forever(f"tf.data service dispatcher at grpc://{_hostname()}:{port}", server)
+
+
+@data_service.command("worker")
+@click.option("--dispatcher", required=True, help="The dispatcher's host:port.")
+@click.option("--port", required=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--host", default=None, help="Name or address trainers reach this machine by (default: its hostname).")
+@click.pass_context
+def data_service_worker(ctx, dispatcher, port, host):
+    """Start a worker: it reads and tokenizes the files the dispatcher gives it."""
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.data.service import check_reachable, start_worker
+
+    check_reachable(f"grpc://{dispatcher.removeprefix('grpc://')}", what="--dispatcher")
+    server = _start_server(lambda: start_worker(dispatcher, port, host or _hostname()), port)
+    _serve_forever(f"tf.data service worker at {host or _hostname()}:{port}, dispatcher {dispatcher}", server)
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _start_server(start, port: int):
+    import socket
+
+    import tensorflow as tf
+
+    # gRPC listens with SO_REUSEPORT and would share a busy port silently.
+    with socket.socket() as probe:
+        try:
+            probe.bind(("", port))
+        except OSError as e:
+            raise UserError(f"--port {port}: cannot listen there ({e.strerror or e}); choose a free port") from None
+    try:
+        return start()
+    except (tf.errors.OpError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"--port {port}: the server did not start ({first})") from None
+
+
 _USER_ERROR_IN_TF = re.compile(r"UserError: (.+)")
 
 

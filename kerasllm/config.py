@@ -137,6 +137,9 @@ class TrainConfig:
     # multi_worker: timeout of each collective (a worker that died mid-run); 0 = wait forever.
     # Not a start-up limit: a worker still waits without end for peers that never start.
     worker_timeout_seconds: int = 300
+    # grpc://host:port of a tf.data service dispatcher (`kerasllm data-service`):
+    # its workers read and tokenize the training text. Language models only.
+    data_service: str = ""
     early_stopping_patience: int = 0  # epochs without improvement; 0 = off
     save_every_steps: int = 200
     validation_steps: int = 0  # 0 = the whole validation split
@@ -375,6 +378,17 @@ def validate(config: RunConfig, where: str = "config") -> None:
     for key in ("beta_1", "beta_2"):
         value = getattr(t, key)
         _check(0.0 <= value < 1.0, where, f"train.{key} must be in [0, 1), got {value}")
+    if t.data_service:
+        from kerasllm.data.service import parse_address
+
+        try:
+            parse_address(t.data_service)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+        _check(m.kind != "seq2seq", where, "train.data_service feeds language models; translation runs read their pairs locally")
+        _check(t.strategy != "multi_worker", where,
+               "train.data_service: not with train.strategy multi_worker (each worker would start its own pass); "
+               "use one trainer with mirrored devices")
     tk = config.tokenizer
     if tk.kind in ("wordpiece", "sentencepiece"):
         _check(tk.vocab_size >= 16, where, f"tokenizer.vocab_size must be at least 16 for {tk.kind}")

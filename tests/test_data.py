@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kerasllm.config import CleaningConfig, DataConfig, TokenizerConfig
 from kerasllm.data import pipelines
-from kerasllm.data.sources import resolve_source, text_dataset
+from kerasllm.data.sources import keyed_text_dataset, resolve_source, text_dataset
 from kerasllm.data.tokenizers import load_tokenizer, train_tokenizer
 from kerasllm.errors import UserError
 
@@ -153,7 +153,7 @@ def test_split_is_deterministic_disjoint_and_seeded(tmp_path):
     src = resolve_source(config)
 
     def part(cfg, which):
-        return [t for t, _ in pieces(pipelines.split(text_dataset(src, CleaningConfig()), cfg, which))]
+        return [t for t, _ in pieces(pipelines.split(keyed_text_dataset(src, CleaningConfig()), cfg, which))]
 
     train, val = part(config, "train"), part(config, "validation")
     assert sorted(train + val) == sorted(lines) and not set(train) & set(val)
@@ -175,9 +175,9 @@ def test_one_pass_split_streams_equal_the_per_split_streams(tmp_path):
     def flat(ds):
         return np.concatenate([c for c in ds.as_numpy_iterator()]).tolist()
 
-    pairs = list(pipelines.split_token_streams(text_dataset(src, CleaningConfig()), tok, config).as_numpy_iterator())
+    pairs = list(pipelines.split_token_streams(keyed_text_dataset(src, CleaningConfig()), tok, config).as_numpy_iterator())
     for i, which in enumerate(("train", "validation")):
-        expected = flat(pipelines.token_stream(pipelines.split(text_dataset(src, CleaningConfig()), config, which), tok))
+        expected = flat(pipelines.token_stream(pipelines.split(keyed_text_dataset(src, CleaningConfig()), config, which), tok))
         assert np.concatenate([p[i] for p in pairs]).tolist() == expected
 
 

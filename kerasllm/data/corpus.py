@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from kerasllm.config import RunConfig
 from kerasllm.data import pipelines, shards
-from kerasllm.data.sources import Source, resolve_source, text_dataset
+from kerasllm.data.sources import Source, keyed_text_dataset, resolve_source
 from kerasllm.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
@@ -38,28 +38,56 @@ class Corpus:
     tokenizer: Tokenizer
     source: Optional[Source] = None  # raw text, or
     prepared: Optional[Path] = None  # shards from `kerasllm prepare`
+    service: str = ""  # tf.data service dispatcher that makes the training chunks
+
 
     def texts(self, split: str) -> tf.data.Dataset:
         """Batches of `(texts, ends)` of one split of the raw source."""
-        return pipelines.split(text_dataset(self.source, self.config.data.cleaning), self.config.data, split)
+        return pipelines.split(keyed_text_dataset(self.source, self.config.data.cleaning), self.config.data, split)
 
     def token_chunks(self, split: str) -> tf.data.Dataset:
         if self.prepared is not None:
-            return shards.read_chunks(self.prepared, split)
-        return pipelines.token_stream(self.texts(split), self.tokenizer)
+            chunks = shards.read_chunks(self.prepared, split)
+        else:
+            chunks = pipelines.token_stream(self.texts(split), self.tokenizer)
+        if self.service and split == "train":
+            from kerasllm.data import service
+
+            chunks = service.distribute(chunks, self.service)
+        return chunks
 
     def blocks(self, split: str, seq_len: int) -> tf.data.Dataset:
         return pipelines.token_blocks(self.token_chunks(split), seq_len)
 
     @property
     def cacheable(self) -> bool:
+        if self.service:  # every pass comes from the service
+            return False
         if self.prepared is not None:
             return shards.num_tokens(self.prepared) * 4 <= CACHE_LIMIT_BYTES
         return self.source.num_bytes * 4 <= CACHE_LIMIT_BYTES
 
 
-def open_corpus(config: RunConfig, tokenizer_dir: Path, data_dir: Optional[str] = None) -> Corpus:
-    """Opens the data; trains and saves the tokenizer if `tokenizer_dir` has none."""
+def open_corpus(config: RunConfig, tokenizer_dir: Path, data_dir: Optional[str] = None, for_training: bool = False) -> Corpus:
+    """Opens the data; trains and saves the tokenizer if `tokenizer_dir` has none.
+    `for_training`: the training split comes from `train.data_service` if set."""
+    address = config.train.data_service if for_training else ""
+    if address:  # checked before the (possibly long) tokenizer training
+        from kerasllm.data import service
+
+        fmt = "text" if config.data.prepared else resolve_source(config.data, data_dir).format
+        if fmt != "text":
+            raise UserError(
+                f"train.data_service: {fmt.upper()} records are read in Python, which the service's workers "
+                "cannot run; `kerasllm prepare` the data and train with data.prepared, or use plain text"
+            )
+        service.check_reachable(address)
+    corpus = _open_corpus(config, tokenizer_dir, data_dir)
+    corpus.service = address
+    return corpus
+
+
+def _open_corpus(config: RunConfig, tokenizer_dir: Path, data_dir: Optional[str] = None) -> Corpus:
     if config.data.prepared:
         prepared = Path(config.data.prepared)
         shards.check(prepared, config)

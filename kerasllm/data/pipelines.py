@@ -38,16 +38,16 @@ def token_stream(texts: tf.data.Dataset, tokenizer) -> tf.data.Dataset:
 
 
 def split_token_streams(batches: tf.data.Dataset, tokenizer, data_config) -> tf.data.Dataset:
-    """`(train_chunk, validation_chunk)` per text batch: both splits'
+    """`(train_chunk, validation_chunk)` per keyed text batch: both splits'
     token streams from one pass over the text (what `prepare` writes)."""
 
-    def both(b, batch):
+    def both(key, batch):
         texts, ends = batch
-        val = _validation_mask(b, texts, data_config)
+        val = _validation_mask(key, texts, data_config)
         train = _tokenize_batch(tokenizer, tf.boolean_mask(texts, ~val), tf.boolean_mask(ends, ~val))
         return train, _tokenize_batch(tokenizer, tf.boolean_mask(texts, val), tf.boolean_mask(ends, val))
 
-    return batches.enumerate().map(both, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.map(both, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def token_blocks(chunks: tf.data.Dataset, seq_len: int) -> tf.data.Dataset:
@@ -63,39 +63,42 @@ def token_blocks(chunks: tf.data.Dataset, seq_len: int) -> tf.data.Dataset:
     return chunks.scan(tf.zeros([0], tf.int32), pack).unbatch()
 
 
-def is_validation(index: tf.Tensor, val_fraction: float, group: int, seed: int) -> tf.Tensor:
-    """Deterministic, seeded choice of validation pieces, `group` at a time.
-
-    `index` is an int64 vector; each group's draw is a hash of (seed, group),
-    so the answer never depends on what else is in the batch.
-    """
-    group_id = tf.strings.as_string(index // group)
-    buckets = tf.strings.to_hash_bucket_strong(group_id, 1_000_000, key=[seed, 0x6B65726173])
+def is_validation(group_key: tf.Tensor, val_fraction: float, seed: int) -> tf.Tensor:
+    """Deterministic, seeded choice of validation pieces by their group's
+    key (a string vector): each draw is a hash of (seed, key), so the
+    answer never depends on what else is in the batch."""
+    buckets = tf.strings.to_hash_bucket_strong(group_key, 1_000_000, key=[seed, 0x6B65726173])
     return tf.cast(buckets, tf.float64) < val_fraction * 1_000_000
 
 
-def _validation_mask(b, texts, data_config):
-    """Which pieces of text batch number `b` belong to the validation split.
+def _validation_mask(key, texts, data_config):
+    """Which pieces of the text batch with `key` = [file, batch] belong to
+    the validation split.
 
-    A piece's index is `b * TEXT_BATCH + position`: unique and fixed for a
-    given source and cleaning, whatever the batch sizes.
+    A piece's place is `batch * TEXT_BATCH + position` within its file,
+    fixed for a given source and cleaning whatever the batch sizes; pieces
+    go to a split `split_group` consecutive places at a time. Groups of the
+    first file are keyed by their number alone, those of file k by "k:number".
     """
     from kerasllm.data.sources import TEXT_BATCH
 
-    index = b * TEXT_BATCH + tf.range(tf.size(texts, out_type=tf.int64))
-    return is_validation(index, data_config.val_fraction, data_config.split_group, data_config.split_seed)
+    file, batch = key[0], key[1]
+    place = batch * TEXT_BATCH + tf.range(tf.size(texts, out_type=tf.int64))
+    group = tf.strings.as_string(place // data_config.split_group)
+    group = tf.cond(file > 0, lambda: tf.strings.as_string(file) + ":" + group, lambda: group)
+    return is_validation(group, data_config.val_fraction, data_config.split_seed)
 
 
 def split(batches: tf.data.Dataset, data_config, which: str) -> tf.data.Dataset:
-    """The `train` or `validation` part of batches of `(texts, ends)`."""
+    """The `train` or `validation` part of keyed batches of `(texts, ends)`."""
     want_val = which == "validation"
 
-    def keep(b, batch):
+    def keep(key, batch):
         texts, ends = batch
-        mask = tf.equal(_validation_mask(b, texts, data_config), want_val)
+        mask = tf.equal(_validation_mask(key, texts, data_config), want_val)
         return tf.boolean_mask(texts, mask), tf.boolean_mask(ends, mask)
 
-    return batches.enumerate().map(keep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.map(keep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def to_inputs_targets(blocks: tf.Tensor):

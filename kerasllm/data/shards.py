@@ -121,7 +121,7 @@ def prepare(config, out_dir: str | Path, data_dir: Optional[str] = None, shard_m
     """Writes the tokenized shards of both splits; returns counts and speed."""
     from kerasllm.data import pipelines
     from kerasllm.data.corpus import open_corpus
-    from kerasllm.data.sources import text_dataset
+    from kerasllm.data.sources import keyed_text_dataset
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
@@ -136,7 +136,7 @@ def prepare(config, out_dir: str | Path, data_dir: Optional[str] = None, shard_m
         corpus = open_corpus(config, tmp / "tokenizer", data_dir)
         meta = {"tokenizer": dataclasses.asdict(config.tokenizer), "data": _data_identity(config), "shards": {}, "tokens": {}}
         chunks = pipelines.split_token_streams(
-            text_dataset(corpus.source, config.data.cleaning), corpus.tokenizer, config.data
+            keyed_text_dataset(corpus.source, config.data.cleaning), corpus.tokenizer, config.data
         )
         for split, writer in _write_splits(chunks, tmp, int(shard_mb * 2**20)).items():
             meta["shards"][split], meta["tokens"][split] = writer.names, writer.tokens

@@ -132,6 +132,20 @@ def text_dataset(source: Source, cleaning: CleaningConfig):
     """Batches of `(texts, ends)` (string[n], bool[n], n <= TEXT_BATCH),
     cleaned, in a fixed order. Working on batches keeps tf.data's per-element
     overhead off the millions of short lines of a big corpus."""
+    return keyed_text_dataset(source, cleaning).map(lambda key, batch: batch)
+
+
+def keyed_text_dataset(source: Source, cleaning: CleaningConfig):
+    """`(key, (texts, ends))` batches: `text_dataset` plus each batch's place
+    in the corpus, key = int64 [file number, batch number within the file].
+
+    The key is what the train/validation split hashes. Numbering batches
+    within their file (not across the corpus) keeps plain-text sources
+    splittable by file, so tf.data service workers can each read some of
+    the files and still agree with local reading on which text is
+    validation. (JSONL/CSV records are read in Python and numbered as one
+    stream, file number 0.)
+    """
     import tensorflow as tf
 
     from kerasllm.data.cleaning import is_blank, make_cleaner
@@ -139,22 +153,31 @@ def text_dataset(source: Source, cleaning: CleaningConfig):
     def with_ends(texts, value: bool):
         return texts, tf.fill(tf.shape(texts), value)
 
+    def numbered(file_number, batches):
+        return batches.enumerate().map(lambda b, batch: (tf.stack([file_number, b]), batch))
+
     if source.format == "text":
+        files = tf.data.Dataset.from_tensor_slices((source.files, tf.range(len(source.files), dtype=tf.int64)))
         if source.document == "line":
-            ds = tf.data.TextLineDataset(source.files).batch(TEXT_BATCH).map(lambda lines: with_ends(lines, True))
+
+            def one_file(path, number):
+                lines = tf.data.TextLineDataset(path).batch(TEXT_BATCH)
+                return numbered(number, lines.map(lambda batch: with_ends(batch, True)))
         else:
             end_marker = tf.data.Dataset.from_tensors((tf.constant([""]), tf.constant([True])))
 
-            def one_file(path):
+            def one_file(path, number):
                 lines = tf.data.TextLineDataset(path).batch(TEXT_BATCH)
-                return lines.map(lambda batch: with_ends(tf.strings.join([batch, "\n"]), False)).concatenate(end_marker)
+                lines = lines.map(lambda batch: with_ends(tf.strings.join([batch, "\n"]), False))
+                return numbered(number, lines.concatenate(end_marker))
 
-            ds = tf.data.Dataset.from_tensor_slices(source.files).flat_map(one_file)
+        ds = files.flat_map(one_file)
     else:
         ds = tf.data.Dataset.from_generator(
             lambda: _records(source),
             output_signature=tf.TensorSpec([], tf.string),
         ).batch(TEXT_BATCH).map(lambda texts: with_ends(texts, True))
+        ds = numbered(tf.constant(0, tf.int64), ds)
 
     dedupe = cleaning.dedupe
     file_documents = source.format == "text" and source.document == "file"
@@ -165,7 +188,8 @@ def text_dataset(source: Source, cleaning: CleaningConfig):
         )
     clean = make_cleaner(cleaning)
 
-    def clean_batch(texts, ends):
+    def clean_batch(key, batch):
+        texts, ends = batch
         texts = clean(texts)
         if cleaning.drop_empty:
             # In file mode an empty string with `end` set marks a document's
@@ -174,10 +198,10 @@ def text_dataset(source: Source, cleaning: CleaningConfig):
             if file_documents:
                 keep = tf.logical_or(keep, tf.logical_and(ends, tf.equal(texts, "")))
             texts, ends = tf.boolean_mask(texts, keep), tf.boolean_mask(ends, keep)
-        return texts, ends
+        return key, (texts, ends)
 
     ds = ds.map(clean_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if dedupe:  # one document per element here, so `ends` is always true
-        ds = ds.unbatch().map(lambda text, end: text).unique().batch(TEXT_BATCH)
-        ds = ds.map(lambda texts: (texts, tf.ones_like(texts, tf.bool)))
+    if dedupe:  # one document per element here, so `ends` is always true; renumbered as one stream
+        texts = ds.map(lambda key, batch: batch[0]).unbatch().unique().batch(TEXT_BATCH)
+        ds = numbered(tf.constant(0, tf.int64), texts.map(lambda t: (t, tf.ones_like(t, tf.bool))))
     return ds

@@ -23,7 +23,7 @@ class LanguageModelTask:
         from kerasllm.data.corpus import count_blocks, open_corpus
 
         self.config = config
-        self.corpus = open_corpus(config, run.tokenizer, data_dir)
+        self.corpus = open_corpus(config, run.tokenizer, data_dir, for_training=True)
         self.counts = count_blocks(self.corpus, config.model.seq_len, run.data)
         self.tokenizer = self.corpus.tokenizer
         t = config.train
@@ -48,11 +48,15 @@ class LanguageModelTask:
 
     def describe(self) -> str:
         c = self.counts
+        service = f"; training text tokenized by the tf.data service at {self.corpus.service}" if self.corpus.service else ""
         return (f"vocabulary {self.tokenizer.vocabulary_size} ({self.config.tokenizer.kind}); "
-                f"{c['train']:,} training / {c['validation']:,} validation blocks of {self.config.model.seq_len + 1} tokens")
+                f"{c['train']:,} training / {c['validation']:,} validation blocks of {self.config.model.seq_len + 1} tokens"
+                f"{service}")
 
     def train_batches(self, skip: int):
         t, c = self.config.train, self.config
+        if self.corpus.service:
+            skip = 0  # the service's order is not reproducible: a resumed run starts a fresh pass
         return pipelines.lm_batches(
             self.corpus.blocks("train", c.model.seq_len), t.batch_size, training=True,
             shuffle_buffer=c.data.shuffle_buffer, seed=t.seed, skip_batches=skip, cache=self.corpus.cacheable,
