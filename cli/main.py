@@ -447,9 +447,9 @@ def main(argv=None) -> None:
     except Exception as e:
         if verbose:
             raise
-        from kerasllm.training.trainer import TrainingDiverged
+        from kerasllm.training.trainer import TrainingStopped
 
-        if isinstance(e, TrainingDiverged):
+        if isinstance(e, TrainingStopped):
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
         # A UserError raised inside a tf.data generator reaches us wrapped in

@@ -134,8 +134,8 @@ class TrainConfig:
     strategy: str = "auto"
     cpu_devices: int = 0  # split the CPU into N logical devices (mirrored)
     tpu: str = ""  # strategy tpu: TPU name, grpc://host:port, or "local"
-    # multi_worker: timeout of each collective (a worker that died mid-run); 0 = wait forever.
-    # Not a start-up limit: a worker still waits without end for peers that never start.
+    # multi_worker: how long a worker waits for its peers, at start-up and in
+    # each collective (a worker that died mid-run); 0 = wait forever.
     worker_timeout_seconds: int = 300
     # grpc://host:port of a tf.data service dispatcher (`kerasllm data-service`):
     # its workers read and tokenize the training text. Language models only.

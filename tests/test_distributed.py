@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -183,16 +184,78 @@ def test_distribution_mistakes_are_one_line_errors(one_device, tmp_path, args, m
 
 
 
-def test_two_workers_resume_together_from_the_chiefs_checkpoint(one_device, tmp_path):
-    """A second launch of both workers continues from the chief's newest
+def test_a_lost_worker_stops_the_other_and_both_resume_together(one_device, tmp_path):
+    """Killing a worker mid-run makes the other stop with one clear line
+    (not a hang); launching both again resumes from the chief's newest
     checkpoint (the other worker takes the chief's tokenizer and counts)."""
-    config, reference, _ = one_device
+    config, _, _ = one_device
     run_dir = tmp_path / "run"
-    for code, _, err in _finish(_start_workers(config, run_dir, tmp_path, "--set", "train.max_steps=6")):
-        assert code == 0, err[-3000:]
-    results = _finish(_start_workers(config, run_dir, tmp_path, "--set", "train.max_steps=12"))
+    procs = _start_workers(config, run_dir, tmp_path, "--set", "train.steps_per_epoch=2000",
+                           "--set", "train.worker_timeout_seconds=30", "--set", "train.num_samples=0")
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints/latest").is_file():
+        assert time.monotonic() < deadline and procs[0].poll() is None, procs[0].communicate()[1][-3000:]
+        time.sleep(0.2)
+    workers = procs[1].args[procs[1].args.index("--workers") + 1].split(",")
+    procs[1].kill()
+    killed_at = time.monotonic()
+    code, _, err = _finish(procs[:1], timeout=120)[0]
+    procs[1].wait()
+    assert time.monotonic() - killed_at < 60
+    assert code == 1 and err.strip().splitlines()[-1].startswith(f"error: training stopped: lost worker 1 at {workers[1]}"), err[-3000:]
+    assert "start every worker again with the same command to resume" in err and "Traceback" not in err
+    step = int(re.search(r"(\d+)$", (run_dir / "checkpoints/latest").read_text().strip()).group(1))
+    results = _finish(_start_workers(config, run_dir, tmp_path, "--set", f"train.max_steps={step + 6}"))
     for code, out, err in results:
         assert code == 0, err[-3000:]
-        assert f"Resuming {run_dir} at step 6" in out and "Done: reached 12 steps" in out
+        assert f"Resuming {run_dir} at step {step}" in out and f"Done: reached {step + 6} steps" in out
     digests = {re.search(r"weights sha256 (\w+)", out).group(1) for _, out, _ in results}
-    assert len(digests) == 1 and list((tmp_path / "tmp").iterdir()) == []
+    assert len(digests) == 1
+    # The killed worker's temporary run directory was cleared at the restart.
+    assert list((tmp_path / "tmp").glob("kerasllm-worker-*")) == []
+
+
+def test_a_worker_whose_peer_never_starts_gives_up_naming_it(one_device, tmp_path):
+    config, _, _ = one_device
+    workers = local_worker_addresses(2)
+    started = time.monotonic()
+    result = subprocess.run(TRAIN + ["--config", str(config), "--run-dir", str(tmp_path / "run"), "--workers", workers,
+                                     "--worker-index", "0", "--set", "train.worker_timeout_seconds=5"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 60
+    peer = workers.split(",")[1]
+    assert result.returncode != 0 and (
+        f"error: the cluster did not form within train.worker_timeout_seconds=5 s: no answer from {peer};"
+        in result.stderr), result.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_prepared_shards_are_split_by_batch_across_workers(tmp_path):
+    """Several workers on `prepare`d TFRecord shards: each global batch of
+    the one-device stream goes to exactly one worker (DATA sharding), so a
+    pass over the data is seen once across the cluster."""
+    import tensorflow as tf
+    from tensorflow.python.data.experimental.ops import distribute  # tf.distribute's own auto-shard rewrite
+
+    from kerasllm import config as config_lib
+    from kerasllm.data.shards import prepare
+    from kerasllm.training.checkpoint import RunDir
+    from kerasllm.training.tasks import LanguageModelTask
+
+    config = config_lib.load(ROOT / "configs/tiny-char.yaml")
+    counts = prepare(config, tmp_path / "prepared", shard_mb=0.25)
+    assert counts["shards"]["train"] >= 4
+    config = config_lib.load(ROOT / "configs/tiny-char.yaml", [f"data.prepared={tmp_path / 'prepared'}"])
+    (tmp_path / "run").mkdir()
+    task = LanguageModelTask(config, RunDir(tmp_path / "run"))
+    n = task.batches_per_pass
+
+    def inputs(ds):
+        return [x.tobytes() for x, _ in ds.take(n).as_numpy_iterator()]
+
+    stream = inputs(task.train_batches(0))
+    workers = [inputs(distribute._AutoShardDataset(task.train_batches(0), 2, i)) for i in range(2)]
+    assert workers[0][: n // 2] == stream[0::2][: n // 2] and workers[1][: n // 2] == stream[1::2][: n // 2]
+    # Resuming at batch 10 continues each worker's share exactly.
+    resumed = inputs(distribute._AutoShardDataset(task.train_batches(10), 2, 1))
+    assert resumed[:20] == stream[11::2][:20]

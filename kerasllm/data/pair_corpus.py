@@ -17,6 +17,7 @@ from typing import Optional
 import tensorflow as tf
 
 from kerasllm.config import RunConfig
+from kerasllm.data import pipelines
 from kerasllm.data.pair_batches import pair_batches, train_pair_tokenizers
 from kerasllm.data.parallel import ReadReport, pair_dataset, scan_pairs, split_pairs
 from kerasllm.data.sources import Source, resolve_source
@@ -47,7 +48,7 @@ class PairCorpus:
             pairs = pairs.cache().repeat()
         ds = pair_batches(pairs, self.source_tokenizer, self.target_tokenizer, c.model.seq_len, c.train.batch_size,
                           training=training, seed=c.train.seed, shuffle_buffer=c.data.shuffle_buffer)
-        return ds.skip(skip) if skip else ds
+        return pipelines.shard_by_batch(ds.skip(skip) if skip else ds)
 
 
 def tokenizer_dirs(run_root: Path) -> tuple[Path, Path]:

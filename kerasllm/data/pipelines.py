@@ -130,7 +130,23 @@ def lm_batches(
     if skip_batches:
         ds = ds.skip(skip_batches)
     ds = ds.map(to_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return shard_by_batch(ds.prefetch(tf.data.AUTOTUNE))
+
+
+def shard_by_batch(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Multi-worker training: every worker runs this same stream and keeps
+    its share of each global batch (tf.data's DATA auto-shard policy).
+
+    Not FILE sharding, even for `prepare`d TFRecord shards: packing joins
+    documents across files, so per-worker files would give another stream
+    than one device, and a resumed run could no longer skip to the exact
+    batch. (TensorFlow's AUTO policy tries FILE, fails at the packing scan
+    and falls back to this.) To take reading and tokenizing off the
+    trainers, use the tf.data service (`train.data_service`).
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
 
 
 def count(ds: tf.data.Dataset) -> int:

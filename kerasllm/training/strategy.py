@@ -14,8 +14,12 @@ a device, so call `make_strategy` before building datasets or models.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import tensorflow as tf
 
@@ -56,8 +60,6 @@ def worker_tf_config(workers: str, index: int) -> str:
 def local_worker_addresses(n: int) -> str:
     """`--workers` for n workers on this machine: 127.0.0.1 with free ports
     (for trying multi-worker training, tests and benchmarks)."""
-    import socket
-
     sockets = [socket.socket() for _ in range(n)]
     try:
         for s in sockets:
@@ -87,6 +89,57 @@ def cluster_from_env() -> dict:
     return config
 
 
+# Runs in its own Python process: waits until the parent closes stdin (the
+# cluster formed, or the parent died), or else names the silent peers and
+# ends the parent.
+_WATCHDOG = r"""
+import os, select, signal, socket, sys
+parent, seconds, message, peers = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+if select.select([sys.stdin], [], [], seconds)[0]:
+    sys.exit(0)
+def answers(address):
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+        return True
+    except (OSError, ValueError):
+        return False
+silent = [a for a in peers if not answers(a)]
+detail = ("no answer from " + ", ".join(silent)) if silent else (
+    "every peer answers (" + ", ".join(peers) + ") but they did not join; check that all use the same --workers list")
+sys.stderr.write(message.replace("DETAIL", detail) + "\n")
+sys.stderr.flush()
+os.kill(parent, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def _startup_deadline(cluster: dict, seconds: int):
+    """Ends this process with a one-line error if the cluster has not formed
+    within `seconds`, naming the peers that do not answer.
+
+    MultiWorkerMirroredStrategy's constructor waits for every worker to
+    register without a time limit, holding Python's GIL (so neither a thread
+    nor a signal handler here can run); a small watchdog process ends this
+    one instead. Nothing has been written at this point. 0 waits forever.
+    """
+    if not seconds:
+        yield
+        return
+    task = cluster["task"]
+    me = cluster["cluster"][task["type"]][int(task["index"])]
+    peers = [a for members in cluster["cluster"].values() for a in members if a != me]
+    message = (f"error: the cluster did not form within train.worker_timeout_seconds={seconds} s: DETAIL; "
+               "start every worker, check the addresses and that the ports are open")
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), message, *peers],
+                                stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        watchdog.stdin.close()
+        watchdog.wait()
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """The worker that writes checkpoints, logs and samples: the `chief`
     task, else worker 0; every process of a one-machine strategy."""
@@ -104,9 +157,10 @@ def make_strategy(config: TrainConfig) -> tf.distribute.Strategy:
     # Before anything lists devices: that starts TensorFlow's runtime, after
     # which collectives can no longer be configured.
     if config.strategy == "multi_worker":
-        cluster_from_env()
+        cluster = cluster_from_env()
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=config.worker_timeout_seconds or None)
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        with _startup_deadline(cluster, config.worker_timeout_seconds):
+            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     if config.strategy == "tpu":
         return _tpu_strategy(config.tpu)
     cpus = _split_cpu(config.cpu_devices) if config.cpu_devices > 1 else None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -47,8 +48,42 @@ from kerasllm.training.strategy import is_chief, make_strategy
 from kerasllm.training.tasks import LanguageModelTask, open_task
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingStopped(RuntimeError):
+    """Training could not go on; the last checkpoint is kept (the CLI prints
+    the message as one line and exits with 1)."""
+
+
+class TrainingDiverged(TrainingStopped):
     """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+class WorkerLost(TrainingStopped):
+    """multi_worker: another worker stopped answering mid-run."""
+
+
+# What a collective reports when a peer died or stopped answering.
+_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+                tf.errors.AbortedError)
+
+
+def _worker_lost(error: tf.errors.OpError, strategy, run: RunDir) -> WorkerLost:
+    """One line from a failed collective: which peer, what happened, what to do."""
+    text = error.message or str(error)
+    cause = re.search(r"aborted by: (.+)", text)
+    detail = (cause.group(1) if cause else text.strip().splitlines()[0]).strip()
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    who = "another worker"
+    task = re.search(r"/job:(\w+)/replica:\d+/task:(\d+)", text)
+    address = re.search(r"ipv[46]:([^\s,;]+:\d+)", text)
+    if task and int(task.group(2)) < len(cluster.get(task.group(1), [])):
+        who = f"{task.group(1)} {task.group(2)} at {cluster[task.group(1)][int(task.group(2))]}"
+    elif address:
+        who = next((f"{job} {i} at {a}" for job, members in cluster.items() for i, a in enumerate(members)
+                    if a == address.group(1)), f"the worker at {address.group(1)}")
+    return WorkerLost(
+        f"training stopped: lost {who} ({detail}); the last checkpoint is kept in {run.checkpoints} — "
+        "start every worker again with the same command to resume"
+    )
 
 
 @dataclass
@@ -87,6 +122,23 @@ def _lock(run: RunDir):
         handle.close()
         raise UserError(f"{run.root} is being trained by another kerasllm process; wait for it or use --run-dir") from None
     return handle
+
+
+WORKER_DIR_PREFIX = "kerasllm-worker-"
+
+
+def _remove_stale_worker_dirs() -> None:
+    """Removes the temporary directories of non-chief workers that were
+    killed (a live worker holds the lock in its directory)."""
+    import fcntl
+
+    for path in Path(tempfile.gettempdir()).glob(WORKER_DIR_PREFIX + "*"):
+        try:
+            with open(path / ".lock") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # in use, or a worker starting up that has not locked it yet
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _check_workers_agree(strategy, own: RunDir) -> None:
@@ -186,7 +238,8 @@ def train(
     keras.utils.set_random_seed(t.seed)
     if is_chief(strategy):
         return _train(config, run, run, strategy, data_dir, verbose, print_fn)
-    own = RunDir(tempfile.mkdtemp(prefix="kerasllm-worker-"))
+    _remove_stale_worker_dirs()
+    own = RunDir(tempfile.mkdtemp(prefix=WORKER_DIR_PREFIX))
     try:
         if run.latest() is not None:  # resuming: use the chief's tokenizer and counts
             for path in (run.config, run.data):
@@ -290,12 +343,18 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         )
 
     epoch, done_in_epoch = divmod(state.step, per_epoch)
-    if done_in_epoch:  # finish the interrupted epoch first
-        fit(epoch, epoch + 1, min(per_epoch, total - epoch * per_epoch) - done_in_epoch)
-        epoch += 1
-    if not run_state.diverged and not state.finished and state.step < total:
-        fit(epoch, epochs, per_epoch)
-    writer.close()
+    try:
+        if done_in_epoch:  # finish the interrupted epoch first
+            fit(epoch, epoch + 1, min(per_epoch, total - epoch * per_epoch) - done_in_epoch)
+            epoch += 1
+        if not run_state.diverged and not state.finished and state.step < total:
+            fit(epoch, epochs, per_epoch)
+    except _PEER_ERRORS as e:
+        if not strategy.extended._in_multi_worker_mode():
+            raise
+        raise _worker_lost(e, strategy, run) from None
+    finally:
+        writer.close()
 
     if run_state.diverged:
         raise TrainingDiverged(
