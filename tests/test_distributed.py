@@ -93,6 +93,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(one_device, tmp_pat
         assert code == 0, err[-3000:]
         assert "2 replica(s)" in out and "Done: reached 12 steps" in out
         assert "Running 1 step per execution instead of 4" in out
+        assert "Input: each worker keeps its share of every global batch (DATA sharding)" in out
     digests = [re.search(r"worker (\d): weights sha256 (\w+)", out).groups() for _, out, _ in results]
     assert sorted(d[0] for d in digests) == ["0", "1"] and digests[0][1] == digests[1][1]  # in sync
     # Only the chief wrote: one run directory, and the other worker's
@@ -230,32 +231,58 @@ def test_a_worker_whose_peer_never_starts_gives_up_naming_it(one_device, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
-def test_prepared_shards_are_split_by_batch_across_workers(tmp_path):
-    """Several workers on `prepare`d TFRecord shards: each global batch of
-    the one-device stream goes to exactly one worker (DATA sharding), so a
-    pass over the data is seen once across the cluster."""
-    import tensorflow as tf
-    from tensorflow.python.data.experimental.ops import distribute  # tf.distribute's own auto-shard rewrite
-
+def _prepared(tmp_path, shard_mb=0.25):
     from kerasllm import config as config_lib
     from kerasllm.data.shards import prepare
+
+    counts = prepare(config_lib.load(ROOT / "configs/tiny-char.yaml"), tmp_path / "prepared", shard_mb=shard_mb)
+    return tmp_path / "prepared", counts
+
+
+def test_prepared_shards_are_split_by_file_across_workers(tmp_path):
+    """Several workers on `prepare`d TFRecord shards: worker i reads only
+    files i, i+N, ...; together one pass of each covers every block but at
+    most one per worker (cut at its files' end), and resuming a worker skips
+    exactly its own batches."""
+    import tensorflow as tf
+
+    from kerasllm import config as config_lib
+    from kerasllm.data import pipelines, shards
     from kerasllm.training.checkpoint import RunDir
     from kerasllm.training.tasks import LanguageModelTask
 
-    config = config_lib.load(ROOT / "configs/tiny-char.yaml")
-    counts = prepare(config, tmp_path / "prepared", shard_mb=0.25)
+    prepared, counts = _prepared(tmp_path)
     assert counts["shards"]["train"] >= 4
-    config = config_lib.load(ROOT / "configs/tiny-char.yaml", [f"data.prepared={tmp_path / 'prepared'}"])
+    config = config_lib.load(ROOT / "configs/tiny-char.yaml", [f"data.prepared={prepared}", "data.shuffle_buffer=1"])
     (tmp_path / "run").mkdir()
     task = LanguageModelTask(config, RunDir(tmp_path / "run"))
-    n = task.batches_per_pass
+    files = shards.shard_files(prepared, "train")
 
-    def inputs(ds):
-        return [x.tobytes() for x, _ in ds.take(n).as_numpy_iterator()]
+    def inputs(ds, n):
+        return [x for x, _ in ds.take(n).as_numpy_iterator()]
 
-    stream = inputs(task.train_batches(0))
-    workers = [inputs(distribute._AutoShardDataset(task.train_batches(0), 2, i)) for i in range(2)]
-    assert workers[0][: n // 2] == stream[0::2][: n // 2] and workers[1][: n // 2] == stream[1::2][: n // 2]
-    # Resuming at batch 10 continues each worker's share exactly.
-    resumed = inputs(distribute._AutoShardDataset(task.train_batches(10), 2, 1))
-    assert resumed[:20] == stream[11::2][:20]
+    per_worker = []
+    for i in range(2):
+        mine = pipelines.count(pipelines.token_blocks(shards.read_chunks(prepared, "train", files[i::2]), 32))
+        per_worker.append(mine)
+        batches = inputs(task.worker_batches(i, 2, 8), mine // 8)
+        # In order (no shuffle here): the blocks of this worker's files only.
+        expected = [b[:-1] for b in pipelines.token_blocks(shards.read_chunks(prepared, "train", files[i::2]), 32)
+                    .take(mine // 8 * 8).as_numpy_iterator()]
+        assert np.array_equal(np.concatenate(batches), np.stack(expected))
+        resumed = inputs(task.worker_batches(i, 2, 8, skip=10), 5)
+        assert all(np.array_equal(a, b) for a, b in zip(resumed, batches[10:15]))
+    assert task.counts["train"] - 2 <= sum(per_worker) <= task.counts["train"]
+    assert tf.data.experimental.AutoShardPolicy.DATA == task.train_batches(0).options().experimental_distribute.auto_shard_policy
+
+
+def test_two_workers_train_on_prepared_shards_by_file(tmp_path):
+    prepared, _ = _prepared(tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text((ROOT / "configs/tiny-char.yaml").read_text())
+    results = _finish(_start_workers(config, tmp_path / "run", tmp_path, "--set", f"data.prepared={prepared}",
+                                     "--set", "train.max_steps=12"))
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+        assert "Input: each worker reads its own shard files (FILE sharding)" in out and "Done: reached 12 steps" in out
+    assert len({re.search(r"weights sha256 (\w+)", out).group(1) for _, out, _ in results}) == 1

@@ -135,14 +135,13 @@ def lm_batches(
 
 def shard_by_batch(ds: tf.data.Dataset) -> tf.data.Dataset:
     """Multi-worker training: every worker runs this same stream and keeps
-    its share of each global batch (tf.data's DATA auto-shard policy).
+    its share of each global batch (tf.data's DATA auto-shard policy), so
+    the cluster trains on exactly the one-device stream.
 
-    Not FILE sharding, even for `prepare`d TFRecord shards: packing joins
-    documents across files, so per-worker files would give another stream
-    than one device, and a resumed run could no longer skip to the exact
-    batch. (TensorFlow's AUTO policy tries FILE, fails at the packing scan
-    and falls back to this.) To take reading and tokenizing off the
-    trainers, use the tf.data service (`train.data_service`).
+    Set explicitly because TensorFlow's AUTO policy would try FILE sharding,
+    which cannot see through the packing scan (it fails there and falls
+    back to DATA with a long warning). `prepare`d shards are split by file
+    instead, before packing (`LanguageModelTask.worker_batches`).
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

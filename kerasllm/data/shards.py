@@ -60,9 +60,14 @@ def num_tokens(directory: Path) -> int:
     return sum(_meta(directory)["tokens"].values())
 
 
-def read_chunks(directory: Path, split: str) -> tf.data.Dataset:
-    """The token stream of one split as 1-D int32 chunks, in a fixed order."""
-    files = [str(Path(directory) / name) for name in _meta(directory)["shards"][split]]
+def shard_files(directory: Path, split: str) -> list:
+    return [str(Path(directory) / name) for name in _meta(directory)["shards"][split]]
+
+
+def read_chunks(directory: Path, split: str, files: Optional[list] = None) -> tf.data.Dataset:
+    """The token stream of one split (or of some of its shard `files`) as
+    1-D int32 chunks, in a fixed order."""
+    files = shard_files(directory, split) if files is None else files
     if not files:
         return tf.data.Dataset.from_tensors(tf.zeros([0], tf.int32)).take(0)
     # Shards are read one after another, in the order they were written (a

@@ -33,7 +33,10 @@ def _symbolic_build_from_spec(self, iterator=None, data_batch=None):
     if self._distribute_strategy is None:
         return
     if iterator is not None:
-        data_batch = iterator.data_adapter.get_tf_dataset().element_spec
+        spec = iterator.data_adapter.get_tf_dataset().element_spec
+        # A dataset distributed per worker has per-replica specs; any
+        # replica's spec gives the shapes and dtypes.
+        data_batch = tf.nest.map_structure(lambda s: s._value_specs[0] if hasattr(s, "_value_specs") else s, spec)
     with self.distribute_strategy.scope():
         self._symbolic_build(data_batch=data_batch)
 

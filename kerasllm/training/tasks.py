@@ -53,14 +53,55 @@ class LanguageModelTask:
                 f"{c['train']:,} training / {c['validation']:,} validation blocks of {self.config.model.seq_len + 1} tokens"
                 f"{service}")
 
-    def train_batches(self, skip: int):
+    def train_batches(self, skip: int, strategy=None):
+        """The endless training batches, resumed after `skip` batches; under
+        `strategy` (multi-worker), see `input_sharding`."""
         t, c = self.config.train, self.config
+        if self.input_sharding(strategy) == "file":
+            return self._batches_by_file(skip, strategy)
         if self.corpus.service:
             skip = 0  # the service's order is not reproducible: a resumed run starts a fresh pass
         return pipelines.lm_batches(
             self.corpus.blocks("train", c.model.seq_len), t.batch_size, training=True,
             shuffle_buffer=c.data.shuffle_buffer, seed=t.seed, skip_batches=skip, cache=self.corpus.cacheable,
         )
+
+    def input_sharding(self, strategy) -> str:
+        """How several workers share the training data: `file` when it is
+        `prepare`d shards with at least one shard file per worker (each
+        worker reads only its own files), else `data` (every worker runs the
+        one-device stream and keeps its share of each global batch);
+        `none` on one machine."""
+        if strategy is None or not strategy.extended._in_multi_worker_mode():
+            return "none"
+        if self.corpus.prepared is not None and not self.corpus.service:
+            from kerasllm.data import shards
+
+            if len(shards.shard_files(self.corpus.prepared, "train")) >= _num_workers(strategy):
+                return "file"
+        return "data"
+
+    def _batches_by_file(self, skip: int, strategy):
+        local_replicas = strategy.num_replicas_in_sync // _num_workers(strategy)
+        return strategy.distribute_datasets_from_function(
+            lambda context: self.worker_batches(
+                context.input_pipeline_id, context.num_input_pipelines,
+                context.get_per_replica_batch_size(self.config.train.batch_size), skip * local_replicas,
+            )
+        )
+
+    def worker_batches(self, worker: int, workers: int, batch_size: int, skip: int = 0):
+        """FILE sharding: worker i of N reads shard files i, i+N, ... and
+        packs, shuffles and batches them itself (`batch_size` = its
+        replicas' share of the global batch). Resuming skips this worker's
+        own batches, so it stays exact."""
+        from kerasllm.data import shards
+
+        t, c = self.config.train, self.config
+        mine = shards.shard_files(self.corpus.prepared, "train")[worker::workers]
+        blocks = pipelines.token_blocks(shards.read_chunks(self.corpus.prepared, "train", mine), c.model.seq_len)
+        return pipelines.lm_batches(blocks, batch_size, training=True, shuffle_buffer=c.data.shuffle_buffer, seed=t.seed,
+                                    skip_batches=skip, cache=self.corpus.cacheable)
 
     def validation_batches(self):
         c = self.config
@@ -117,8 +158,11 @@ class TranslationTask:
                 f"{self.config.model.seq_len} tokens, {c['train_batches']:,} batches per epoch "
                 f"({c['train_padding']:.0%} padding)")
 
-    def train_batches(self, skip: int):
+    def train_batches(self, skip: int, strategy=None):
         return self.corpus.batches("train", training=True, skip=skip)
+
+    def input_sharding(self, strategy) -> str:
+        return "data" if strategy is not None and strategy.extended._in_multi_worker_mode() else "none"
 
     def validation_batches(self):
         return self.corpus.batches("validation")
@@ -140,6 +184,11 @@ class TranslationTask:
             return [f"{s} -> {o}" for s, o in zip(self._samples, outputs)]
 
         return sample
+
+
+def _num_workers(strategy) -> int:
+    spec = strategy.cluster_resolver.cluster_spec()
+    return sum(spec.num_tasks(job) for job in spec.jobs if job in ("chief", "worker"))
 
 
 def translation_loss(config: RunConfig):

@@ -301,6 +301,10 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     num_params = model.count_params()
     print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s)")
     sample = task.sampler(model) if chief else (lambda: [])
+    sharding = task.input_sharding(strategy)
+    if sharding != "none":
+        print_fn("Input: each worker reads its own shard files (FILE sharding)" if sharding == "file" else
+                 "Input: each worker keeps its share of every global batch (DATA sharding)")
 
     stopped_early = (
         state.stop_reason.startswith("early stopping")
@@ -336,8 +340,15 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     ]
 
     def fit(first_epoch: int, last_epoch: int, steps: int) -> None:
-        model.fit(
-            task.train_batches(state.step), validation_data=val, validation_steps=val_steps,
+        data = task.train_batches(state.step, strategy)
+        # keras-hub's PipelineModel.fit re-wraps a dataset it does not know
+        # with Dataset.from_tensor_slices, which fails for a tf.distribute
+        # DistributedDataset (FILE sharding); our models carry no
+        # preprocessor, so PipelineModel.fit would only pass through to
+        # Keras' own fit, which is called directly then.
+        run_fit = keras.Model.fit if isinstance(data, tf.distribute.DistributedDataset) else type(model).fit
+        run_fit(
+            model, data, validation_data=val, validation_steps=val_steps,
             initial_epoch=first_epoch, epochs=last_epoch, steps_per_epoch=steps,
             callbacks=callbacks, verbose=verbose,
         )
