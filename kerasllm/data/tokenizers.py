@@ -78,6 +78,10 @@ class Tokenizer:
     def _detokenize(self, ids):
         raise NotImplementedError
 
+    def special_id(self, token: str) -> int:
+        """Id of a BERT-style special token (`[CLS]`, `[SEP]`, `[MASK]`)."""
+        raise UserError(f"question answering needs `tokenizer.kind: wordpiece` (this tokenizer is {self.kind!r})")
+
     def _meta(self) -> dict:
         return {"kind": self.kind, "lowercase": self.lowercase}
 
@@ -234,10 +238,11 @@ class CodepointTokenizer(_KerasHubTokenizer):
 
 
 class WordPieceTokenizer(_KerasHubTokenizer):
-    """keras-hub WordPiece; `[PAD]` 0, `[UNK]` 1, `[EOT]` 2."""
+    """keras-hub WordPiece; `[PAD]` 0, `[UNK]` 1, `[EOT]` 2, then `[CLS]`,
+    `[SEP]`, `[MASK]` for encoders (appended, so older vocabularies still load)."""
 
     kind = "wordpiece"
-    RESERVED = ["[PAD]", "[UNK]", "[EOT]"]
+    RESERVED = ["[PAD]", "[UNK]", "[EOT]", "[CLS]", "[SEP]", "[MASK]"]
     VOCAB_FILE = "vocab.txt"
 
     def __init__(self, vocabulary: list, lowercase: bool = False):
@@ -254,6 +259,14 @@ class WordPieceTokenizer(_KerasHubTokenizer):
     @property
     def vocabulary_size(self) -> int:
         return len(self.vocabulary)
+
+    def special_id(self, token: str) -> int:
+        if token not in self.vocabulary:
+            raise UserError(
+                f"tokenizer: the vocabulary has no {token}; question answering needs "
+                "a wordpiece tokenizer trained by this version (retrain it)"
+            )
+        return self.vocabulary.index(token)
 
     def _detokenize(self, ids):
         return self.layer.detokenize(self._drop_special(ids))

@@ -1,0 +1,81 @@
+"""BERT-style encoder and its two heads: masked-LM pretraining and answer spans.
+
+The encoder is keras-hub's `BertBackbone` (token + position + segment
+embeddings, then `TransformerEncoder` layers) sized from our `ModelConfig`
+and the tokenizer's vocabulary. Pretraining puts keras-hub's `MaskedLMHead`
+on it (tied to the token embedding, via `BertMaskedLM`); question answering
+puts a span head on the same backbone, so a fine-tuning run can load the
+pretrained backbone's weights as they are.
+
+Example:
+    backbone = build_encoder(model_config, tokenizer.vocabulary_size)
+    qa = SpanModel(backbone)
+    start_logits, end_logits = qa({"token_ids": ids, "segment_ids": seg, "padding_mask": mask})
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_hub
+
+# Logit given to padding positions, so they never win a softmax or a span.
+_MASKED = -1e9
+
+
+def build_encoder(config, vocabulary_size: int, dtype: str | None = None) -> keras_hub.models.BertBackbone:
+    """A BertBackbone over windows of `config.seq_len` tokens."""
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=vocabulary_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        hidden_dim=config.hidden_dim,
+        intermediate_dim=config.intermediate_dim,
+        dropout=config.dropout,
+        max_sequence_length=config.seq_len,
+        num_segments=2,
+        dtype=dtype,
+    )
+
+
+def build_masked_lm(backbone: keras_hub.models.BertBackbone) -> keras_hub.models.BertMaskedLM:
+    """Masked-LM pretraining model: inputs token_ids, segment_ids,
+    padding_mask and mask_positions; logits over the vocabulary at the
+    masked positions (head tied to the token embedding)."""
+    return keras_hub.models.BertMaskedLM(backbone)
+
+
+@keras.saving.register_keras_serializable(package="kerasllm")
+class SpanModel(keras.Model):
+    """Start and end logits of the answer span for every window position
+    (padding positions get a very low logit); position 0, `[CLS]`, stands
+    for "the answer is not in this window"."""
+
+    def __init__(self, backbone: keras_hub.models.BertBackbone, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        # float32 logits also under mixed precision: they feed a softmax
+        # and a sum of two logits that ranks spans.
+        self.span_head = keras.layers.Dense(2, dtype="float32", name="span_head")
+
+    def call(self, inputs, training=False):
+        hidden = self.backbone(
+            {k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")}, training=training
+        )["sequence_output"]
+        logits = self.span_head(hidden)
+        mask = keras.ops.cast(inputs["padding_mask"], "bool")
+        start, end = logits[..., 0], logits[..., 1]
+        return keras.ops.where(mask, start, _MASKED), keras.ops.where(mask, end, _MASKED)
+
+    def get_config(self):
+        return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+def span_losses() -> list:
+    """Cross-entropy of the start and of the end position (Keras adds them)."""
+    return [keras.losses.SparseCategoricalCrossentropy(from_logits=True)] * 2

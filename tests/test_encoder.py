@@ -1,0 +1,96 @@
+"""The BERT-style encoder: a tiny span model trained for seconds on a few
+synthetic questions answers them; the masked-LM head learns too; both heads
+share one backbone whose weights move between them."""
+
+import random
+
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
+
+from kerasllm.config import ModelConfig
+from kerasllm.data import qa_features as qa
+from kerasllm.data.tokenizers import WordPieceTokenizer
+from kerasllm.models.encoder import SpanModel, build_encoder, build_masked_lm, span_losses
+
+NAMES = ["anna", "ben", "carl", "dora", "emil", "fay"]
+COLORS = ["red", "blue", "green", "black", "white", "pink"]
+VOCAB = WordPieceTokenizer.RESERVED + sorted(set(NAMES + COLORS + "the likes what does like ? .".split()))
+SMALL = ModelConfig(kind="gpt", seq_len=32, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, dropout=0.0)
+
+
+def _examples(n: int, seed: int = 0):
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        names = rng.sample(NAMES, 3)
+        colors = [rng.choice(COLORS) for _ in names]
+        context = " ".join(f"{name} likes {color} ." for name, color in zip(names, colors))
+        asked = rng.randrange(3)
+        answer = colors[asked]
+        start = context.index(f"{names[asked]} likes ") + len(f"{names[asked]} likes ")
+        out.append((f"what does {names[asked]} like ?", context, answer, start))
+    return out
+
+
+def _features(tok, examples):
+    questions = [q for q, _, _, _ in examples]
+    contexts = [c for _, c, _, _ in examples]
+    q_ids, _, _ = qa.tokenize_with_offsets(tok, questions)
+    c_ids, c_starts, c_ends = qa.tokenize_with_offsets(tok, contexts)
+    windows = qa.make_windows(q_ids, c_ids, c_starts, c_ends, seq_len=SMALL.seq_len, doc_stride=8,
+                              max_question_tokens=8, cls_id=tok.special_id("[CLS]"), sep_id=tok.special_id("[SEP]"),
+                              pad_id=tok.pad_id)
+    starts = tf.constant([s for _, _, _, s in examples], tf.int64)
+    ends = tf.constant([s + len(a) for _, _, a, s in examples], tf.int64)
+    labels = qa.window_labels(windows, starts, ends)
+    inputs = {k: windows[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    return windows, inputs, labels, contexts
+
+
+def test_a_tiny_span_model_answers_the_questions_it_was_trained_on():
+    keras.utils.set_random_seed(0)
+    tok = WordPieceTokenizer(VOCAB)
+    examples = _examples(24)
+    windows, inputs, labels, contexts = _features(tok, examples)
+    assert int(tf.shape(windows["token_ids"])[0]) == len(examples)  # one window each at this size
+    model = SpanModel(build_encoder(SMALL, tok.vocabulary_size))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=span_losses())
+    data = tf.data.Dataset.from_tensor_slices((inputs, labels)).shuffle(24, seed=0).repeat().batch(8)
+    history = model.fit(data, steps_per_epoch=25, epochs=6, verbose=0).history["loss"]
+    assert history[-1] < history[0] / 4
+    start_logits, end_logits = model.predict(inputs, verbose=0)
+    _, char_start, char_end = qa.best_spans(start_logits, end_logits, windows, len(examples), max_answer_tokens=4)
+    answers = [a.decode() for a in qa.answer_text(contexts, char_start, char_end).numpy()]
+    assert answers == [a for _, _, a, _ in examples]
+
+
+def test_masked_lm_head_learns_and_shares_the_backbone_with_the_span_model():
+    keras.utils.set_random_seed(0)
+    tok = WordPieceTokenizer(VOCAB)
+    _, inputs, _, _ = _features(tok, _examples(32, seed=1))
+    backbone = build_encoder(SMALL, tok.vocabulary_size)
+    mlm = build_masked_lm(backbone)
+    masker = keras_hub.layers.MaskedLMMaskGenerator(
+        vocabulary_size=tok.vocabulary_size, mask_selection_rate=0.15, mask_token_id=tok.special_id("[MASK]"),
+        mask_selection_length=4, unselectable_token_ids=[tok.pad_id, tok.special_id("[CLS]"), tok.special_id("[SEP]")],
+    )
+
+    def mask(features):
+        masked = masker(features["token_ids"])
+        x = {**features, "token_ids": masked["token_ids"], "mask_positions": masked["mask_positions"]}
+        return x, masked["mask_ids"], masked["mask_weights"]
+
+    data = tf.data.Dataset.from_tensor_slices(inputs).repeat().batch(16).map(mask)
+    mlm.compile(optimizer=keras.optimizers.Adam(3e-3),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), weighted_metrics=[])
+    history = mlm.fit(data, steps_per_epoch=20, epochs=5, verbose=0).history["loss"]
+    assert history[-1] < history[0] * 0.6
+    # A span model built on another backbone of the same size takes the
+    # pretrained backbone's weights one to one.
+    other = SpanModel(build_encoder(SMALL, tok.vocabulary_size))
+    other(inputs)
+    other.backbone.set_weights(backbone.get_weights())
+    for a, b in zip(other.backbone.weights, backbone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
