@@ -35,6 +35,8 @@ Examples:
   kerasllm generate --model saved_models/shakespeare "ROMEO:" --top-p 0.9
   kerasllm score --model saved_models/shakespeare lines.txt
   kerasllm prepare --config configs/shakespeare-wordpiece.yaml --out data/shakespeare-wp
+  kerasllm train --config configs/squad-mlm.yaml && kerasllm train --config configs/squad-qa.yaml
+  kerasllm qa --run runs/squad-qa "Who wrote Hamlet?" --context "Hamlet is a tragedy by William Shakespeare."
 """
 
 
@@ -139,13 +141,17 @@ def train(ctx, config_path, overrides, run_dir, data_dir, quiet, workers, worker
         click.echo(text)
 
 
-def _read_lines(path: str, what: str) -> list[str]:
-    """Lines of a UTF-8 file ('-' = stdin), without their line ends."""
+def _read_bytes(path: str, what: str) -> bytes:
+    """A file's bytes ('-' = stdin), or a one-line error."""
     try:
-        data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+        return sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
     except OSError as e:
         raise UserError(f"{what} {path}: {e.strerror}") from None
-    lines = data.splitlines()
+
+
+def _read_lines(path: str, what: str) -> list[str]:
+    """Lines of a UTF-8 file ('-' = stdin), without their line ends."""
+    lines = _read_bytes(path, what).splitlines()
     for number, line in enumerate(lines, 1):
         try:
             line.decode("utf-8")
@@ -284,10 +290,12 @@ def export(ctx, run_dir, name, version, base_dir, beams, length_penalty):
 Examples:
   kerasllm evaluate --run runs/shakespeare-char
   kerasllm evaluate --run runs/spa-eng --beams 4
+  kerasllm evaluate --run runs/squad-qa
 """)
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
-@click.option("--split", type=click.Choice(["train", "validation", "test"]), default=None,
-              help="Held-out split (default: validation for language models, test for translation).")
+@click.option("--split", type=click.Choice(["train", "validation", "test", "dev"]), default=None,
+              help="Held-out split (default: validation for language models, test for translation, "
+                   "dev for question answering).")
 @click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1, max=16), help="Translation: beam width.")
 @click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
               help="Translation: beam search length penalty (GNMT alpha).")
@@ -296,7 +304,8 @@ Examples:
 def evaluate(ctx, run_dir, split, beams, length_penalty, data_dir):
     """Held-out metrics of a run's best weights, as JSON: loss, perplexity and
     token accuracy; for translation also BLEU and chrF (sacrebleu), with the
-    hypotheses written to <run>/eval/."""
+    hypotheses written to <run>/eval/; for question answering SQuAD's Exact
+    Match and F1, with the predictions written to <run>/predictions-<split>.json."""
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.evaluation import evaluate_run
 
@@ -333,6 +342,41 @@ def translate(ctx, model_dir, run_dir, sentences, sentences_file, beams, length_
     for start in range(0, len(sentences), BATCH):
         for text in translator.translate(sentences[start : start + BATCH], beams, length_penalty, max_length or limit):
             click.echo(text)
+
+
+@cli.command(epilog="""\b
+Examples:
+  kerasllm qa --run runs/squad-qa "Who wrote Hamlet?" --context "Hamlet is a tragedy by William Shakespeare."
+  kerasllm qa --run runs/squad-qa "When was it written?" "Who is its hero?" --context-file passage.txt
+  kerasllm export --run runs/squad-qa --name squad && kerasllm qa --model saved_models/squad "Who?" --context "..."
+""")
+@model_source
+@click.argument("questions", nargs=-1, required=True)
+@click.option("--context", default=None, help="The passage the answers come from.")
+@click.option("--context-file", default=None, type=str, help="Read the passage from this file ('-' reads stdin).")
+@click.pass_context
+def qa(ctx, model_dir, run_dir, questions, context, context_file):
+    """Answer QUESTIONS from a passage with an exported question answerer or
+    a QA run's best weights: one JSON line each with the answer, its score
+    and its character offsets [start, end) in the passage."""
+    if (context is None) == (context_file is None):
+        raise UserError("give the passage with --context TEXT or --context-file FILE (one of them)")
+    if context_file is not None:
+        context = _read_text(context_file, "--context-file")
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.inference.client import QuestionAnsweringClient
+
+    client = QuestionAnsweringClient.open(model=model_dir, run=run_dir)
+    for result in client.answer(list(questions), [context] * len(questions)):
+        click.echo(json.dumps(result, ensure_ascii=False))
+
+
+def _read_text(path: str, what: str) -> str:
+    data = _read_bytes(path, what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
 
 
 @cli.command(epilog="\b\nExample:\n  kerasllm prepare --config configs/shakespeare-wordpiece.yaml --out data/shakespeare-wp")

@@ -84,7 +84,10 @@ class TokenizerConfig:
 class ModelConfig:
     """Model architecture."""
 
-    kind: str = "gpt"  # gpt | lstm | seq2seq (translation)
+    kind: str = "gpt"  # gpt | lstm | seq2seq (translation) | encoder (BERT-style)
+    # encoder only: masked_lm (pretraining on text) | span (extractive
+    # question answering on SQuAD-format data).
+    head: str = "span"
     # Tokens per block (language models) or per sentence side (seq2seq).
     seq_len: int = 256
     num_layers: int = 4
@@ -95,6 +98,12 @@ class ModelConfig:
     tie_embeddings: bool = True
     # LSTM only: embedding width (hidden_dim is the LSTM width).
     embedding_dim: int = 128
+    # Question answering: a context longer than a window of seq_len tokens is
+    # read in windows starting every doc_stride tokens; questions keep at most
+    # max_question_tokens; answers are at most max_answer_tokens long.
+    doc_stride: int = 128
+    max_question_tokens: int = 64
+    max_answer_tokens: int = 30
 
 
 @dataclass
@@ -141,6 +150,13 @@ class TrainConfig:
     # its workers read and tokenize the training text. Language models only.
     data_service: str = ""
     early_stopping_patience: int = 0  # epochs without improvement; 0 = off
+    # A run directory whose weights start this run (matching weights only;
+    # the rest are listed), and whose tokenizer it uses: fine-tuning a
+    # pretrained encoder. Used when the run starts, not when it resumes.
+    init_from: str = ""
+    # Masked-LM pretraining: share of tokens chosen for prediction (of which
+    # 80% become [MASK], 10% a random token, 10% stay).
+    mask_rate: float = 0.15
     save_every_steps: int = 200
     validation_steps: int = 0  # 0 = the whole validation split
     seed: int = 1337
@@ -168,11 +184,12 @@ class RunConfig:
 
 
 _CHOICES = {
-    "data.format": ("auto", "text", "jsonl", "csv", "tsv"),
+    "data.format": ("auto", "text", "jsonl", "csv", "tsv", "squad"),
     "data.document": ("file", "line"),
     "data.cleaning.normalize": ("NFC", "NFKC", "none"),
     "tokenizer.kind": ("char", "byte", "codepoint", "wordpiece", "sentencepiece"),
-    "model.kind": ("gpt", "lstm", "seq2seq"),
+    "model.kind": ("gpt", "lstm", "seq2seq", "encoder"),
+    "model.head": ("span", "masked_lm"),
     "train.optimizer": ("adamw", "adam"),
     "train.schedule": ("cosine", "constant"),
     "train.precision": ("float32", "mixed_bfloat16"),
@@ -372,7 +389,18 @@ def validate(config: RunConfig, where: str = "config") -> None:
            f"data.test_fraction must be in [0, 1 - data.val_fraction), got {d.test_fraction}")
     _check(t.learning_rate > 0, where, "train.learning_rate must be positive")
     _check(0.0 <= t.label_smoothing < 1.0, where, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
-    if m.kind == "seq2seq":
+    if m.kind == "encoder":
+        _check(config.tokenizer.kind == "wordpiece", where, "model.kind encoder needs tokenizer.kind: wordpiece "
+               "(its [CLS], [SEP] and [MASK] tokens)")
+        _check(0.0 < t.mask_rate < 1.0, where, f"train.mask_rate must be in (0, 1), got {t.mask_rate}")
+        _check(m.head != "span" or m.max_question_tokens + 4 <= m.seq_len, where,
+               f"model.max_question_tokens ({m.max_question_tokens}) leaves no room for context in model.seq_len "
+               f"({m.seq_len}); lower it or raise model.seq_len")
+        _check(1 <= m.doc_stride, where, "model.doc_stride must be at least 1")
+        _check(1 <= m.max_answer_tokens, where, "model.max_answer_tokens must be at least 1")
+    else:
+        _check(not t.init_from, where, "train.init_from: only encoder runs start from another run's weights")
+    if m.kind in ("seq2seq", "encoder"):
         _check(m.hidden_dim % m.num_heads == 0, where,
                f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_heads ({m.num_heads})")
     for key in ("beta_1", "beta_2"):
@@ -385,7 +413,8 @@ def validate(config: RunConfig, where: str = "config") -> None:
             parse_address(t.data_service)
         except UserError as e:
             raise UserError(f"{where}: {e}") from None
-        _check(m.kind != "seq2seq", where, "train.data_service feeds language models; translation runs read their pairs locally")
+        _check(m.kind in ("gpt", "lstm"), where, "train.data_service feeds language models; translation and "
+               "question-answering runs read their data locally")
         _check(t.strategy != "multi_worker", where,
                "train.data_service: not with train.strategy multi_worker (each worker would start its own pass); "
                "use one trainer with mirrored devices")

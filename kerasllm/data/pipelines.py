@@ -113,8 +113,10 @@ def lm_batches(
     seed: int = 0,
     skip_batches: int = 0,
     cache: bool = False,
+    to_example=to_inputs_targets,
 ) -> tf.data.Dataset:
-    """Blocks -> batches of (inputs, targets).
+    """Blocks -> batches of (inputs, targets) (or what `to_example` makes of
+    a batch of blocks).
 
     Training batches repeat forever in a seeded order; `skip_batches`
     resumes that exact stream part-way (after a crash), which is why
@@ -129,7 +131,7 @@ def lm_batches(
     ds = blocks.batch(batch_size, drop_remainder=training)
     if skip_batches:
         ds = ds.skip(skip_batches)
-    ds = ds.map(to_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
     return shard_by_batch(ds.prefetch(tf.data.AUTOTUNE))
 
 

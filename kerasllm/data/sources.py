@@ -56,12 +56,10 @@ def resolve_source(config: DataConfig, data_dir: Optional[str] = None) -> Source
     fmt = config.format
     if config.source in registry.DATASETS:
         info = registry.DATASETS[config.source]
-        if info.format == "squad":
-            raise UserError(
-                f"data.source: '{config.source}' is a question-answering dataset and cannot feed "
-                "a language model yet; use a text source"
-            )
-        files = [str(registry.resolve(config.source, split, data_dir)) for split in info.files]
+        # As text, a question-answering dataset is its training contexts
+        # (dev stays unseen for evaluation).
+        splits = ["train"] if info.format == "squad" else list(info.files)
+        files = [str(registry.resolve(config.source, split, data_dir)) for split in splits]
         if fmt == "auto":
             fmt = info.format
         return Source(files=files, format=fmt, document=config.document, field=config.field)
@@ -86,6 +84,11 @@ def _records(source: Source) -> Iterator[str]:
     """Documents of JSONL/CSV/TSV files, one per record, in file order."""
     csv.field_size_limit(2**31 - 1)  # long documents in one cell are fine
     for path in source.files:
+        if source.format == "squad":  # one document per paragraph
+            from kerasllm.data.squad import read_squad
+
+            yield from dict.fromkeys(e.context for e in read_squad(path).examples)
+            continue
         # utf-8-sig: a byte-order mark must not become part of the header.
         with open(path, encoding="utf-8-sig", newline="") as f:
             if source.format == "jsonl":

@@ -41,3 +41,19 @@ def evaluate_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "vali
         "perplexity": round(math.exp(loss), 4),
         "accuracy": round(float(results["accuracy"]), 5),
     }
+
+
+def evaluate_masked_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "validation") -> dict:
+    """Masked-LM pretraining runs: loss and accuracy on masked tokens of the
+    split (masks are drawn at random, so figures vary a little run to run)."""
+    from kerasllm.training.encoder_tasks import MaskedLMTask
+
+    lm = load_run(run_dir)
+    task = MaskedLMTask(lm.config, RunDir(run_dir), data_dir)
+    batches = pipelines.lm_batches(task.corpus.blocks(split, task.block_len), lm.config.train.batch_size,
+                                   training=False, to_example=task.to_example)
+    lm.model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                     weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    results = lm.model.evaluate(batches, verbose=0, return_dict=True)
+    return {"run": run_dir, "split": split, "masked_loss": round(float(results["loss"]), 5),
+            "masked_accuracy": round(float(results["accuracy"]), 5)}

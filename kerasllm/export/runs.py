@@ -1,11 +1,14 @@
-"""`kerasllm export`: a trained run -> a servable version (a language model
-or a translator), with warmup requests that cover every signature."""
+"""`kerasllm export`: a trained run -> a servable version (a language model,
+a translator or a question answerer), with warmup requests that cover every
+signature."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from kerasllm.errors import UserError
 from kerasllm.export.language_model import LanguageModelModule
+from kerasllm.export.question_answering import QuestionAnsweringModule
 from kerasllm.export.saved_model import write_version
 from kerasllm.export.translator import TranslatorModule
 from kerasllm.inference.generate import load_run
@@ -16,6 +19,8 @@ def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_mod
     lm = load_run(run_dir)
     if lm.config.model.kind == "seq2seq":
         return _export_translator(lm, run_dir, name, base_dir, version, beams, length_penalty)
+    if lm.config.model.kind == "encoder":
+        return _export_question_answering(lm, run_dir, name, base_dir, version)
     module = LanguageModelModule(lm.model, lm.tokenizer, beams=beams)
     prompt = lm.config.train.sample_prompt or "The"
     new = np.int32(min(8, module.max_new_tokens))
@@ -60,5 +65,29 @@ def _export_translator(lm, run_dir, name, base_dir, version, beams, length_penal
         "max_length": max_length,
         "beams": beams,
         "length_penalty": length_penalty,
+    }
+    return write_version(module, base_dir, name or lm.config.name, version, warmup, meta)
+
+
+def _export_question_answering(lm, run_dir, name, base_dir, version) -> dict:
+    if lm.config.model.head != "span":
+        raise UserError(f"--run {run_dir}: a masked-LM pretraining run has nothing to serve; export the "
+                        "question-answering run fine-tuned from it")
+    module = QuestionAnsweringModule(lm.model, lm.tokenizer, lm.config.model)
+    context = "Hamlet is a tragedy written by William Shakespeare around 1600."
+    warmup = [
+        ("serving_default", {"question": np.array(["Who wrote Hamlet?"], dtype=object),
+                             "context": np.array([context], dtype=object)}),
+        ("serving_default", {"question": np.array(["When was it written?", "What is Hamlet?"], dtype=object),
+                             "context": np.array([context, context * 20], dtype=object)}),
+    ]
+    meta = {
+        "kind": "question_answering",
+        "run": str(run_dir),
+        "model": "encoder",
+        "tokenizer": lm.tokenizer.kind,
+        "seq_len": lm.config.model.seq_len,
+        "doc_stride": lm.config.model.doc_stride,
+        "max_answer_tokens": lm.config.model.max_answer_tokens,
     }
     return write_version(module, base_dir, name or lm.config.name, version, warmup, meta)

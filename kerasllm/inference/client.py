@@ -39,9 +39,15 @@ def load_saved_model(path, kind: str):
         raise UserError(f"--model {path}: {meta_path} is missing; was this exported by `kerasllm export`?")
     meta = json.loads(meta_path.read_text())
     if meta.get("kind") != kind:
-        hint = "use `kerasllm translate`" if meta.get("kind") == "translator" else "use `kerasllm generate`"
+        hint = {"translator": "use `kerasllm translate`", "question_answering": "use `kerasllm qa`"}.get(
+            meta.get("kind"), "use `kerasllm generate`")
         raise UserError(f"--model {path}: a {meta.get('kind')} model, not a {kind.replace('_', ' ')}; {hint}")
     return tf.saved_model.load(str(directory)), meta
+
+
+def _exactly_one(model, run) -> None:
+    if (model is None) == (run is None):
+        raise UserError("give exactly one of --model (an exported SavedModel) or --run (a run directory)")
 
 
 class LanguageModelClient:
@@ -55,8 +61,7 @@ class LanguageModelClient:
 
     @classmethod
     def open(cls, model: str | None = None, run: str | None = None, beams: int = 4) -> "LanguageModelClient":
-        if (model is None) == (run is None):
-            raise UserError("give exactly one of --model (an exported SavedModel) or --run (a run directory)")
+        _exactly_one(model, run)
         if model is not None:
             return cls.from_saved_model(model)
         return cls.from_run(run, beams)
@@ -126,8 +131,7 @@ class TranslatorClient:
 
     @classmethod
     def open(cls, model: str | None = None, run: str | None = None) -> "TranslatorClient":
-        if (model is None) == (run is None):
-            raise UserError("give exactly one of --model (an exported SavedModel) or --run (a run directory)")
+        _exactly_one(model, run)
         if model is not None:
             loaded, meta = load_saved_model(model, "translator")
             signature = loaded.signatures["serving_default"]
@@ -154,6 +158,35 @@ class TranslatorClient:
     def translate(self, sentences: list[str], beams: int = 1, length_penalty: float = 0.6,
                   max_length: int | None = None) -> list[str]:
         return self._translate(sentences, beams, length_penalty, max_length or self.max_length)
+
+
+class QuestionAnsweringClient:
+    """Answers from an exported question answerer (its serving_default) or
+    from a run's best weights (in-process): the same graph."""
+
+    def __init__(self, answer, keep=None):
+        self._answer = answer
+        self._keep = keep  # the loaded SavedModel must outlive its functions
+
+    @classmethod
+    def open(cls, model: str | None = None, run: str | None = None) -> "QuestionAnsweringClient":
+        _exactly_one(model, run)
+        if model is not None:
+            loaded, _ = load_saved_model(model, "question_answering")
+            signature = loaded.signatures["serving_default"]
+            return cls(lambda q, c: signature(question=q, context=c), keep=loaded)
+        from kerasllm.inference.generate import load_run
+        from kerasllm.inference.qa import answer_fn
+
+        lm = load_run(run)
+        if lm.config.model.kind != "encoder" or lm.config.model.head != "span":
+            raise UserError(f"--run {run}: not a question-answering run (model.kind encoder, model.head span)")
+        return cls(answer_fn(lm.model, lm.tokenizer, lm.config.model))
+
+    def answer(self, questions: list[str], contexts: list[str]) -> list[dict]:
+        from kerasllm.inference.qa import answer_questions
+
+        return answer_questions(self._answer, questions, contexts)
 
 
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:

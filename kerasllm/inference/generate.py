@@ -101,6 +101,11 @@ def load_run(run_dir: str) -> LoadedRun:
         model = build_translator(config.model, tokenizer, target_tokenizer)
         ids, mask = np.zeros((1, 2), "int32"), np.ones((1, 2), bool)
         model({"encoder_token_ids": ids, "encoder_padding_mask": mask, "decoder_token_ids": ids, "decoder_padding_mask": mask})
+    elif config.model.kind == "encoder":
+        from kerasllm.models.encoder import encoder_model
+
+        tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
+        model = encoder_model(config.model, tokenizer.vocabulary_size)
     else:
         tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
         model = build_model(config.model, tokenizer.vocabulary_size)

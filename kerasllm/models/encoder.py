@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import keras
 import keras_hub
+import numpy as np
 
 # Logit given to padding positions, so they never win a softmax or a span.
 _MASKED = -1e9
@@ -79,3 +80,21 @@ class SpanModel(keras.Model):
 def span_losses() -> list:
     """Cross-entropy of the start and of the end position (Keras adds them)."""
     return [keras.losses.SparseCategoricalCrossentropy(from_logits=True)] * 2
+
+
+def example_input(config) -> dict:
+    """A one-window batch of zeros in the model's input format (to build it)."""
+    ids = np.zeros((1, config.seq_len), "int32")
+    inputs = {"token_ids": ids, "segment_ids": ids, "padding_mask": ids + 1}
+    if config.head == "masked_lm":
+        inputs["mask_positions"] = ids[:, :2]
+    return inputs
+
+
+def encoder_model(config, vocabulary_size: int, dtype: str | None = None, build: bool = True):
+    """The model `config.head` names (masked_lm or span) on a new encoder."""
+    backbone = build_encoder(config, vocabulary_size, dtype)
+    model = build_masked_lm(backbone) if config.head == "masked_lm" else SpanModel(backbone)
+    if build:
+        model(example_input(config))
+    return model

@@ -19,18 +19,23 @@ SAMPLE_TEMPERATURE = 0.8
 
 
 class LanguageModelTask:
+    # Blocks are `block_len + 1` tokens: a causal model's inputs and targets.
+    block_len_offset = 0
+    weighted_metrics = False
+
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         from kerasllm.data.corpus import count_blocks, open_corpus
 
         self.config = config
+        self.block_len = config.model.seq_len + self.block_len_offset
         self.corpus = open_corpus(config, run.tokenizer, data_dir, for_training=True)
-        self.counts = count_blocks(self.corpus, config.model.seq_len, run.data)
+        self.counts = count_blocks(self.corpus, self.block_len, run.data)
         self.tokenizer = self.corpus.tokenizer
         t = config.train
         if t.batch_size * t.grad_accum_steps > self.counts["train"]:
             raise UserError(
                 f"train.batch_size={t.batch_size} (x grad_accum_steps={t.grad_accum_steps}) is more than the "
-                f"{self.counts['train']} training blocks of {config.model.seq_len + 1} tokens; lower it or add text"
+                f"{self.counts['train']} training blocks of {self.block_len + 1} tokens; lower it or add text"
             )
         self.batches_per_pass = self.counts["train"] // t.batch_size
         self.tokens_per_batch = t.batch_size * config.model.seq_len
@@ -50,7 +55,7 @@ class LanguageModelTask:
         c = self.counts
         service = f"; training text tokenized by the tf.data service at {self.corpus.service}" if self.corpus.service else ""
         return (f"vocabulary {self.tokenizer.vocabulary_size} ({self.config.tokenizer.kind}); "
-                f"{c['train']:,} training / {c['validation']:,} validation blocks of {self.config.model.seq_len + 1} tokens"
+                f"{c['train']:,} training / {c['validation']:,} validation blocks of {self.block_len + 1} tokens"
                 f"{service}")
 
     def train_batches(self, skip: int, strategy=None):
@@ -62,9 +67,13 @@ class LanguageModelTask:
         if self.corpus.service:
             skip = 0  # the service's order is not reproducible: a resumed run starts a fresh pass
         return pipelines.lm_batches(
-            self.corpus.blocks("train", c.model.seq_len), t.batch_size, training=True,
+            self.corpus.blocks("train", self.block_len), t.batch_size, training=True,
             shuffle_buffer=c.data.shuffle_buffer, seed=t.seed, skip_batches=skip, cache=self.corpus.cacheable,
+            to_example=self.to_example,
         )
+
+    def to_example(self, blocks):
+        return pipelines.to_inputs_targets(blocks)
 
     def input_sharding(self, strategy) -> str:
         """How several workers share the training data: `file` when it is
@@ -99,14 +108,14 @@ class LanguageModelTask:
 
         t, c = self.config.train, self.config
         mine = shards.shard_files(self.corpus.prepared, "train")[worker::workers]
-        blocks = pipelines.token_blocks(shards.read_chunks(self.corpus.prepared, "train", mine), c.model.seq_len)
+        blocks = pipelines.token_blocks(shards.read_chunks(self.corpus.prepared, "train", mine), self.block_len)
         return pipelines.lm_batches(blocks, batch_size, training=True, shuffle_buffer=c.data.shuffle_buffer, seed=t.seed,
-                                    skip_batches=skip, cache=self.corpus.cacheable)
+                                    skip_batches=skip, cache=self.corpus.cacheable, to_example=self.to_example)
 
     def validation_batches(self):
         c = self.config
-        return pipelines.lm_batches(self.corpus.blocks("validation", c.model.seq_len), c.train.batch_size,
-                                    training=False, cache=self.corpus.cacheable)
+        return pipelines.lm_batches(self.corpus.blocks("validation", self.block_len), c.train.batch_size,
+                                    training=False, cache=self.corpus.cacheable, to_example=self.to_example)
 
     def sampler(self, model):
         from kerasllm.inference.generate import generate
@@ -125,6 +134,8 @@ class LanguageModelTask:
 
 
 class TranslationTask:
+    weighted_metrics = True  # label padding is weighted out
+
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         from kerasllm.data.pair_corpus import count_pair_batches, open_pair_corpus
 
@@ -202,4 +213,10 @@ def translation_loss(config: RunConfig):
 def open_task(config: RunConfig, run: RunDir, data_dir=None):
     if config.model.kind == "seq2seq":
         return TranslationTask(config, run, data_dir)
+    if config.model.kind == "encoder":
+        from kerasllm.training import encoder_tasks
+
+        if config.model.head == "masked_lm":
+            return encoder_tasks.MaskedLMTask(config, run, data_dir)
+        return encoder_tasks.QuestionAnsweringTask(config, run, data_dir)
     return LanguageModelTask(config, run, data_dir)

@@ -45,7 +45,7 @@ from kerasllm.training import callbacks as cb
 from kerasllm.training.checkpoint import RunDir, RunState
 from kerasllm.training.optim import make_optimizer
 from kerasllm.training.strategy import is_chief, make_strategy
-from kerasllm.training.tasks import LanguageModelTask, open_task
+from kerasllm.training.tasks import open_task
 
 
 class TrainingStopped(RuntimeError):
@@ -188,9 +188,10 @@ def compile_for_training(model, config: RunConfig, total_steps: int, steps_per_e
     """Compiles `model` as `train` configures it (under the strategy's scope);
     `total_steps` (optimizer steps) sizes the schedule."""
     t = config.train
-    accuracy = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    # Translation batches weight out label padding; the accuracy must too.
-    weighted = not isinstance(task, LanguageModelTask)
+    accuracy = getattr(task, "metrics", lambda: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])()
+    # Batches with sample weights (label padding, unmasked positions) weight
+    # the accuracy too.
+    weighted = task.weighted_metrics
     model.compile(
         optimizer=make_optimizer(t, total_steps),
         loss=task.loss(),
@@ -298,6 +299,8 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         if state.step:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(str(run.latest() / "weights.weights.h5"))
+        elif t.init_from:
+            task.initialise(model, print_fn)
     num_params = model.count_params()
     print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s)")
     sample = task.sampler(model) if chief else (lambda: [])

@@ -1,0 +1,91 @@
+"""Question-answering data of a run: SQuAD-format examples -> encoder windows.
+
+The training file is `data.source` (the registered `squad-v1.1`, or a
+SQuAD-format JSON file with `data.format: squad`). Whole articles (by
+title) are held out for validation with the same seeded hash that splits
+text elsewhere, so no paragraph is on both sides; the registered dataset's
+`dev` file stays for `kerasllm evaluate`. Windows and labels are made by
+`qa_features` inside tf.data, the same ops the exported model runs.
+
+Example:
+    examples = qa_examples(config, "train", data_dir)
+    windows = window_dataset(examples, tokenizer, config.model)   # one element per window
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import tensorflow as tf
+
+from kerasllm.config import RunConfig
+from kerasllm.data import pipelines, qa_features, registry
+from kerasllm.data.squad import SquadData, read_squad
+from kerasllm.errors import UserError
+
+EXAMPLE_BATCH = 64  # examples turned into windows per tf.data step
+
+
+def squad_file(config: RunConfig, split: str, data_dir: Optional[str] = None) -> Path:
+    """The SQuAD-format file of `split` (train, or the registered dataset's dev)."""
+    source = config.data.source
+    info = registry.DATASETS.get(source)
+    if info is not None:
+        if info.format != "squad":
+            raise UserError(f"data.source: '{source}' is not a question-answering dataset; use squad-v1.1 "
+                            "or a SQuAD-format JSON file with data.format: squad")
+        return registry.resolve(source, split, data_dir)
+    if split != "train":
+        raise UserError(f"data.source: {source} is a single file; evaluate on its validation split (--split validation)")
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise UserError(f"data.source: no file {source} (give squad-v1.1 or a SQuAD-format JSON file)")
+    return path
+
+
+def qa_examples(config: RunConfig, split: str, data_dir: Optional[str] = None) -> SquadData:
+    """Examples of `train`, `validation` (articles held out of train) or `dev`."""
+    if split == "dev":
+        return read_squad(squad_file(config, "dev", data_dir))
+    data = read_squad(squad_file(config, "train", data_dir))
+    titles = tf.constant([e.title or e.context[:80] for e in data.examples])
+    held_out = pipelines.is_validation(titles, config.data.val_fraction, config.data.split_seed).numpy()
+    keep = [e for e, v in zip(data.examples, held_out) if v == (split == "validation")]
+    return SquadData(keep, data.skipped, data.paragraphs)
+
+
+def example_dataset(examples: list) -> tf.data.Dataset:
+    """question, context and the first gold answer's character span, per example."""
+    starts = [e.answer_starts[0] for e in examples]
+    return tf.data.Dataset.from_tensor_slices({
+        "question": tf.constant([e.question for e in examples], tf.string),
+        "context": tf.constant([e.context for e in examples], tf.string),
+        "answer_start": tf.constant(starts, tf.int64),
+        "answer_end": tf.constant([s + len(e.answers[0]) for s, e in zip(starts, examples)], tf.int64),
+    })
+
+
+def encode(tokenizer, model_config, questions, contexts) -> dict:
+    """Windows (`qa_features.make_windows`) of a batch of questions and contexts."""
+    q_ids, _, _ = qa_features.tokenize_with_offsets(tokenizer, questions)
+    c_ids, c_starts, c_ends = qa_features.tokenize_with_offsets(tokenizer, contexts)
+    return qa_features.make_windows(
+        q_ids, c_ids, c_starts, c_ends, seq_len=model_config.seq_len, doc_stride=model_config.doc_stride,
+        max_question_tokens=model_config.max_question_tokens, cls_id=tokenizer.special_id("[CLS]"),
+        sep_id=tokenizer.special_id("[SEP]"), pad_id=tokenizer.pad_id,
+    )
+
+
+MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+def window_dataset(examples: tf.data.Dataset, tokenizer, model_config) -> tf.data.Dataset:
+    """One `(inputs, (start_position, end_position))` element per window."""
+
+    def windows(batch):
+        w = encode(tokenizer, model_config, batch["question"], batch["context"])
+        starts, ends = qa_features.window_labels(w, batch["answer_start"], batch["answer_end"])
+        return {k: w[k] for k in MODEL_INPUTS}, (starts, ends)
+
+    return examples.batch(EXAMPLE_BATCH).map(windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch()

@@ -1,0 +1,62 @@
+"""The servable question answerer: a `tf.Module` whose `serving_default`
+takes questions and their passages and returns the answers, with the
+WordPiece tokenizer (with offsets), the windowing, the encoder's weights
+and the span search inside — the same graph as `kerasllm qa --run`.
+
+Signature `serving_default`:
+- `question` string[batch], `context` string[batch] (valid UTF-8, not blank)
+- -> `answer` string[batch], `score` float32[batch] (start + end logit),
+  `start`/`end` int64[batch] (character offsets of the answer in its
+  context, end exclusive)
+
+Example:
+    module = QuestionAnsweringModule(model, tokenizer, config.model)
+    module.answer(tf.constant(["Who wrote Hamlet?"]), tf.constant(["Hamlet is a tragedy by William Shakespeare."]))
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from kerasllm.export.checks import after, nonempty
+from kerasllm.inference.qa import answer_graph
+
+
+def _valid_text(texts, name: str) -> list:
+    """Checks that every string is UTF-8 and not blank."""
+    blank = tf.strings.length(tf.strings.strip(texts)) > 0
+    return [
+        tf.debugging.assert_equal(tf.reduce_all(blank), True, message=f"{name}: every {name} must be non-blank text"),
+        # Decoding strictly fails with InvalidArgument on a malformed byte.
+        tf.debugging.assert_non_negative(tf.strings.unicode_decode(texts, "UTF-8", errors="strict").flat_values,
+                                         message=f"{name}: not valid UTF-8"),
+    ]
+
+
+class QuestionAnsweringModule(tf.Module):
+    def __init__(self, model, tokenizer, model_config):
+        super().__init__(name="kerasllm_question_answering")
+        self._model = model
+        self._tokenizer = tokenizer
+        self._model_config = model_config
+        # Tracked so the SavedModel carries them.
+        self.model_variables = list(model.variables)
+        self.tokenizer_resources = tokenizer.trackables()
+        self.answer = tf.function(self._answer, input_signature=[
+            tf.TensorSpec([None], tf.string, name="question"),
+            tf.TensorSpec([None], tf.string, name="context"),
+        ])
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.answer}
+
+    def _answer(self, question, context):
+        checks = [
+            nonempty(question, "question"),
+            tf.debugging.assert_equal(tf.size(question), tf.size(context),
+                                      message="question and context: send one context per question"),
+            *_valid_text(question, "question"),
+            *_valid_text(context, "context"),
+        ]
+        question, context = after(checks, question), after(checks, context)
+        return answer_graph(self._model, self._tokenizer, self._model_config, question, context)

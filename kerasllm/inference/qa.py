@@ -1,0 +1,53 @@
+"""Answering questions about passages with a span model, in-process.
+
+`answer_fn` is one traced TensorFlow function from strings to answers
+(tokenize with offsets, cut windows, run the model, pick the best span over
+each question's windows, cut the answer out of the context), shared by
+`kerasllm qa --run`, `kerasllm evaluate` and the training samples.
+
+Example:
+    answer = answer_fn(model, tokenizer, config.model)
+    answer(["Who wrote Hamlet?"], ["Hamlet is a tragedy by William Shakespeare."])
+    # {"answer": [b"William Shakespeare"], "score": [...], "start": [23], "end": [42]}
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from kerasllm.data import qa_features
+from kerasllm.data.qa_data import MODEL_INPUTS, encode
+from kerasllm.errors import UserError
+
+
+def answer_graph(model, tokenizer, model_config, questions, contexts) -> dict:
+    """The answering graph (also the exported model's): windows, model, best
+    span per question, the answer's text and character offsets."""
+    windows = encode(tokenizer, model_config, questions, contexts)
+    start_logits, end_logits = model({k: windows[k] for k in MODEL_INPUTS}, training=False)
+    score, start, end = qa_features.best_spans(start_logits, end_logits, windows, tf.size(questions),
+                                               model_config.max_answer_tokens)
+    return {"answer": qa_features.answer_text(contexts, start, end), "score": score, "start": start, "end": end}
+
+
+def answer_fn(model, tokenizer, model_config):
+    """(questions string[B], contexts string[B]) -> dict of answer, score, start, end."""
+    return tf.function(lambda questions, contexts: answer_graph(model, tokenizer, model_config, questions, contexts),
+                       input_signature=[tf.TensorSpec([None], tf.string)] * 2)
+
+
+def answer_questions(answer, questions: list, contexts: list, batch_size: int = 32) -> list[dict]:
+    """Answers in batches, as plain Python values."""
+    if len(questions) != len(contexts):
+        raise ValueError("one context per question")
+    for i, (q, c) in enumerate(zip(questions, contexts)):
+        if not q.strip():
+            raise UserError(f"question {i + 1} is empty")
+        if not c.strip():
+            raise UserError(f"the context of question {i + 1} is empty")
+    out = []
+    for i in range(0, len(questions), batch_size):
+        result = answer(tf.constant(questions[i:i + batch_size]), tf.constant(contexts[i:i + batch_size]))
+        for a, s, b, e in zip(*(result[k].numpy() for k in ("answer", "score", "start", "end"))):
+            out.append({"answer": a.decode("utf-8"), "score": float(s), "start": int(b), "end": int(e)})
+    return out

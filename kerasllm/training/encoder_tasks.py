@@ -1,0 +1,244 @@
+"""What an encoder run trains: masked-LM pretraining or question answering.
+
+Both plug into the same trainer as the language model and translation
+tasks. `MaskedLMTask` is the language model's text pipeline (packed blocks,
+resumable) with each block framed as `[CLS] block [SEP]` and masked by
+keras-hub's `MaskedLMMaskGenerator` (15% of tokens by default; 80% of those
+become [MASK], 10% a random token, 10% stay). `QuestionAnsweringTask` reads
+SQuAD-format data (`qa_data`) and trains the span head; with
+`train.init_from` it starts from a pretraining run's tokenizer and encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import keras
+import tensorflow as tf
+
+from kerasllm.config import RunConfig
+from kerasllm.errors import UserError
+from kerasllm.files import atomic_write_text
+from kerasllm.training.checkpoint import RunDir
+from kerasllm.training.tasks import LanguageModelTask
+
+
+def _init_run(config: RunConfig) -> RunDir:
+    run = RunDir(config.train.init_from)
+    if not run.config.is_file() or run.inference_weights() is None:
+        raise UserError(f"train.init_from: {run.root} is not a run directory with saved weights; "
+                        "train the pretraining run first")
+    return run
+
+
+def _take_init_tokenizer(config: RunConfig, run: RunDir) -> None:
+    """A new run that starts from another uses that run's tokenizer."""
+    if config.train.init_from and not (run.tokenizer / "tokenizer.json").is_file():
+        shutil.copytree(_init_run(config).tokenizer, run.tokenizer, dirs_exist_ok=True)
+
+
+class MaskedLMTask(LanguageModelTask):
+    """Pretraining: predict masked tokens of packed text blocks."""
+
+    block_len_offset = -3  # blocks of seq_len - 2 tokens, framed by [CLS] and [SEP]
+    weighted_metrics = True  # only the masked positions count
+
+    def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
+        _take_init_tokenizer(config, run)
+        super().__init__(config, run, data_dir)
+        import keras_hub
+
+        tok = self.tokenizer
+        self.cls_id, self.sep_id, mask_id = (tok.special_id(t) for t in ("[CLS]", "[SEP]", "[MASK]"))
+        seq_len = config.model.seq_len
+        self.masker = keras_hub.layers.MaskedLMMaskGenerator(
+            vocabulary_size=tok.vocabulary_size, mask_selection_rate=config.train.mask_rate, mask_token_id=mask_id,
+            mask_selection_length=max(1, int(round(seq_len * config.train.mask_rate * 1.25))),
+            unselectable_token_ids=[tok.pad_id, self.cls_id, self.sep_id],
+        )
+
+    def to_example(self, blocks):
+        n = tf.shape(blocks)[0]
+        framed = tf.concat([tf.fill([n, 1], self.cls_id), blocks[:, :-1], tf.fill([n, 1], self.sep_id)], axis=1)
+        masked = self.masker(framed)
+        inputs = {
+            "token_ids": masked["token_ids"],
+            "segment_ids": tf.zeros_like(framed),
+            "padding_mask": tf.ones_like(framed, tf.bool),
+            "mask_positions": masked["mask_positions"],
+        }
+        return inputs, masked["mask_ids"], masked["mask_weights"]
+
+    def build_model(self, dtype):
+        from kerasllm.models.encoder import encoder_model
+
+        return encoder_model(self.config.model, self.tokenizer.vocabulary_size, dtype)
+
+    def example_input(self):
+        from kerasllm.models.encoder import example_input
+
+        return example_input(self.config.model)
+
+    def describe(self) -> str:
+        c = self.counts
+        return (f"vocabulary {self.tokenizer.vocabulary_size} (wordpiece); {c['train']:,} training / "
+                f"{c['validation']:,} validation windows of {self.config.model.seq_len} tokens; "
+                f"masked-LM pretraining ({self.config.train.mask_rate:.0%} of tokens)")
+
+    def sampler(self, model):
+        return lambda: []
+
+    def initialise(self, model, print_fn) -> None:
+        _load_backbone(model, self.config, print_fn)
+
+
+class QuestionAnsweringTask:
+    """Fine-tuning (or training from scratch) the span head on SQuAD-format data."""
+
+    weighted_metrics = False
+
+    def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
+        from kerasllm.data import qa_data
+
+        self.config = config
+        self.train_data = qa_data.qa_examples(config, "train", data_dir)
+        self.validation_data = qa_data.qa_examples(config, "validation", data_dir)
+        if not self.train_data.examples or not self.validation_data.examples:
+            raise UserError(f"data.source: {config.data.source} gives {len(self.train_data.examples)} training and "
+                            f"{len(self.validation_data.examples)} validation questions; both splits need some "
+                            "(more articles, or another data.val_fraction)")
+        _take_init_tokenizer(config, run)
+        self.tokenizer = self._tokenizer(run)
+        self.counts = self._count(run)
+        t = config.train
+        self.batches_per_pass = self.counts["train"] // t.batch_size
+        if self.batches_per_pass < t.grad_accum_steps:
+            raise UserError(f"train.batch_size={t.batch_size} is more than the {self.counts['train']} training "
+                            "windows; lower it")
+        self.tokens_per_batch = t.batch_size * config.model.seq_len
+
+    def _tokenizer(self, run: RunDir):
+        from kerasllm.data.tokenizers import load_tokenizer, train_tokenizer
+
+        if (run.tokenizer / "tokenizer.json").is_file():
+            return load_tokenizer(run.tokenizer)
+        texts = list(dict.fromkeys(e.context for e in self.train_data.examples))
+        texts += [e.question for e in self.train_data.examples]
+        tokenizer = train_tokenizer(self.config.tokenizer, tf.data.Dataset.from_tensor_slices(texts).batch(1024))
+        tokenizer.save(run.tokenizer)
+        return tokenizer
+
+    def _windows(self, split: str) -> tf.data.Dataset:
+        from kerasllm.data import qa_data
+
+        data = self.train_data if split == "train" else self.validation_data
+        return qa_data.window_dataset(qa_data.example_dataset(data.examples), self.tokenizer, self.config.model)
+
+    def _count(self, run: RunDir) -> dict:
+        """Windows per split, counted once and remembered with the run."""
+        key = {"seq_len": self.config.model.seq_len, "doc_stride": self.config.model.doc_stride,
+               "max_question_tokens": self.config.model.max_question_tokens}
+        if run.data.is_file():
+            counts = json.loads(run.data.read_text())
+            if counts.get("key") == key:
+                return counts
+        from kerasllm.data.pipelines import count
+
+        counts = {"key": key, **{s: count(self._windows(s)) for s in ("train", "validation")}}
+        atomic_write_text(run.data, json.dumps(counts))
+        return counts
+
+    def build_model(self, dtype):
+        from kerasllm.models.encoder import encoder_model
+
+        return encoder_model(self.config.model, self.tokenizer.vocabulary_size, dtype)
+
+    def example_input(self):
+        from kerasllm.models.encoder import example_input
+
+        return example_input(self.config.model)
+
+    def loss(self):
+        from kerasllm.models.encoder import span_losses
+
+        return span_losses()
+
+    def metrics(self):
+        return [[keras.metrics.SparseCategoricalAccuracy(name="start_accuracy")],
+                [keras.metrics.SparseCategoricalAccuracy(name="end_accuracy")]]
+
+    def describe(self) -> str:
+        c = self.counts
+        return (f"vocabulary {self.tokenizer.vocabulary_size} (wordpiece); {len(self.train_data.examples):,} training / "
+                f"{len(self.validation_data.examples):,} validation questions ({self.train_data.summary()}) in "
+                f"{c['train']:,} / {c['validation']:,} windows of {self.config.model.seq_len} tokens")
+
+    def input_sharding(self, strategy) -> str:
+        return "data" if strategy is not None and strategy.extended._in_multi_worker_mode() else "none"
+
+    def train_batches(self, skip: int, strategy=None):
+        from kerasllm.data import pipelines
+
+        t, c = self.config.train, self.config
+        ds = self._windows("train").cache().repeat()
+        if c.data.shuffle_buffer > 1:
+            ds = ds.shuffle(c.data.shuffle_buffer, seed=t.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(t.batch_size, drop_remainder=True)
+        return pipelines.shard_by_batch((ds.skip(skip) if skip else ds).prefetch(tf.data.AUTOTUNE))
+
+    def validation_batches(self):
+        from kerasllm.data import pipelines
+
+        return pipelines.shard_by_batch(self._windows("validation").cache().batch(self.config.train.batch_size))
+
+    def sampler(self, model):
+        from kerasllm.inference.qa import answer_fn, answer_questions
+
+        t = self.config.train
+        examples = self.validation_data.examples[: t.num_samples]
+
+        def sample():
+            if not examples:
+                return []
+            answers = answer_questions(answer_fn(model, self.tokenizer, self.config.model),
+                                       [e.question for e in examples], [e.context for e in examples])
+            return [f"{e.question} -> {a['answer']!r} (gold {e.answers[0]!r})" for e, a in zip(examples, answers)]
+
+        return sample
+
+    def initialise(self, model, print_fn) -> None:
+        _load_backbone(model, self.config, print_fn)
+
+
+def _load_backbone(model, config: RunConfig, print_fn) -> None:
+    """Copies the encoder weights of `train.init_from`'s run into `model`'s
+    backbone where name and shape match, and lists the rest."""
+    from kerasllm import config as config_lib
+    from kerasllm.data.tokenizers import load_tokenizer
+    from kerasllm.models.encoder import encoder_model
+
+    init = _init_run(config)
+    init_config = config_lib.load(init.config)
+    if init_config.model.kind != "encoder":
+        raise UserError(f"train.init_from: {init.root} trained a {init_config.model.kind} model, not an encoder")
+    tokenizer = load_tokenizer(init.tokenizer)
+    init_task_model = encoder_model(init_config.model, tokenizer.vocabulary_size)
+    init_task_model.load_weights(str(init.inference_weights()))
+
+    # Paths name the layer inside the backbone (token_embedding/embeddings,
+    # transformer_layer_0/...), the same in any BertBackbone.
+    source = {w.path: w for w in init_task_model.backbone.weights}
+    loaded, mismatched = 0, []
+    for weight in model.backbone.weights:
+        match = source.get(weight.path)
+        if match is not None and tuple(match.shape) == tuple(weight.shape):
+            weight.assign(match)
+            loaded += 1
+        else:
+            mismatched.append(weight.path + ("" if match is None else f" {tuple(match.shape)} -> {tuple(weight.shape)}"))
+    new = [w.path for w in model.weights if not any(w is b for b in model.backbone.weights)]
+    print_fn(f"Initialised {loaded} of {len(model.backbone.weights)} encoder weights from {init.root}"
+             + (f"; not loaded (no match or other shape): {', '.join(mismatched)}" if mismatched else "")
+             + (f"; trained from scratch: {', '.join(new)}" if new else ""))
+

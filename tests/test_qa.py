@@ -1,0 +1,248 @@
+"""Question answering end to end on a small synthetic SQuAD-format file:
+masked-LM pretraining, fine-tuning from it (`train.init_from`), the official
+metric on held-out articles, `kerasllm qa`, and the mistakes users make."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+
+from conftest import ROOT, run_cli
+from kerasllm.evaluation.squad_metric import squad_scores
+
+NAMES = ["anna", "ben", "carl", "dora", "emil", "fay", "gus", "hana"]
+COLORS = ["red", "blue", "green", "black", "white", "pink", "gold", "grey"]
+
+ENCODER = {"kind": "encoder", "seq_len": 48, "num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+           "intermediate_dim": 128, "dropout": 0.0, "max_question_tokens": 12, "doc_stride": 12, "max_answer_tokens": 8}
+TRAIN = {"batch_size": 16, "learning_rate": 3.0e-3, "warmup_steps": 2, "save_every_steps": 10, "log_every_steps": 5,
+         "num_samples": 1}
+
+
+def _write_squad(path, articles=40, seed=0):
+    """Articles of two paragraphs like "Anna likes red. Ben likes gold. ...",
+    one question per sentence. Paragraphs come from a pool of eight, so the
+    held-out articles ask what training taught (a model of seconds can
+    learn that; reading unseen paragraphs takes far longer)."""
+    rng = random.Random(seed)
+    pool = []
+    for _ in range(8):
+        names = rng.sample(NAMES, 3)
+        pool.append([(n.capitalize(), rng.choice(COLORS)) for n in names])
+    data = []
+    for a in range(articles):
+        paragraphs = []
+        for p, facts in enumerate(rng.sample(pool, 2)):
+            context = " ".join(f"{n} likes {c}." for n, c in facts)
+            qas = [{"id": f"{a}-{p}-{i}", "question": f"What does {n} like?",
+                    "answers": [{"text": c, "answer_start": context.index(f"{n} likes ") + len(f"{n} likes ")}]}
+                   for i, (n, c) in enumerate(facts)]
+            paragraphs.append({"context": context, "qas": qas})
+        data.append({"title": f"article {a}", "paragraphs": paragraphs})
+    path.write_text(json.dumps({"version": "1.1", "data": data}))
+    return path
+
+
+def _config(path, name, head, data, train):
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "name": name,
+        "data": {"format": "squad", "val_fraction": 0.2, **data},
+        "tokenizer": {"kind": "wordpiece", "vocab_size": 48, "lowercase": True},
+        "model": {**ENCODER, "head": head},
+        "train": {**TRAIN, **train},
+    }))
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("qa")
+    squad = _write_squad(tmp / "toy.json")
+    rng = random.Random(1)  # pretraining text: any text source works
+    (tmp / "text.txt").write_text("".join(f"{rng.choice(NAMES).capitalize()} likes {rng.choice(COLORS)}.\n"
+                                          for _ in range(600)))
+    mlm = _config(tmp / "mlm.yaml", "toy-mlm", "masked_lm",
+                  {"source": str(tmp / "text.txt"), "format": "text", "document": "line", "split_group": 4},
+                  {"epochs": 2, "steps_per_epoch": 10})
+    pretrained = run_cli("train", "--quiet", "--config", str(mlm), "--run-dir", str(tmp / "mlm"))
+    assert pretrained.returncode == 0, pretrained.stderr[-3000:]
+    qa = _config(tmp / "qa.yaml", "toy-qa", "span", {"source": str(squad)},
+                 {"epochs": 30, "init_from": str(tmp / "mlm")})
+    tuned = run_cli("train", "--quiet", "--config", str(qa), "--run-dir", str(tmp / "qa"))
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    return tmp, squad, pretrained.stdout, tuned.stdout
+
+
+def _val_losses(stdout):
+    return [float(v) for v in re.findall(r"Validation Loss: ([0-9.]+)", stdout)]
+
+
+def test_pretraining_then_fine_tuning_from_it(runs):
+    tmp, _, pretrained, tuned = runs
+    assert "masked-LM pretraining (15% of tokens)" in pretrained and len(_val_losses(pretrained)) == 2
+    # Every encoder weight came from the pretraining run; only the span head is new.
+    assert f"Initialised 39 of 39 encoder weights from {tmp / 'mlm'}" in tuned
+    assert "trained from scratch: span_model/span_head/kernel, span_model/span_head/bias" in tuned
+    assert (tmp / "qa/tokenizer/vocab.txt").read_text() == (tmp / "mlm/tokenizer/vocab.txt").read_text()
+    losses = _val_losses(tuned)
+    assert len(losses) == 30 and losses[-1] < losses[0] * 0.3
+    assert re.search(r"What does \w+ like\? -> '\w+' \(gold '\w+'\)", tuned)  # the training samples
+
+
+def test_evaluate_scores_held_out_articles_with_the_official_metric(runs):
+    tmp, squad, _, _ = runs
+    result = run_cli("evaluate", "--run", str(tmp / "qa"), "--split", "validation")
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads(result.stdout)
+    predictions = json.loads((tmp / "qa/predictions-validation.json").read_text())
+    gold = {q["id"]: [a["text"] for a in q["answers"]] for art in json.loads(squad.read_text())["data"]
+            for p in art["paragraphs"] for q in p["qas"] if q["id"] in predictions}
+    assert scores["questions"] == len(predictions) == len(gold) > 10
+    again = squad_scores(predictions, gold)
+    assert scores["exact_match"] == round(again["exact_match"], 2) and scores["f1"] == round(again["f1"], 2)
+    # Far better than picking one of the paragraph's three colours.
+    assert scores["exact_match"] > 80, scores
+
+
+def _a_paragraph(squad):
+    """A training paragraph, its questions and their answers."""
+    paragraph = json.loads(squad.read_text())["data"][0]["paragraphs"][0]
+    return (paragraph["context"], [q["question"] for q in paragraph["qas"]],
+            [q["answers"][0]["text"] for q in paragraph["qas"]])
+
+
+def test_qa_command_answers_with_offsets(runs):
+    tmp, squad, _, _ = runs
+    context, questions, gold = _a_paragraph(squad)
+    passage = tmp / "passage.txt"
+    passage.write_text(context)
+    result = run_cli("qa", "--run", str(tmp / "qa"), *questions, "--context-file", str(passage))
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["answer"] for a in answers] == gold
+    for a in answers:
+        assert context[a["start"]:a["end"]] == a["answer"] and isinstance(a["score"], float)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["What?"], "give the passage with --context TEXT or --context-file FILE"),
+    (["What?", "--context", "a", "--context-file", "x"], "give the passage with --context TEXT or --context-file FILE"),
+    (["  ", "--context", "Anna likes red."], "question 1 is empty"),
+    (["What?", "--context", " "], "the context of question 1 is empty"),
+    (["What?", "--context-file", "NONUTF8"], "not UTF-8 text"),
+])
+def test_qa_mistakes_are_one_line(runs, args, message):
+    tmp, _, _, _ = runs
+    (tmp / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    args = [str(tmp / "latin1.txt") if a == "NONUTF8" else a for a in args]
+    result = run_cli("qa", "--run", str(tmp / "qa"), *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_mistakes_are_one_line(runs, tmp_path):
+    _, squad, _, _ = runs
+    cases = [
+        ({"init_from": str(tmp_path / "nowhere")}, {}, "train.init_from:"),
+        ({}, {"tokenizer.kind": "char"}, "model.kind encoder needs tokenizer.kind: wordpiece"),
+        ({}, {"model.max_question_tokens": 46}, "model.max_question_tokens (46) leaves no room"),
+    ]
+    for train, overrides, message in cases:
+        config = _config(tmp_path / "c.yaml", "bad", "span", {"source": str(squad)}, {"epochs": 1, **train})
+        sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
+        result = run_cli("train", "--config", str(config), "--run-dir", str(tmp_path / "run"), *sets)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def exported(runs):
+    from kerasllm.export.runs import export_run
+
+    tmp = runs[0]
+    return export_run(str(tmp / "qa"), "toy-qa", str(tmp / "models"))
+
+
+def test_export_layout_ops_and_warmup(exported):
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from kerasllm.export.saved_model import allowed_ops, graph_ops
+
+    path = exported["path"]
+    meta = json.loads(open(f"{path}/assets.extra/kerasllm.json").read())
+    assert meta["kind"] == "question_answering" and meta["signatures"] == ["serving_default"]
+    ops = graph_ops(path)
+    assert {"FastWordpieceTokenizeWithOffsets", "RegexSplitWithOffsets"} <= ops
+    assert ops <= allowed_ops() and not any(op.startswith("Xla") for op in ops), sorted(ops - allowed_ops())
+    saved = saved_model_pb2.SavedModel.FromString(open(f"{path}/saved_model.pb", "rb").read())
+    signature = saved.meta_graphs[0].signature_def["serving_default"]
+    assert sorted(signature.inputs) == ["context", "question"]
+    assert sorted(signature.outputs) == ["answer", "end", "score", "start"]
+    loaded = tf.saved_model.load(path)
+    served = loaded.signatures["serving_default"]
+    requests = 0
+    for record in tf.data.TFRecordDataset(f"{path}/assets.extra/tf_serving_warmup_requests"):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        assert request.model_spec.name == "toy-qa"
+        out = served(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+        assert out["answer"].shape == tf.make_ndarray(request.inputs["question"]).shape
+        requests += 1
+    assert requests == 2
+
+
+def test_exported_answers_equal_the_run_and_load_without_keras(runs, exported):
+    tmp, squad = runs[0], runs[1]
+    CONTEXT, QUESTIONS, gold = _a_paragraph(squad)
+    script = (
+        "import json, sys, tensorflow as tf, tensorflow_text\n"
+        "m = tf.saved_model.load(sys.argv[1]); f = m.signatures['serving_default']\n"
+        "q = json.loads(sys.argv[2]); out = f(question=tf.constant(q), context=tf.constant([sys.argv[3]] * len(q)))\n"
+        "print(json.dumps({'answers': [a.decode() for a in out['answer'].numpy()],\n"
+        "                  'starts': out['start'].numpy().tolist(), 'ends': out['end'].numpy().tolist(),\n"
+        "                  'modules': sorted(m for m in ('keras_hub', 'keras_nlp', 'kerasllm') if m in sys.modules)}))\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script, exported["path"], json.dumps(QUESTIONS), CONTEXT],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    # (TensorFlow's loader may import keras, which installing tensorflow brings.)
+    assert served["modules"] == [] and served["answers"] == gold
+    via_run = run_cli("qa", "--run", str(tmp / "qa"), *QUESTIONS, "--context", CONTEXT)
+    assert via_run.returncode == 0, via_run.stderr[-2000:]
+    in_process = [json.loads(line) for line in via_run.stdout.splitlines()]
+    assert served["answers"] == [a["answer"] for a in in_process]
+    assert served["starts"] == [a["start"] for a in in_process] and served["ends"] == [a["end"] for a in in_process]
+    via_model = run_cli("qa", "--model", str(tmp / "models/toy-qa"), *QUESTIONS, "--context", CONTEXT)
+    assert via_model.returncode == 0 and [json.loads(line)["answer"] for line in via_model.stdout.splitlines()] == \
+        served["answers"]
+
+
+def test_bad_requests_fail_with_invalid_argument(runs, exported):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(exported["path"])
+    served = loaded.signatures["serving_default"]
+    for question, context, message in [
+        (tf.constant([], tf.string), tf.constant([], tf.string), "question: empty batch"),
+        (tf.constant(["Who?", "What?"]), tf.constant(["A text."]), "send one context per question"),
+        (tf.constant(["  "]), tf.constant(["A text."]), "question: every question must be non-blank text"),
+        (tf.constant(["Who?"]), tf.constant([""]), "context: every context must be non-blank text"),
+        (tf.constant(["Who?"]), tf.constant([b"caf\xe9"]), "Invalid"),
+    ]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+            served(question=question, context=context)
+    tmp = runs[0]
+    wrong = run_cli("generate", "--model", str(tmp / "models/toy-qa"), "ab")
+    assert wrong.returncode == 2 and "use `kerasllm qa`" in wrong.stderr
+    pretraining = run_cli("export", "--run", str(tmp / "mlm"), "--base-dir", str(tmp / "models"))
+    assert pretraining.returncode == 2 and "a masked-LM pretraining run has nothing to serve" in pretraining.stderr
