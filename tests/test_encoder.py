@@ -3,6 +3,7 @@ synthetic questions answers them; the masked-LM head learns too; both heads
 share one backbone whose weights move between them."""
 
 import random
+from pathlib import Path
 
 import keras
 import keras_hub
@@ -17,6 +18,7 @@ from kerasllm.models.encoder import SpanModel, build_encoder, build_masked_lm, s
 NAMES = ["anna", "ben", "carl", "dora", "emil", "fay"]
 COLORS = ["red", "blue", "green", "black", "white", "pink"]
 VOCAB = WordPieceTokenizer.RESERVED + sorted(set(NAMES + COLORS + "the likes what does like ? .".split()))
+ROOT_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMALL = ModelConfig(kind="gpt", seq_len=32, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, dropout=0.0)
 
 
@@ -94,3 +96,21 @@ def test_masked_lm_head_learns_and_shares_the_backbone_with_the_span_model():
     other.backbone.set_weights(backbone.get_weights())
     for a, b in zip(other.backbone.weights, backbone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_keras_hub_masked_lm_head_still_fails_under_mixed_bfloat16():
+    """Why `train.precision: mixed_bfloat16` is refused for masked-LM runs:
+    keras-hub's MaskedLMHead adds a float32 bias to bfloat16 logits. When
+    this test fails, keras-hub works and the refusal in config.py can go."""
+    import pytest
+
+    from kerasllm import config as config_lib
+    from kerasllm.errors import UserError
+
+    backbone = build_encoder(SMALL, 50, dtype="mixed_bfloat16")
+    ids = np.zeros((1, SMALL.seq_len), "int32")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="bfloat16"):
+        build_masked_lm(backbone)({"token_ids": ids, "segment_ids": ids, "padding_mask": ids + 1,
+                                   "mask_positions": ids[:, :2]})
+    with pytest.raises(UserError, match="does not work with model.head masked_lm"):
+        config_lib.load(ROOT_CONFIGS / "squad-mlm.yaml", ["train.precision=mixed_bfloat16"])
