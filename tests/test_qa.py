@@ -94,6 +94,26 @@ def test_pretraining_then_fine_tuning_from_it(runs):
     assert re.search(r"What does \w+ like\? -> '\w+' \(gold '\w+'\)", tuned)  # the training samples
 
 
+def test_loading_a_checkpoint_for_inference_is_quiet(runs):
+    """A checkpoint also holds optimizer state; loading it for inference or
+    as `init_from` must not warn about skipping it (train() is also called
+    from Python, where the CLI's warning filter does not apply)."""
+    import warnings
+
+    from kerasllm import config as config_lib
+    from kerasllm.models.encoder import encoder_model
+    from kerasllm.training.checkpoint import RunDir
+
+    run = RunDir(runs[0] / "mlm")
+    config = config_lib.load(run.config)
+    model = encoder_model(config.model, len((run.tokenizer / "vocab.txt").read_text().splitlines()))
+    assert run.inference_weights().name == "best.weights.h5"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.load_inference_weights(model)
+    assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
+
+
 def test_evaluate_scores_held_out_articles_with_the_official_metric(runs):
     tmp, squad, _, _ = runs
     result = run_cli("evaluate", "--run", str(tmp / "qa"), "--split", "validation")

@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -110,7 +109,5 @@ def load_run(run_dir: str) -> LoadedRun:
         tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
         model = build_model(config.model, tokenizer.vocabulary_size)
         model(np.zeros((1, 2), "int32"))
-    with warnings.catch_warnings():  # the file also holds optimizer state, not needed here
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model.load_weights(str(weights))
+    run.load_inference_weights(model)
     return LoadedRun(config, tokenizer, model, target_tokenizer)

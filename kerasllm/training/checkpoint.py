@@ -96,6 +96,16 @@ class RunDir:
         latest = self.latest()
         return latest / "weights.weights.h5" if latest else None
 
+    def load_inference_weights(self, model) -> None:
+        """Loads `inference_weights()` into a built `model`. A checkpoint's
+        file also holds optimizer state, which inference has no use for, so
+        Keras' warning that it skipped it is silenced."""
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(str(self.inference_weights()))
+
     def save_checkpoint(self, model, state: TrainingState, keep: int = 2) -> Path:
         name = f"step-{state.step:09d}"
         final = self.checkpoints / name

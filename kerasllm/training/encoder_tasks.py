@@ -224,7 +224,7 @@ def _load_backbone(model, config: RunConfig, print_fn) -> None:
         raise UserError(f"train.init_from: {init.root} trained a {init_config.model.kind} model, not an encoder")
     tokenizer = load_tokenizer(init.tokenizer)
     init_task_model = encoder_model(init_config.model, tokenizer.vocabulary_size)
-    init_task_model.load_weights(str(init.inference_weights()))
+    init.load_inference_weights(init_task_model)
 
     # Paths name the layer inside the backbone (token_embedding/embeddings,
     # transformer_layer_0/...), the same in any BertBackbone.
