@@ -12,6 +12,7 @@ SQuAD-format data (`qa_data`) and trains the span head; with
 from __future__ import annotations
 
 import json
+import random
 import shutil
 
 import keras
@@ -41,7 +42,7 @@ def _take_init_tokenizer(config: RunConfig, run: RunDir) -> None:
 class MaskedLMTask(LanguageModelTask):
     """Pretraining: predict masked tokens of packed text blocks."""
 
-    block_len_offset = -3  # blocks of seq_len - 2 tokens, framed by [CLS] and [SEP]
+    block_len_offset = -3  # blocks of block_len + 1 = seq_len - 2 tokens, framed by [CLS] and [SEP]
     weighted_metrics = True  # only the masked positions count
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
@@ -60,7 +61,7 @@ class MaskedLMTask(LanguageModelTask):
 
     def to_example(self, blocks):
         n = tf.shape(blocks)[0]
-        framed = tf.concat([tf.fill([n, 1], self.cls_id), blocks[:, :-1], tf.fill([n, 1], self.sep_id)], axis=1)
+        framed = tf.concat([tf.fill([n, 1], self.cls_id), blocks, tf.fill([n, 1], self.sep_id)], axis=1)
         masked = self.masker(framed)
         inputs = {
             "token_ids": masked["token_ids"],
@@ -132,8 +133,17 @@ class QuestionAnsweringTask:
     def _windows(self, split: str) -> tf.data.Dataset:
         from kerasllm.data import qa_data
 
-        data = self.train_data if split == "train" else self.validation_data
-        return qa_data.window_dataset(qa_data.example_dataset(data.examples), self.tokenizer, self.config.model)
+        examples = self.training_examples() if split == "train" else self.validation_data.examples
+        return qa_data.window_dataset(qa_data.example_dataset(examples), self.tokenizer, self.config.model)
+
+    def training_examples(self) -> list:
+        """The training questions in one seeded random order. SQuAD lists
+        them article by article, and a shuffle buffer of windows alone
+        would fill each batch from a few neighbouring articles; a fixed
+        order keeps resuming exact."""
+        examples = list(self.train_data.examples)
+        random.Random(self.config.train.seed).shuffle(examples)
+        return examples
 
     def _count(self, run: RunDir) -> dict:
         """Windows per split, counted once and remembered with the run."""
