@@ -164,6 +164,33 @@ def test_windows_match_bert_windowing_and_cover_every_context_token():
         assert seen == set(zip(c_s[b].numpy().tolist(), c_e[b].numpy().tolist()))
 
 
+@pytest.mark.parametrize("stride", [STRIDE, 5])  # 5 makes ties: the first window wins them
+def test_each_context_token_may_start_an_answer_in_its_max_context_window(stride):
+    """The window BERT's run_squad (_check_is_max_context) picks: the most
+    context on the token's shorter side, ties to the longer window, then to
+    the first."""
+    tok = WordPieceTokenizer(VOCAB, lowercase=True)
+    q_ids, c_ids, c_s, c_e = _windows(tok)[:4]
+    w = qa.make_windows(q_ids, c_ids, c_s, c_e, SEQ_LEN, stride, MAX_Q, CLS, SEP, PAD)
+    w = {k: v.numpy() for k, v in w.items()}
+    ties = 0
+    for b, (q, c) in enumerate(zip(q_ids.to_list(), c_ids.to_list())):
+        rows = [r for r, e in enumerate(w["example_index"]) if e == b]
+        firsts = [first for _, first in _reference_windows(q, c, SEQ_LEN, stride, MAX_Q)]
+        for j in range(len(c)):
+            scores = []
+            for r, first in zip(rows, firsts):
+                n = int((w["token_starts"][r] >= 0).sum())
+                if first <= j < first + n:
+                    scores.append((min(j - first, first + n - 1 - j) + 0.01 * n, r))
+            best = max(scores, key=lambda sr: (sr[0], -sr[1]))[1]
+            ties += sum(sc == max(scores)[0] for sc, _ in scores) > 1
+            marked = [r for r in rows if w["max_context"][r][w["token_starts"][r] == c_s[b][j].numpy()].any()]
+            assert marked == [best], (b, j)
+    assert not (w["max_context"] & (w["token_starts"] < 0)).any()
+    assert (ties > 0) == (stride == 5)
+
+
 def test_window_size_limits():
     tok = WordPieceTokenizer(VOCAB)
     q_ids, _, _ = qa.tokenize_with_offsets(tok, ["the"])
@@ -222,10 +249,15 @@ def _hand_windows():
     starts[0, 3:7] = [0, 5, 10, 15]
     starts[1, 3:7] = [10, 15, 20, 25]
     starts[3, 3:5] = [0, 4]
+    # chars 10 and 15 are in both windows of example 0: 10 has more context
+    # in the first, 15 in the second
+    max_context = starts >= 0
+    max_context[0, 6] = max_context[1, 3] = False
     windows = {
         "token_starts": tf.constant(starts),
         "token_ends": tf.constant(np.where(starts >= 0, starts + 4, -1)),
         "example_index": tf.constant([0, 0, 1, 2], tf.int32),
+        "max_context": tf.constant(max_context),
     }
     return windows, np.zeros([4, seq], np.float32), np.zeros([4, seq], np.float32)
 
@@ -247,6 +279,14 @@ def test_best_spans_finds_a_planted_span_across_windows():
     assert (int(start[0]), int(end[0])) == (15, 24)
     _, start, end = qa.best_spans(tf.constant(s), tf.constant(e), windows, 4, max_answer_tokens=3)
     assert (int(start[0]), int(end[0])) == (15, 29)
+    # A span may not start at a token that another window reads with more
+    # context (char 15 in the first window), however high it scores.
+    s[0, 6] = 50.0
+    score, start, end = qa.best_spans(tf.constant(s), tf.constant(e), windows, 4, max_answer_tokens=3)
+    assert (int(start[0]), int(end[0])) == (15, 29) and float(score[0]) == 15.0
+    s[1, 4] = -50.0  # with the second window's start made unlikely, the first window's span wins
+    score, start, end = qa.best_spans(tf.constant(s), tf.constant(e), windows, 4, max_answer_tokens=3)
+    assert (int(start[0]), int(end[0])) == (5, 14) and float(score[0]) == 8.0
 
 
 def test_answer_text_counts_characters():

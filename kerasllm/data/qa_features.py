@@ -170,7 +170,10 @@ def make_windows(
     `token_ids`, `segment_ids` (0 `[CLS] q [SEP]`, 1 context and last
     `[SEP]`), `padding_mask` (bool), all [W, seq_len]; `example_index` [W]
     (the input row); `token_starts`/`token_ends` int64 [W, seq_len], the
-    context tokens' character offsets, -1 on every other position.
+    context tokens' character offsets, -1 on every other position;
+    `max_context` bool [W, seq_len], true where a context token has more
+    context on its shorter side than in any other window of its example
+    (the first such window on a tie), which is where an answer may start.
 
     Questions keep their first `max_question_tokens` tokens. The context gets
     the rest of the window; a longer one is cut into windows starting every
@@ -213,6 +216,20 @@ def make_windows(
         return tf.gather(values, index)
 
     context_index = win_start[:, tf.newaxis] + c_pos
+
+    # BERT's "max context" rule: windows overlap, and a token near a
+    # window's edge is read with little context on one side. Rank each
+    # (token, window) by the shorter side's context, then by the window's
+    # context length, then by the earlier window, as exact integers.
+    shorter_side = tf.minimum(c_pos, wl - 1 - c_pos)
+    later = tf.reduce_max(tf.concat([k, [0]], 0)) + 1
+    rank = (shorter_side * (seq_len + 1) + wl) * later - k[:, tf.newaxis]
+    num_tokens = tf.shape(context_ids.flat_values, out_type=tf.int64)[0]
+    token = tf.gather(context_ids.row_splits, example)[:, tf.newaxis] + context_index  # row of flat_values
+    token = tf.where(is_context, token, num_tokens)  # other positions share one spare segment
+    best_rank = tf.math.unsorted_segment_max(rank, token, num_tokens + 1)
+    max_context = is_context & tf.equal(rank, tf.gather(best_rank, token))
+
     ids = take(tf.cast(question_ids, tf.int32), p - 1, is_question, pad_id)
     ids = tf.where(is_context, take(tf.cast(context_ids, tf.int32), context_index, is_context, pad_id), ids)
     ids = tf.where(is_sep, sep_id, tf.where(p == 0, cls_id, ids))
@@ -223,6 +240,7 @@ def make_windows(
         "example_index": tf.cast(example, tf.int32),
         "token_starts": take(tf.cast(context_starts, tf.int64), context_index, is_context, -1),
         "token_ends": take(tf.cast(context_ends, tf.int64), context_index, is_context, -1),
+        "max_context": max_context,
     }
 
 
@@ -267,8 +285,8 @@ def best_spans(start_logits, end_logits, windows, num_examples, max_answer_token
     """Model logits [W, seq_len] -> (score, char_start, char_end), each [num_examples].
 
     Per example, the best span over all its windows with both ends on context
-    tokens, end >= start and fewer than `max_answer_tokens` tokens; score is
-    start_logit + end_logit. Ties go to the earlier window and position. An
+    tokens, end >= start, at most `max_answer_tokens` tokens, and a start
+    where `windows["max_context"]` holds; score is start_logit + end_logit. Ties go to the earlier window and position. An
     example with no valid span (or no window) gets -inf and offsets 0 0.
     """
     starts, ends = windows["token_starts"], windows["token_ends"]
@@ -278,7 +296,8 @@ def best_spans(start_logits, end_logits, windows, num_examples, max_answer_token
     end_logits = tf.cast(end_logits, tf.float32)
     band = tf.linalg.band_part(tf.ones([seq_len, seq_len], tf.bool), 0, max_answer_tokens - 1)  # j - i in [0, max)
     context = starts >= 0
-    valid = band[tf.newaxis] & context[:, :, tf.newaxis] & context[:, tf.newaxis, :]
+    may_start = context & windows["max_context"]
+    valid = band[tf.newaxis] & may_start[:, :, tf.newaxis] & context[:, tf.newaxis, :]
     scores = start_logits[:, :, tf.newaxis] + end_logits[:, tf.newaxis, :]
     scores = tf.reshape(tf.where(valid, scores, -float("inf")), [tf.shape(starts)[0], -1])
     best = tf.argmax(scores, axis=1, output_type=tf.int32)
