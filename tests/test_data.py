@@ -110,6 +110,18 @@ def test_tokenizers_round_trip_cjk_and_reload(tmp_path, kind, vocab_size):
     assert tok.tokenize(["", ""]).to_list() == [[], []]
 
 
+def test_lowercase_wordpiece_learns_the_words_it_will_see():
+    """The vocabulary is learned on text lowercased exactly as tokenizing
+    lowercases it; keras-hub's own option case-folds ("Straße" -> "strasse")
+    and left such words unknown."""
+    texts = ["Die Straße ist lang.", "Ein Fluss, ½ Meile.", "STRASSE"] * 40
+    tok = train_tokenizer(TokenizerConfig(kind="wordpiece", vocab_size=40, lowercase=True),
+                          tf.data.Dataset.from_tensor_slices(texts).batch(16))
+    unk = tok.vocabulary.index("[UNK]")
+    ids = tok.tokenize(["Die STRASSE und die Straße, ½ Meile"]).to_list()[0]
+    assert unk not in ids and "ß" in tok.vocabulary and "½" in tok.vocabulary
+
+
 def test_keras_hub_byte_tokenizer_still_fails_on_all_empty_batch():
     """Why ByteTokenizer._tokenize adds a sentinel row; drop it when this fails."""
     import keras_hub

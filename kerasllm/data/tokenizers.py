@@ -35,6 +35,11 @@ from kerasllm.errors import UserError
 META_FILE = "tokenizer.json"
 
 
+def lowercased(texts: tf.Tensor) -> tf.Tensor:
+    """What `lowercase: true` means for every tokenizer, in training and in use."""
+    return tf.strings.lower(texts, encoding="utf-8")
+
+
 class Tokenizer:
     """Common interface. Subclasses keep their state in `save`d files."""
 
@@ -50,9 +55,7 @@ class Tokenizer:
         raise NotImplementedError
 
     def _prepare(self, texts: tf.Tensor) -> tf.Tensor:
-        if self.lowercase:
-            texts = tf.strings.lower(texts, encoding="utf-8")
-        return texts
+        return lowercased(texts) if self.lowercase else texts
 
     def tokenize(self, texts) -> tf.RaggedTensor:
         """string[batch] -> RaggedTensor int32[batch, None].
@@ -278,10 +281,13 @@ class WordPieceTokenizer(_KerasHubTokenizer):
     def train(cls, texts: tf.data.Dataset, config: TokenizerConfig) -> "WordPieceTokenizer":
         import keras_hub
 
+        # Lowercase the way tokenizing will: keras-hub's `lowercase=True`
+        # case-folds (ß -> ss, ½ -> 1⁄2), and words written with such
+        # characters would then tokenize to [UNK].
         vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
-            texts,
+            texts.map(lowercased) if config.lowercase else texts,
             vocabulary_size=config.vocab_size,
-            lowercase=config.lowercase,
+            lowercase=False,
             reserved_tokens=cls.RESERVED,
         )
         return cls(vocab, lowercase=config.lowercase)
