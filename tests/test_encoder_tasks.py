@@ -58,3 +58,47 @@ def test_training_questions_mix_articles_in_a_seeded_order(tmp_path):
     # The file holds 6 questions per article, article after article; the
     # first 12 training questions come from many articles.
     assert len({i.split("-")[0] for i in order[:12]}) >= 8
+
+
+def test_length_batches_group_similar_windows_and_cut_only_padding():
+    import tensorflow as tf
+
+    from kerasllm.data.qa_data import length_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 257, 640)
+    mask = np.arange(256)[None] < lengths[:, None]
+    ids = np.where(mask, rng.integers(6, 100, (640, 256)), 0).astype("int32")
+    windows = tf.data.Dataset.from_tensor_slices(
+        ({"token_ids": ids, "segment_ids": mask.astype("int32"), "padding_mask": mask},
+         (np.minimum(lengths - 1, 3), lengths - 1)))
+    seen = []
+    for inputs, (starts, ends) in length_batches(windows, batch_size=8, seq_len=256):
+        used = inputs["padding_mask"].numpy().sum(1)
+        width = inputs["token_ids"].shape[1]
+        assert inputs["token_ids"].shape[0] == 8 and width % 32 == 0
+        assert width - 32 < used.max() <= width and used.min() > width - 64  # one bucket: similar lengths
+        assert (ends.numpy() < used).all()  # labels stay inside the kept tokens
+        seen += [tuple(row[:n]) for row, n in zip(inputs["token_ids"].numpy(), used)]
+    whole = {tuple(row[:n]) for row, n in zip(ids, lengths)}
+    assert set(seen) <= whole and len(set(seen)) == len(seen) >= 640 - 8 * 8  # at most a partial batch per bucket left
+
+
+def test_question_answering_batches_are_cut_and_resume_exactly(tmp_path):
+    squad = _write_squad(tmp_path / "toy.json", articles=40)
+    config = _load(tmp_path, "span", {"source": str(squad)})
+    task = QuestionAnsweringTask(config, RunDir(tmp_path / "run"))
+    counts = task.counts
+    assert 0 < counts["train_tokens"] < counts["train"] * SEQ_LEN
+    assert task.tokens_per_batch == 4 * counts["train_tokens"] / counts["train"]
+
+    def batches(skip, n):
+        out = []
+        for inputs, (starts, ends) in task.train_batches(skip).take(n):
+            out.append((inputs["token_ids"].numpy(), starts.numpy(), ends.numpy()))
+        return out
+
+    stream = batches(0, 12)
+    assert all(ids.shape[1] in (32, SEQ_LEN) for ids, _, _ in stream)
+    resumed = batches(5, 7)
+    assert all((a[0] == b[0]).all() and (a[1] == b[1]).all() for a, b in zip(stream[5:], resumed))

@@ -117,7 +117,7 @@ class QuestionAnsweringTask:
         if self.batches_per_pass < t.grad_accum_steps:
             raise UserError(f"train.batch_size={t.batch_size} is more than the {self.counts['train']} training "
                             "windows; lower it")
-        self.tokens_per_batch = t.batch_size * config.model.seq_len
+        self.tokens_per_batch = t.batch_size * self.counts["train_tokens"] / self.counts["train"]  # tokens in use
 
     def _tokenizer(self, run: RunDir):
         from kerasllm.data.tokenizers import load_tokenizer, train_tokenizer
@@ -146,16 +146,22 @@ class QuestionAnsweringTask:
         return examples
 
     def _count(self, run: RunDir) -> dict:
-        """Windows per split, counted once and remembered with the run."""
+        """Windows per split and the training windows' tokens in use,
+        counted once and remembered with the run."""
         key = {"seq_len": self.config.model.seq_len, "doc_stride": self.config.model.doc_stride,
                "max_question_tokens": self.config.model.max_question_tokens}
         if run.data.is_file():
             counts = json.loads(run.data.read_text())
-            if counts.get("key") == key:
+            if counts.get("key") == key and "train_tokens" in counts:
                 return counts
-        from kerasllm.data.pipelines import count
+        from kerasllm.data.qa_data import window_length
 
-        counts = {"key": key, **{s: count(self._windows(s)) for s in ("train", "validation")}}
+        counts = {"key": key}
+        for split in ("train", "validation"):
+            windows, tokens = self._windows(split).reduce(
+                (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+                lambda acc, w: (acc[0] + 1, acc[1] + tf.cast(window_length(*w), tf.int64)))
+            counts[split], counts[f"{split}_tokens"] = int(windows), int(tokens)
         atomic_write_text(run.data, json.dumps(counts))
         return counts
 
@@ -188,13 +194,13 @@ class QuestionAnsweringTask:
         return "data" if strategy is not None and strategy.extended._in_multi_worker_mode() else "none"
 
     def train_batches(self, skip: int, strategy=None):
-        from kerasllm.data import pipelines
+        from kerasllm.data import pipelines, qa_data
 
         t, c = self.config.train, self.config
         ds = self._windows("train").cache().repeat()
         if c.data.shuffle_buffer > 1:
             ds = ds.shuffle(c.data.shuffle_buffer, seed=t.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(t.batch_size, drop_remainder=True)
+        ds = qa_data.length_batches(ds, t.batch_size, c.model.seq_len)
         return pipelines.shard_by_batch((ds.skip(skip) if skip else ds).prefetch(tf.data.AUTOTUNE))
 
     def validation_batches(self):
