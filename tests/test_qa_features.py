@@ -336,3 +336,26 @@ def test_same_results_eager_in_tf_function_tf_data_and_saved_model(tmp_path):
         assert np.array_equal(loaded[key].numpy(), eager[key].numpy()), key
     assert np.array_equal(np.stack([r[0] for r in rows]), eager["token_ids"].numpy())
     assert [int(r[1]) for r in rows] == eager["start_positions"].numpy().tolist()
+
+
+def test_answering_reads_only_the_tokens_in_use():
+    """The model runs on windows cut to the longest one's last token; spans
+    and offsets are the same as on whole windows."""
+    from kerasllm.config import ModelConfig
+    from kerasllm.inference.qa import answer_graph
+
+    tok = WordPieceTokenizer(VOCAB, lowercase=True)
+    seen = []
+
+    def model(inputs, training=False):  # prefers the first context token as start, the last as end
+        seen.append(inputs["token_ids"].shape)
+        ctx = tf.cast(inputs["segment_ids"] == 1, tf.float32)
+        n = tf.cast(tf.shape(ctx)[1], tf.float32)
+        position = tf.range(n)[tf.newaxis]
+        return ctx * (n - position), ctx * position
+
+    config = ModelConfig(kind="encoder", head="span", seq_len=SEQ_LEN, max_question_tokens=MAX_Q, doc_stride=STRIDE,
+                         max_answer_tokens=8)
+    out = answer_graph(model, tok, config, tf.constant(["which river ?"]), tf.constant(["paris river seine"]))
+    assert seen == [(1, 9)]  # [CLS] which river ? [SEP] paris river seine [SEP]
+    assert out["answer"].numpy().tolist() == [b"paris river seine"]  # the final [SEP] is not a context token

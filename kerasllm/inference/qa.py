@@ -16,7 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from kerasllm.data import qa_features
-from kerasllm.data.qa_data import MODEL_INPUTS, encode
+from kerasllm.data.qa_data import MODEL_INPUTS, encode, window_length
 from kerasllm.errors import UserError
 
 
@@ -24,6 +24,9 @@ def answer_graph(model, tokenizer, model_config, questions, contexts) -> dict:
     """The answering graph (also the exported model's): windows, model, best
     span per question, the answer's text and character offsets."""
     windows = encode(tokenizer, model_config, questions, contexts)
+    # The model reads only up to the longest window's last token.
+    width = tf.maximum(tf.reduce_max(window_length(windows)), 1)
+    windows = {k: v[:, :width] if v.shape.rank == 2 else v for k, v in windows.items()}
     start_logits, end_logits = model({k: windows[k] for k in MODEL_INPUTS}, training=False)
     score, start, end = qa_features.best_spans(start_logits, end_logits, windows, tf.size(questions),
                                                model_config.max_answer_tokens)
