@@ -5,6 +5,9 @@ contexts) for --pretrain-minutes, then configs/squad-qa.yaml from it for
 --finetune-minutes, and, as the ablation, configs/squad-qa.yaml from scratch
 for the same --finetune-minutes; then the official SQuAD v1.1 Exact Match and
 F1 of both on the dev set (all 10,570 questions unless --dev-questions).
+Each run's validation curve (loss and accuracies on held-out training
+articles, every --validate-every fine-tuning steps and every pretraining
+epoch) shows where it is heading.
 
     python bench/qa_quality.py [--pretrain-minutes 80] [--finetune-minutes 45]
 
@@ -32,6 +35,7 @@ def main() -> None:
     parser.add_argument("--pretrain-minutes", type=float, default=80.0)
     parser.add_argument("--finetune-minutes", type=float, default=45.0)
     parser.add_argument("--dev-questions", type=int, default=0, help="score only the first N dev questions (0 = all)")
+    parser.add_argument("--validate-every", type=int, default=400, help="fine-tuning steps between validations")
     parser.add_argument("--out", default=None, help="directory for the three runs (default: a temporary one)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override for all three runs, e.g. --set model.num_layers=2")
@@ -50,11 +54,16 @@ def main() -> None:
         start = time.perf_counter()
         result = train(config, run_dir=os.path.join(out, name), verbose=0, print_fn=lambda s: None)
         return {"steps": result.steps, "best_val_loss": round(result.best_val_loss, 4),
-                "seconds": round(time.perf_counter() - start, 1), "parameters": result.num_parameters}
+                "seconds": round(time.perf_counter() - start, 1), "parameters": result.num_parameters,
+                "validation_curve": validation_curve(os.path.join(out, name))}
 
+    # Fine-tuning validates (held-out training articles) every
+    # --validate-every steps, which gives the curve.
+    every = [f"train.steps_per_epoch={args.validate_every}"]
     pretrain = run("squad-mlm.yaml", "squad-mlm", args.pretrain_minutes, [])
-    tuned = run("squad-qa.yaml", "squad-qa", args.finetune_minutes, [f"train.init_from={os.path.join(out, 'squad-mlm')}"])
-    scratch = run("squad-qa.yaml", "squad-qa-scratch", args.finetune_minutes, ["train.init_from="])
+    tuned = run("squad-qa.yaml", "squad-qa", args.finetune_minutes,
+                [*every, f"train.init_from={os.path.join(out, 'squad-mlm')}"])
+    scratch = run("squad-qa.yaml", "squad-qa-scratch", args.finetune_minutes, [*every, "train.init_from="])
     scores = {}
     for name in ("squad-qa", "squad-qa-scratch"):
         result = evaluate_qa(os.path.join(out, name), split="dev", limit=args.dev_questions)
@@ -68,6 +77,24 @@ def main() -> None:
         "from_scratch": {**scratch, **scores["squad-qa-scratch"]},
         "runs": out,
     }))
+
+
+def validation_curve(run_dir: str) -> list:
+    """[{"step": N, "loss": ..., other validation metrics}] from the run's
+    TensorBoard logs (Keras writes `evaluation_<metric>_vs_iterations`)."""
+    import glob
+
+    import tensorflow as tf
+
+    points = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "logs", "validation", "events.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag.startswith("evaluation_") and value.tag.endswith("_vs_iterations"):
+                    metric = value.tag[len("evaluation_"):-len("_vs_iterations")]
+                    number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
+                    points.setdefault(int(event.step), {})[metric] = round(number, 4)
+    return [{"step": step, **metrics} for step, metrics in sorted(points.items())]
 
 
 if __name__ == "__main__":
