@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--finetune-minutes", type=float, default=45.0)
     parser.add_argument("--dev-questions", type=int, default=0, help="score only the first N dev questions (0 = all)")
     parser.add_argument("--validate-every", type=int, default=400, help="fine-tuning steps between validations")
+    parser.add_argument("--finetune-steps", type=int, default=0,
+                        help="fine-tuning steps the learning rate decays over (rounded up to whole --validate-every "
+                             "epochs; the time limit may stop it sooner); 0 = a constant rate until the time limit")
     parser.add_argument("--out", default=None, help="directory for the three runs (default: a temporary one)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override for all three runs, e.g. --set model.num_layers=2")
@@ -50,7 +53,7 @@ def main() -> None:
     def run(config_file, name, minutes, extra):
         config = config_lib.load(os.path.join(ROOT, "configs", config_file),
                                  [f"train.time_limit_minutes={minutes}", "train.epochs=100", "train.num_samples=0",
-                                  *args.overrides, *extra])
+                                  *extra, *args.overrides])
         start = time.perf_counter()
         result = train(config, run_dir=os.path.join(out, name), verbose=0, print_fn=lambda s: None)
         return {"steps": result.steps, "best_val_loss": round(result.best_val_loss, 4),
@@ -59,7 +62,8 @@ def main() -> None:
 
     # Fine-tuning validates (held-out training articles) every
     # --validate-every steps, which gives the curve.
-    every = [f"train.steps_per_epoch={args.validate_every}"]
+    epochs = -(-args.finetune_steps // args.validate_every) if args.finetune_steps else 100
+    every = [f"train.steps_per_epoch={args.validate_every}", f"train.epochs={epochs}"]
     pretrain = run("squad-mlm.yaml", "squad-mlm", args.pretrain_minutes, [])
     tuned = run("squad-qa.yaml", "squad-qa", args.finetune_minutes,
                 [*every, f"train.init_from={os.path.join(out, 'squad-mlm')}"])
@@ -71,6 +75,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "qa_quality",
         "budget_minutes": {"pretrain": args.pretrain_minutes, "finetune": args.finetune_minutes},
+        "finetune_schedule_steps": epochs * args.validate_every if args.finetune_steps else None,
         "overrides": args.overrides,
         "pretraining": pretrain,
         "finetuned_from_pretraining": {**tuned, **scores["squad-qa"]},

@@ -104,6 +104,11 @@ class ModelConfig:
     doc_stride: int = 128
     max_question_tokens: int = 64
     max_answer_tokens: int = 30
+    # Question answering: mark context tokens that also occur in the question
+    # (a segment of their own), DrQA's "exact match" feature. It gives a
+    # small model the lexical overlap that it would otherwise take long
+    # training to learn from attention alone.
+    question_match: bool = False
 
 
 @dataclass
@@ -404,6 +409,8 @@ def validate(config: RunConfig, where: str = "config") -> None:
                f"({m.seq_len}); lower it or raise model.seq_len")
         _check(1 <= m.doc_stride, where, "model.doc_stride must be at least 1")
         _check(1 <= m.max_answer_tokens, where, "model.max_answer_tokens must be at least 1")
+        _check(m.head == "span" or not m.question_match, where,
+               "model.question_match marks question words in a context; it applies to model.head span only")
     else:
         _check(not t.init_from, where, "train.init_from: only encoder runs start from another run's weights")
     if m.kind in ("seq2seq", "encoder"):

@@ -2,6 +2,7 @@
 synthetic questions answers them; the masked-LM head learns too; both heads
 share one backbone whose weights move between them."""
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import tensorflow as tf
 from kerasllm.config import ModelConfig
 from kerasllm.data import qa_features as qa
 from kerasllm.data.tokenizers import WordPieceTokenizer
-from kerasllm.models.encoder import SpanModel, build_encoder, build_masked_lm, span_losses
+from kerasllm.models.encoder import SpanModel, build_encoder, build_masked_lm, mark_question_matches, span_losses
 
 NAMES = ["anna", "ben", "carl", "dora", "emil", "fay"]
 COLORS = ["red", "blue", "green", "black", "white", "pink"]
@@ -66,6 +67,27 @@ def test_a_tiny_span_model_answers_the_questions_it_was_trained_on():
     _, char_start, char_end = qa.best_spans(start_logits, end_logits, windows, len(examples), max_answer_tokens=4)
     answers = [a.decode() for a in qa.answer_text(contexts, char_start, char_end).numpy()]
     assert answers == [a for _, _, a, _ in examples]
+
+
+def test_question_match_marks_context_tokens_that_occur_in_the_question():
+    tok = WordPieceTokenizer(VOCAB)
+    examples = [("what does anna like ?", "anna likes red . the red ? anna .", "red", 11)]
+    _, inputs, _, _ = _features(tok, examples)
+    marked = mark_question_matches(**inputs).numpy()[0]
+    words = [VOCAB[i] for i in inputs["token_ids"].numpy()[0]]
+    used = int(inputs["padding_mask"].numpy()[0].sum())
+    got = list(zip(words[:used], marked[:used]))
+    # [CLS] and the question stay segment 0; "anna" and "?" occur in the
+    # question, "likes" (not "like"), "red", "the", "." and the last [SEP] do not.
+    assert got == [("[CLS]", 0), ("what", 0), ("does", 0), ("anna", 0), ("like", 0), ("?", 0), ("[SEP]", 0),
+                   ("anna", 2), ("likes", 1), ("red", 1), (".", 1), ("the", 1), ("red", 1), ("?", 2), ("anna", 2),
+                   (".", 1), ("[SEP]", 1)]
+    assert not marked[used:].any()  # padding
+    # The span model applies it inside: a segment table of three rows.
+    model = SpanModel(build_encoder(dataclasses.replace(SMALL, question_match=True), tok.vocabulary_size),
+                      question_match=True)
+    model(inputs)
+    assert tuple(model.backbone.get_layer("segment_embedding").embeddings.shape) == (3, SMALL.hidden_dim)
 
 
 def test_masked_lm_head_learns_and_shares_the_backbone_with_the_span_model():

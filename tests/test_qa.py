@@ -46,14 +46,14 @@ def _write_squad(path, articles=40, seed=0):
     return path
 
 
-def _config(path, name, head, data, train):
+def _config(path, name, head, data, train, model=None):
     import yaml
 
     path.write_text(yaml.safe_dump({
         "name": name,
         "data": {"format": "squad", "val_fraction": 0.2, **data},
         "tokenizer": {"kind": "wordpiece", "vocab_size": 48, "lowercase": True},
-        "model": {**ENCODER, "head": head},
+        "model": {**ENCODER, "head": head, **(model or {})},
         "train": {**TRAIN, **train},
     }))
     return path
@@ -72,7 +72,7 @@ def runs(tmp_path_factory):
     pretrained = run_cli("train", "--quiet", "--config", str(mlm), "--run-dir", str(tmp / "mlm"))
     assert pretrained.returncode == 0, pretrained.stderr[-3000:]
     qa = _config(tmp / "qa.yaml", "toy-qa", "span", {"source": str(squad)},
-                 {"epochs": 30, "init_from": str(tmp / "mlm")})
+                 {"epochs": 30, "init_from": str(tmp / "mlm")}, {"question_match": True})
     tuned = run_cli("train", "--quiet", "--config", str(qa), "--run-dir", str(tmp / "qa"))
     assert tuned.returncode == 0, tuned.stderr[-3000:]
     return tmp, squad, pretrained.stdout, tuned.stdout
@@ -85,8 +85,10 @@ def _val_losses(stdout):
 def test_pretraining_then_fine_tuning_from_it(runs):
     tmp, _, pretrained, tuned = runs
     assert "masked-LM pretraining (15% of tokens)" in pretrained and len(_val_losses(pretrained)) == 2
-    # Every encoder weight came from the pretraining run; only the span head is new.
-    assert f"Initialised 39 of 39 encoder weights from {tmp / 'mlm'}" in tuned
+    # Every encoder weight came from the pretraining run (the segment table
+    # grows a row for question_match); only the span head is new.
+    assert (f"Initialised 38 of 39 encoder weights from {tmp / 'mlm'}; extended with rows copied from the last one: "
+            "segment_embedding/embeddings;") in tuned
     assert "trained from scratch: span_model/span_head/kernel, span_model/span_head/bias" in tuned
     assert (tmp / "qa/tokenizer/vocab.txt").read_text() == (tmp / "mlm/tokenizer/vocab.txt").read_text()
     losses = _val_losses(tuned)
@@ -171,6 +173,7 @@ def test_config_mistakes_are_one_line(runs, tmp_path):
         ({"init_from": str(tmp_path / "nowhere")}, {}, "train.init_from:"),
         ({}, {"tokenizer.kind": "char"}, "model.kind encoder needs tokenizer.kind: wordpiece"),
         ({}, {"model.max_question_tokens": 46}, "model.max_question_tokens (46) leaves no room"),
+        ({}, {"model.head": "masked_lm", "model.question_match": "true"}, "applies to model.head span only"),
     ]
     for train, overrides, message in cases:
         config = _config(tmp_path / "c.yaml", "bad", "span", {"source": str(squad)}, {"epochs": 1, **train})

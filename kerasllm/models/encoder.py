@@ -23,6 +23,12 @@ import numpy as np
 _MASKED = -1e9
 
 
+def num_segments(config) -> int:
+    """Question, context, and (with `question_match`) context tokens that
+    occur in the question."""
+    return 3 if config.head == "span" and config.question_match else 2
+
+
 def build_encoder(config, vocabulary_size: int, dtype: str | None = None) -> keras_hub.models.BertBackbone:
     """A BertBackbone over windows of `config.seq_len` tokens."""
     return keras_hub.models.BertBackbone(
@@ -33,7 +39,7 @@ def build_encoder(config, vocabulary_size: int, dtype: str | None = None) -> ker
         intermediate_dim=config.intermediate_dim,
         dropout=config.dropout,
         max_sequence_length=config.seq_len,
-        num_segments=2,
+        num_segments=num_segments(config),
         dtype=dtype,
     )
 
@@ -49,32 +55,52 @@ def build_masked_lm(backbone: keras_hub.models.BertBackbone) -> keras_hub.models
 class SpanModel(keras.Model):
     """Start and end logits of the answer span for every window position
     (padding positions get a very low logit); position 0, `[CLS]`, stands
-    for "the answer is not in this window"."""
+    for "the answer is not in this window". With `question_match`, context
+    tokens that occur in the question get segment 2 (`mark_question_matches`)
+    inside the model, so training, evaluation and exports all see it."""
 
-    def __init__(self, backbone: keras_hub.models.BertBackbone, **kwargs):
+    def __init__(self, backbone: keras_hub.models.BertBackbone, question_match: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
+        self.question_match = question_match
         # float32 logits also under mixed precision: they feed a softmax
         # and a sum of two logits that ranks spans.
         self.span_head = keras.layers.Dense(2, dtype="float32", name="span_head")
 
     def call(self, inputs, training=False):
-        hidden = self.backbone(
-            {k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")}, training=training
-        )["sequence_output"]
+        features = {k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+        if self.question_match:
+            features["segment_ids"] = mark_question_matches(**features)
+        hidden = self.backbone(features, training=training)["sequence_output"]
         logits = self.span_head(hidden)
         mask = keras.ops.cast(inputs["padding_mask"], "bool")
         start, end = logits[..., 0], logits[..., 1]
         return keras.ops.where(mask, start, _MASKED), keras.ops.where(mask, end, _MASKED)
 
     def get_config(self):
-        return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone)}
+        return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "question_match": self.question_match}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
+
+
+def mark_question_matches(token_ids, segment_ids, padding_mask):
+    """Segment ids with 2 on context tokens (segment 1) whose id also occurs
+    among the question's tokens. The question is segment 0 between `[CLS]`
+    (position 0) and its `[SEP]` (the last segment-0 position before the
+    context), so neither special token matches anything."""
+    segments = keras.ops.cast(segment_ids, "int32")
+    in_use = keras.ops.cast(padding_mask, "bool")
+    positions = keras.ops.arange(keras.ops.shape(segments)[1])[None, :]
+    next_segment = keras.ops.concatenate([segments[:, 1:], keras.ops.ones_like(segments[:, :1])], axis=1)
+    question = (segments == 0) & (next_segment == 0) & (positions > 0) & in_use
+    same = keras.ops.equal(token_ids[:, :, None], token_ids[:, None, :])  # [batch, position, question position]
+    match = keras.ops.any(same & question[:, None, :], axis=-1) & (segments == 1) & in_use
+    return keras.ops.where(match, 2, segments)
 
 
 def span_losses() -> list:
@@ -94,7 +120,10 @@ def example_input(config) -> dict:
 def encoder_model(config, vocabulary_size: int, dtype: str | None = None, build: bool = True):
     """The model `config.head` names (masked_lm or span) on a new encoder."""
     backbone = build_encoder(config, vocabulary_size, dtype)
-    model = build_masked_lm(backbone) if config.head == "masked_lm" else SpanModel(backbone)
+    if config.head == "masked_lm":
+        model = build_masked_lm(backbone)
+    else:
+        model = SpanModel(backbone, question_match=config.question_match)
     if build:
         model(example_input(config))
     return model

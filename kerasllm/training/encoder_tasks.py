@@ -16,6 +16,7 @@ import random
 import shutil
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kerasllm.config import RunConfig
@@ -245,16 +246,33 @@ def _load_backbone(model, config: RunConfig, print_fn) -> None:
     # Paths name the layer inside the backbone (token_embedding/embeddings,
     # transformer_layer_0/...), the same in any BertBackbone.
     source = {w.path: w for w in init_task_model.backbone.weights}
-    loaded, mismatched = 0, []
+    loaded, grown, mismatched = 0, [], []
     for weight in model.backbone.weights:
         match = source.get(weight.path)
         if match is not None and tuple(match.shape) == tuple(weight.shape):
             weight.assign(match)
             loaded += 1
+        elif match is not None and _grows_rows(match, weight):
+            weight.assign(_grow_rows(match, weight.shape[0]))
+            grown.append(weight.path)
         else:
             mismatched.append(weight.path + ("" if match is None else f" {tuple(match.shape)} -> {tuple(weight.shape)}"))
     new = [w.path for w in model.weights if not any(w is b for b in model.backbone.weights)]
     print_fn(f"Initialised {loaded} of {len(model.backbone.weights)} encoder weights from {init.root}"
+             + (f"; extended with rows copied from the last one: {', '.join(grown)}" if grown else "")
              + (f"; not loaded (no match or other shape): {', '.join(mismatched)}" if mismatched else "")
              + (f"; trained from scratch: {', '.join(new)}" if new else ""))
 
+
+
+def _grows_rows(source, weight) -> bool:
+    """A table with more rows than its pretrained source: the segment
+    embedding gains a row with `model.question_match`."""
+    return len(source.shape) == 2 and source.shape[1] == weight.shape[1] and source.shape[0] < weight.shape[0]
+
+
+def _grow_rows(source, rows: int):
+    """The source's rows, then copies of its last row: a new segment
+    starts out as the context segment and learns how it differs."""
+    values = keras.ops.convert_to_numpy(source)
+    return np.concatenate([values, np.repeat(values[-1:], rows - values.shape[0], axis=0)])
