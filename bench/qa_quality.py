@@ -9,11 +9,13 @@ Each run's validation curve (loss and accuracies on held-out training
 articles, every --validate-every fine-tuning steps and every pretraining
 epoch) shows where it is heading.
 
-    python bench/qa_quality.py [--pretrain-minutes 80] [--finetune-minutes 45]
+    python bench/qa_quality.py [--pretrain-minutes 80] [--finetune-minutes 45] [--finetune-steps 2400]
 
 The default budget is 80 + 45 + 45 minutes of training (under three hours
 with data preparation and evaluation). Prints one JSON line. The time limits
 cover the fits; tokenizer training and window counting come before them.
+With --finetune-steps the fine-tuning learning rate decays (cosine) over
+about that many steps instead of staying constant until the time limit.
 """
 
 from __future__ import annotations

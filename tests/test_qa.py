@@ -138,6 +138,29 @@ def _a_paragraph(squad):
             [q["answers"][0]["text"] for q in paragraph["qas"]])
 
 
+def test_answering_batches_passages_of_similar_length_in_the_callers_order():
+    import tensorflow as tf
+
+    from kerasllm.inference.qa import answer_questions
+
+    batches = []
+
+    def answer(questions, contexts):  # stands in for answer_fn: echoes its inputs
+        qs, cs = ([t.decode() for t in x.numpy()] for x in (questions, contexts))
+        batches.append([len(c) for c in cs])
+        return {"answer": tf.constant([f"{q}|{c}" for q, c in zip(qs, cs)]), "score": tf.zeros(len(qs)),
+                "start": tf.zeros(len(qs), tf.int64), "end": tf.constant([len(c) for c in cs], tf.int64)}
+
+    rng = random.Random(0)
+    contexts = ["x" * rng.randrange(1, 500) for _ in range(70)]
+    questions = [f"q{i}" for i in range(70)]
+    out = answer_questions(answer, questions, contexts, batch_size=8)
+    assert [o["answer"] for o in out] == [f"{q}|{c}" for q, c in zip(questions, contexts)]
+    assert [o["end"] for o in out] == [len(c) for c in contexts]
+    lengths = [n for batch in batches for n in batch]
+    assert len(batches) == 9 and lengths == sorted(lengths)
+
+
 def test_qa_command_answers_with_offsets(runs):
     tmp, squad, _, _ = runs
     context, questions, gold = _a_paragraph(squad)
