@@ -26,7 +26,7 @@ _MASKED = -1e9
 def num_segments(config) -> int:
     """Question, context, and (with `question_match`) context tokens that
     occur in the question."""
-    return 3 if config.head == "span" and config.question_match else 2
+    return 3 if config.question_match else 2  # config validation allows it for the span head only
 
 
 def build_encoder(config, vocabulary_size: int, dtype: str | None = None) -> keras_hub.models.BertBackbone:

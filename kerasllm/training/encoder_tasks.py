@@ -252,7 +252,7 @@ def _load_backbone(model, config: RunConfig, print_fn) -> None:
         if match is not None and tuple(match.shape) == tuple(weight.shape):
             weight.assign(match)
             loaded += 1
-        elif match is not None and _grows_rows(match, weight):
+        elif match is not None and _gains_segments(match, weight):
             weight.assign(_grow_rows(match, weight.shape[0]))
             grown.append(weight.path)
         else:
@@ -264,11 +264,12 @@ def _load_backbone(model, config: RunConfig, print_fn) -> None:
              + (f"; trained from scratch: {', '.join(new)}" if new else ""))
 
 
-
-def _grows_rows(source, weight) -> bool:
-    """A table with more rows than its pretrained source: the segment
-    embedding gains a row with `model.question_match`."""
-    return len(source.shape) == 2 and source.shape[1] == weight.shape[1] and source.shape[0] < weight.shape[0]
+def _gains_segments(source, weight) -> bool:
+    """The segment embedding with more rows than its pretrained source (it
+    gains one with `model.question_match`); other tables of another shape
+    stay listed as not loaded."""
+    return (weight.path == "segment_embedding/embeddings" and source.shape[1] == weight.shape[1]
+            and source.shape[0] < weight.shape[0])
 
 
 def _grow_rows(source, rows: int):
