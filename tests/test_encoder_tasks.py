@@ -95,3 +95,24 @@ def test_question_answering_batches_are_cut_and_resume_exactly(tmp_path):
     assert all(ids.shape[1] in (32, SEQ_LEN) for ids, _, _ in stream)
     resumed = batches(5, 7)
     assert all((a[0] == b[0]).all() and (a[1] == b[1]).all() for a, b in zip(stream[5:], resumed))
+
+
+def test_every_validation_scores_the_same_batches_and_masks(tmp_path):
+    """With train.validation_steps, each epoch's validation reads the same
+    first batches (Keras would continue its validation iterator where the
+    last epoch stopped) with the same masked positions (the masks are
+    random). At a learning rate of ~0 the validation loss cannot move."""
+    from kerasllm.training.trainer import train
+
+    text = tmp_path / "text.txt"
+    text.write_text("".join(f"{n} likes {m} and {c}.\n" for n in NAMES for m in NAMES for c in NAMES[:4]))
+    config = _load(tmp_path, "masked_lm", {"source": str(text), "format": "text", "document": "line",
+                                           "split_group": 4, "val_fraction": 0.3},
+                   {"learning_rate": 1e-12, "warmup_steps": 0, "epochs": 3, "steps_per_epoch": 2,
+                    "validation_steps": 1, "num_samples": 0, "save_every_steps": 100})
+    task = MaskedLMTask(config, RunDir(tmp_path / "probe"))
+    assert task.counts["validation"] >= 3 * config.train.batch_size  # more than one validation batch to move on to
+    lines = []
+    train(config, run_dir=str(tmp_path / "run"), verbose=0, print_fn=lines.append)
+    losses = [float(line.split("Validation Loss: ")[1].split(",")[0]) for line in lines if "Validation Loss" in line]
+    assert len(losses) == 3 and max(losses) - min(losses) < 1e-3, losses

@@ -45,6 +45,7 @@ class MaskedLMTask(LanguageModelTask):
 
     block_len_offset = -3  # blocks of block_len + 1 = seq_len - 2 tokens, framed by [CLS] and [SEP]
     weighted_metrics = True  # only the masked positions count
+    random_validation_examples = True  # masks: drawn once, so validations compare
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         _take_init_tokenizer(config, run)
@@ -99,6 +100,7 @@ class QuestionAnsweringTask:
     """Fine-tuning (or training from scratch) the span head on SQuAD-format data."""
 
     weighted_metrics = False
+    random_validation_examples = False
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         from kerasllm.data import qa_data

@@ -22,6 +22,7 @@ class LanguageModelTask:
     # Blocks are `block_len + 1` tokens: a causal model's inputs and targets.
     block_len_offset = 0
     weighted_metrics = False
+    random_validation_examples = False  # the trainer caches validation batches drawn at random
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         from kerasllm.data.corpus import count_blocks, open_corpus
@@ -135,6 +136,7 @@ class LanguageModelTask:
 
 class TranslationTask:
     weighted_metrics = True  # label padding is weighted out
+    random_validation_examples = False
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         from kerasllm.data.pair_corpus import count_pair_batches, open_pair_corpus

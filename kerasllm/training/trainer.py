@@ -325,7 +325,14 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         cb.write_hparams(str(own.logs), config.name, cb.flat_hparams(config.to_dict()))
 
     val = task.validation_batches()
-    val_steps = t.validation_steps or None
+    if t.validation_steps:
+        # Keras keeps one validation iterator for the whole fit and, given
+        # validation_steps, goes on where the last validation stopped, so
+        # every epoch would score other batches. A dataset of just those
+        # batches is read whole, the same ones each time.
+        val = val.take(t.validation_steps)
+    if task.random_validation_examples:
+        val = val.cache()  # drawn once (e.g. masked-LM masks): every validation scores the same examples
     writer = tf.summary.create_file_writer(str(own.logs / "train"))
     run_state = RunState(
         own, state, save_every=t.save_every_steps * accum, max_batches=total, per_epoch=per_epoch,
@@ -351,7 +358,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         # Keras' own fit, which is called directly then.
         run_fit = keras.Model.fit if isinstance(data, tf.distribute.DistributedDataset) else type(model).fit
         run_fit(
-            model, data, validation_data=val, validation_steps=val_steps,
+            model, data, validation_data=val,
             initial_epoch=first_epoch, epochs=last_epoch, steps_per_epoch=steps,
             callbacks=callbacks, verbose=verbose,
         )
