@@ -27,6 +27,7 @@ import math
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -357,11 +358,17 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         # preprocessor, so PipelineModel.fit would only pass through to
         # Keras' own fit, which is called directly then.
         run_fit = keras.Model.fit if isinstance(data, tf.distribute.DistributedDataset) else type(model).fit
-        run_fit(
-            model, data, validation_data=val,
-            initial_epoch=first_epoch, epochs=last_epoch, steps_per_epoch=steps,
-            callbacks=callbacks, verbose=verbose,
-        )
+        with warnings.catch_warnings():
+            # Validation sets have no known length (packing, windows), so
+            # Keras learns it when the first validation ends and then warns
+            # that the input "ran out of data; interrupting training".
+            # Training data repeats forever and cannot run out.
+            warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+            run_fit(
+                model, data, validation_data=val,
+                initial_epoch=first_epoch, epochs=last_epoch, steps_per_epoch=steps,
+                callbacks=callbacks, verbose=verbose,
+            )
 
     epoch, done_in_epoch = divmod(state.step, per_epoch)
     try:
