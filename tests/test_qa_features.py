@@ -289,6 +289,18 @@ def test_best_spans_finds_a_planted_span_across_windows():
     assert (int(start[0]), int(end[0])) == (5, 14) and float(score[0]) == 8.0
 
 
+def test_best_spans_skip_nan_scores():
+    """A window whose logits are NaN (a diverged model) has no span; the
+    example's other windows still answer, and an example with nothing else
+    gets no answer rather than a failed gather."""
+    windows, s, e = _hand_windows()
+    s[0, 3], e[0, 4] = 2.0, 2.0  # chars 0..9 in the first window of example 0
+    s[1], s[3] = np.nan, np.nan
+    score, start, end = qa.best_spans(tf.constant(s), tf.constant(e), windows, 4, max_answer_tokens=3)
+    assert score.numpy().tolist() == [4.0, -np.inf, -np.inf, -np.inf]
+    assert start.numpy().tolist() == [0, 0, 0, 0] and end.numpy().tolist() == [9, 0, 0, 0]
+
+
 def test_answer_text_counts_characters():
     contexts = tf.constant(["東京は日本の首都です", "Zürich café"])
     got = qa.answer_text(contexts, tf.constant([3, 7], tf.int64), tf.constant([5, 11], tf.int64))
@@ -338,9 +350,11 @@ def test_same_results_eager_in_tf_function_tf_data_and_saved_model(tmp_path):
     assert [int(r[1]) for r in rows] == eager["start_positions"].numpy().tolist()
 
 
-def test_answering_reads_only_the_tokens_in_use():
+@pytest.mark.parametrize("max_answer_tokens", [8, 30])
+def test_answering_reads_only_the_tokens_in_use(max_answer_tokens):
     """The model runs on windows cut to the longest one's last token; spans
-    and offsets are the same as on whole windows."""
+    and offsets are the same as on whole windows, also when answers may be
+    longer than the cut windows (a short question about a short passage)."""
     from kerasllm.config import ModelConfig
     from kerasllm.inference.qa import answer_graph
 
@@ -355,7 +369,7 @@ def test_answering_reads_only_the_tokens_in_use():
         return ctx * (n - position), ctx * position
 
     config = ModelConfig(kind="encoder", head="span", seq_len=SEQ_LEN, max_question_tokens=MAX_Q, doc_stride=STRIDE,
-                         max_answer_tokens=8)
+                         max_answer_tokens=max_answer_tokens)
     out = answer_graph(model, tok, config, tf.constant(["which river ?"]), tf.constant(["paris river seine"]))
     assert seen == [(1, 9)]  # [CLS] which river ? [SEP] paris river seine [SEP]
     assert out["answer"].numpy().tolist() == [b"paris river seine"]  # the final [SEP] is not a context token

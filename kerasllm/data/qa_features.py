@@ -294,11 +294,16 @@ def best_spans(start_logits, end_logits, windows, num_examples, max_answer_token
     seq_len = tf.shape(starts)[1]
     start_logits = tf.cast(start_logits, tf.float32)
     end_logits = tf.cast(end_logits, tf.float32)
-    band = tf.linalg.band_part(tf.ones([seq_len, seq_len], tf.bool), 0, max_answer_tokens - 1)  # j - i in [0, max)
+    # End j and start i with j - i in [0, max_answer_tokens). Built from the
+    # positions, not band_part, whose band may not be wider than the matrix:
+    # a batch of short passages is cut to fewer tokens than that.
+    positions = tf.range(seq_len)
+    length = positions[tf.newaxis, :] - positions[:, tf.newaxis]
+    band = (length >= 0) & (length < max_answer_tokens)
     context = starts >= 0
     may_start = context & windows["max_context"]
-    valid = band[tf.newaxis] & may_start[:, :, tf.newaxis] & context[:, tf.newaxis, :]
     scores = start_logits[:, :, tf.newaxis] + end_logits[:, tf.newaxis, :]
+    valid = band[tf.newaxis] & may_start[:, :, tf.newaxis] & context[:, tf.newaxis, :] & ~tf.math.is_nan(scores)
     scores = tf.reshape(tf.where(valid, scores, -float("inf")), [tf.shape(starts)[0], -1])
     best = tf.argmax(scores, axis=1, output_type=tf.int32)
     window_score = tf.gather(scores, best, batch_dims=1)
