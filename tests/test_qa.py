@@ -180,6 +180,8 @@ def test_qa_command_answers_with_offsets(runs):
     (["  ", "--context", "Anna likes red."], "question 1 is empty"),
     (["What?", "--context", " "], "the context of question 1 is empty"),
     (["What?", "--context-file", "NONUTF8"], "not UTF-8 text"),
+    (["What?", "Who is caf\udce9?", "--context", "Anna likes red."], "QUESTION 2: not valid UTF-8 text"),
+    (["What?", "--context", "caf\udce9"], "--context: not valid UTF-8 text"),
 ])
 def test_qa_mistakes_are_one_line(runs, args, message):
     tmp, _, _, _ = runs
@@ -190,14 +192,24 @@ def test_qa_mistakes_are_one_line(runs, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_config_mistakes_are_one_line(runs, tmp_path):
+def test_a_passage_without_tokens_has_no_answer(runs):
+    tmp, _, _, _ = runs
+    result = run_cli("qa", "--run", str(tmp / "qa"), "What?", "--context", "\u200b")  # not blank, yet no tokens
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == {"answer": "", "score": None, "start": 0, "end": 0}
+
+
+def test_config_mistakes_are_one_line(runs, trained, tmp_path):
     _, squad, _, _ = runs
     cases = [
         ({"init_from": str(tmp_path / "nowhere")}, {}, "train.init_from:"),
+        ({"init_from": str(trained[0])}, {}, "trained a gpt model, not an encoder; name a masked-LM pretraining run"),
+        ({}, {"data.source": str(tmp_path / "empty.json")}, "gives 0 training and 0 validation questions"),
         ({}, {"tokenizer.kind": "char"}, "model.kind encoder needs tokenizer.kind: wordpiece"),
         ({}, {"model.max_question_tokens": 46}, "model.max_question_tokens (46) leaves no room"),
         ({}, {"model.head": "masked_lm", "model.question_match": "true"}, "applies to model.head span only"),
     ]
+    (tmp_path / "empty.json").write_text('{"version": "1.1", "data": []}')
     for train, overrides, message in cases:
         config = _config(tmp_path / "c.yaml", "bad", "span", {"source": str(squad)}, {"epochs": 1, **train})
         sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]

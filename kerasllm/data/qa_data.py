@@ -51,7 +51,7 @@ def qa_examples(config: RunConfig, split: str, data_dir: Optional[str] = None) -
     if split == "dev":
         return read_squad(squad_file(config, "dev", data_dir))
     data = read_squad(squad_file(config, "train", data_dir))
-    titles = tf.constant([e.title or e.context[:80] for e in data.examples])
+    titles = tf.constant([e.title or e.context[:80] for e in data.examples], tf.string)  # also when empty
     held_out = pipelines.is_validation(titles, config.data.val_fraction, config.data.split_seed).numpy()
     keep = [e for e, v in zip(data.examples, held_out) if v == (split == "validation")]
     return SquadData(keep, data.skipped, data.paragraphs)

@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 from kerasllm.data import qa_features
@@ -58,5 +60,7 @@ def answer_questions(answer, questions: list, contexts: list, batch_size: int = 
         batch = order[first:first + batch_size]
         result = answer(tf.constant([questions[i] for i in batch]), tf.constant([contexts[i] for i in batch]))
         for i, a, s, b, e in zip(batch, *(result[k].numpy() for k in ("answer", "score", "start", "end"))):
-            out[i] = {"answer": a.decode("utf-8"), "score": float(s), "start": int(b), "end": int(e)}
+            # No span (a passage without tokens): no score, since JSON has no -inf.
+            score = float(s) if math.isfinite(s) else None
+            out[i] = {"answer": a.decode("utf-8"), "score": score, "start": int(b), "end": int(e)}
     return out
