@@ -149,6 +149,26 @@ def _read_bytes(path: str, what: str) -> bytes:
         raise UserError(f"{what} {path}: {e.strerror}") from None
 
 
+def _utf8_args(texts, what: str, numbered: bool = True) -> list[str]:
+    """Command-line text, refused in one line if it is not UTF-8 (Python
+    hands invalid bytes over as lone surrogates, which TensorFlow rejects)."""
+    texts = list(texts)
+    for number, text in enumerate(texts, 1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError(f"{what}{f' {number}' if numbered else ''}: not valid UTF-8 text") from None
+    return texts
+
+
+def _unescape(text: str, what: str) -> str:
+    """Backslash escapes (\\n, \\t, \\u2029) in an option, other characters as they are."""
+    try:
+        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {text!r}: {e.reason}; write a backslash as \\\\") from None
+
+
 def _read_lines(path: str, what: str) -> list[str]:
     """Lines of a UTF-8 file ('-' = stdin), without their line ends."""
     lines = _read_bytes(path, what).splitlines()
@@ -201,8 +221,8 @@ Examples:
 def generate(ctx, model_dir, run_dir, prompts, prompts_file, max_new_tokens, temperature, top_k, top_p, beams,
              num_samples, seed, stop, stream):
     """Continue PROMPTS (default: an empty prompt) with a run or an exported model."""
-    prompts = list(prompts) + (_read_lines(prompts_file, "--prompts-file") if prompts_file else [])
-    stop = [s.encode().decode("unicode_escape") for s in stop]
+    prompts = _utf8_args(prompts, "PROMPT") + (_read_lines(prompts_file, "--prompts-file") if prompts_file else [])
+    stop = [_unescape(s, "--stop") for s in _utf8_args(stop, "--stop")]
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.inference import client as client_lib
 
@@ -329,7 +349,7 @@ Examples:
 def translate(ctx, model_dir, run_dir, sentences, sentences_file, beams, length_penalty, max_length):
     """Translate SENTENCES (and --file lines), one translation per line, with
     an exported translator or a translation run's best weights."""
-    sentences = list(sentences) + (_read_lines(sentences_file, "--file") if sentences_file else [])
+    sentences = _utf8_args(sentences, "SENTENCE") + (_read_lines(sentences_file, "--file") if sentences_file else [])
     if not sentences:
         raise UserError("nothing to translate: give sentences as arguments or with --file")
     _after_tf_import(ctx.obj["verbose"])
@@ -361,13 +381,16 @@ def qa(ctx, model_dir, run_dir, questions, context, context_file):
     and its character offsets [start, end) in the passage."""
     if (context is None) == (context_file is None):
         raise UserError("give the passage with --context TEXT or --context-file FILE (one of them)")
+    questions = _utf8_args(questions, "QUESTION")
     if context_file is not None:
         context = _read_text(context_file, "--context-file")
+    else:
+        _utf8_args([context], "--context", numbered=False)
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.inference.client import QuestionAnsweringClient
 
     client = QuestionAnsweringClient.open(model=model_dir, run=run_dir)
-    for result in client.answer(list(questions), [context] * len(questions)):
+    for result in client.answer(questions, [context] * len(questions)):
         click.echo(json.dumps(result, ensure_ascii=False))
 
 
@@ -478,7 +501,10 @@ def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="kerasllm", standalone_mode=False)
     except UserError as e:
-        click.echo(f"error: {e}", err=True)
+        # Raised while TensorFlow traces a function, the message comes back
+        # wrapped in AutoGraph's "in user code:" report; keep its one line.
+        found = _USER_ERROR_IN_TF.findall(str(e))
+        click.echo(f"error: {found[-1].strip() if found else e}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

@@ -75,3 +75,17 @@ def test_round_trip_through_yaml(tmp_path):
     path = tmp_path / "saved.yaml"
     path.write_text(config.to_yaml())
     assert config_lib.load(path) == config
+
+
+def test_a_mistake_found_while_tensorflow_traces_is_still_one_line(cli, monkeypatch):
+    """AutoGraph re-raises a UserError from traced code with its own report
+    around the message; the CLI prints only the message."""
+    from kerasllm.cli import main as cli_main
+
+    def traced(**kwargs):
+        raise UserError('in user code:\n\n    File "/x/qa_data.py", line 89, in encode  *\n        check()\n\n'
+                        "    UserError: question answering needs `tokenizer.kind: wordpiece`\n")
+
+    monkeypatch.setattr(cli_main.cli, "main", traced)
+    result = cli("train")
+    assert result.code == 2 and result.err == "error: question answering needs `tokenizer.kind: wordpiece`\n"

@@ -213,10 +213,22 @@ def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp
     finally:
         sys.stdin = sys_stdin
     assert piped.code == 0 and piped.out == from_model.out
+    not_utf8 = cli("generate", "--model", model, "ROMEO:", "caf\udce9")  # how Python passes the bytes caf\xe9
+    assert not_utf8.code == 2 and not_utf8.err == "error: PROMPT 2: not valid UTF-8 text\n"
+    bad_escape = cli("generate", "--model", model, "ROMEO:", "--stop", "\\x")
+    assert bad_escape.code == 2 and "truncated \\xXX escape" in bad_escape.err and len(bad_escape.err.splitlines()) == 1
     missing = cli("generate", "--model", tmp_path / "nothing", "x")
     assert missing.code == 2 and "no SavedModel there" in missing.err
     both = cli("score", "--model", model, "--run", run_dir, tmp_path / "lines.txt")
     assert both.code == 2 and "exactly one of --model" in both.err
+
+
+def test_stop_strings_read_backslash_escapes_and_keep_other_characters():
+    from kerasllm.cli.main import _unescape
+
+    assert _unescape("\\n\\n", "--stop") == "\n\n" and _unescape("a\\tb\\u2029", "--stop") == "a\tb\u2029"
+    assert _unescape("。", "--stop") == "。" and _unescape("fin.\\n", "--stop") == "fin.\n"
+    assert _unescape("café", "--stop") == "café"  # not re-read as Latin-1 ("cafÃ©")
 
 
 def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported):
