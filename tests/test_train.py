@@ -114,6 +114,24 @@ def test_real_tensorboard_serves_the_scalars(trained):
         proc.wait(timeout=30)
 
 
+def test_early_stopping_then_continuing_with_more_patience(cli, tiny_config, tmp_path):
+    """At a learning rate too small to move a float32 weight, validation
+    (the same batches each epoch) never improves after the first epoch."""
+    config = tiny_config({"train.learning_rate": 1e-12, "train.epochs": 4, "train.steps_per_epoch": 5,
+                          "train.early_stopping_patience": 1, "train.validation_steps": 2, "train.num_samples": 0})
+    run_dir = tmp_path / "run"
+    first = cli("train", "--config", config, "--run-dir", run_dir)
+    assert first.code == 0, first.err
+    assert [m.group(1) for m in VAL_LINE.finditer(first.out)] == ["1", "2"]
+    assert "early stopping: validation loss has not improved for 1 epoch(s)" in first.out
+    again = cli("train", "--config", config, "--run-dir", run_dir)
+    assert again.code == 0 and "raise train.early_stopping_patience (0 turns early stopping off) to continue" in again.out
+    more = cli("train", "--config", config, "--run-dir", run_dir, "--set", "train.early_stopping_patience=0")
+    assert more.code == 0, more.err
+    assert "Resuming" in more.out and [m.group(1) for m in VAL_LINE.finditer(more.out)] == ["3", "4"]
+    assert "Done: reached 20 steps" in more.out
+
+
 def test_rerun_of_a_finished_run_and_a_foreign_config(trained, cli, tiny_config):
     run_dir, _ = trained
     again = cli("train", "--config", ROOT / "configs/tiny-char.yaml", "--run-dir", run_dir, "--quiet")

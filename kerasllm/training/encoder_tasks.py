@@ -27,10 +27,17 @@ from kerasllm.training.tasks import LanguageModelTask
 
 
 def _init_run(config: RunConfig) -> RunDir:
+    """The run `train.init_from` names, checked before anything is taken from it."""
+    from kerasllm import config as config_lib
+
     run = RunDir(config.train.init_from)
     if not run.config.is_file() or run.inference_weights() is None:
         raise UserError(f"train.init_from: {run.root} is not a run directory with saved weights; "
                         "train the pretraining run first")
+    kind = config_lib.load(run.config).model.kind
+    if kind != "encoder":
+        raise UserError(f"train.init_from: {run.root} trained a {kind} model, not an encoder; "
+                        "name a masked-LM pretraining run (model.kind encoder)")
     return run
 
 
@@ -239,8 +246,6 @@ def _load_backbone(model, config: RunConfig, print_fn) -> None:
 
     init = _init_run(config)
     init_config = config_lib.load(init.config)
-    if init_config.model.kind != "encoder":
-        raise UserError(f"train.init_from: {init.root} trained a {init_config.model.kind} model, not an encoder")
     tokenizer = load_tokenizer(init.tokenizer)
     init_task_model = encoder_model(init_config.model, tokenizer.vocabulary_size)
     init.load_inference_weights(init_task_model)

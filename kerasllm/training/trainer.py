@@ -22,6 +22,7 @@ example is repeated or lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
@@ -254,6 +255,17 @@ def train(
         shutil.rmtree(own.root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _removed_on_error(root: Path):
+    """A new run directory goes away again if its setup fails: a mistake
+    leaves no half-made run behind (the next try would take it as its own)."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
 def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_fn) -> TrainResult:
     """Training proper. `run` is the run directory checkpoints are resumed
     from; `own` is where this worker writes (the same, except on non-chief
@@ -261,7 +273,8 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     t, m = config.train, config.model
     chief = own is run
     created = not run.root.exists()
-    try:
+    discard_on_error = (lambda: _removed_on_error(run.root)) if created and chief else contextlib.nullcontext
+    with discard_on_error():
         own.root.mkdir(parents=True, exist_ok=True)
         lock = _lock(own)
         # A new run writes its config first, so a run killed while it
@@ -274,10 +287,6 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         atomic_write_text(own.config, config.to_yaml())
         if strategy.extended._in_multi_worker_mode():
             _check_workers_agree(strategy, own)
-    except BaseException:
-        if created and chief:  # no half-made run directory after a mistake
-            shutil.rmtree(run.root, ignore_errors=True)
-        raise
     accum = t.grad_accum_steps
     epochs = math.ceil(total / per_epoch)
 
@@ -294,7 +303,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
             f"Running {steps_per_execution} step(s) per execution instead of {t.steps_per_execution}, "
             "so that epochs, checkpoints and the last step fall on execution boundaries"
         )
-    with strategy.scope():
+    with discard_on_error(), strategy.scope():  # e.g. train.init_from names a run of another kind
         model = task.build_model("mixed_bfloat16" if t.precision == "mixed_bfloat16" else None)
         compile_for_training(model, config, total // accum, steps_per_execution, task)
         if state.step:
@@ -317,7 +326,9 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     )
     if state.step >= total or stopped_early:
         reason = state.stop_reason or f"reached {state.step // accum} steps"
-        print_fn(f"{run.root}: training already complete ({reason}); raise train.epochs or train.max_steps to continue")
+        more = ("train.early_stopping_patience (0 turns early stopping off)" if stopped_early
+                else "train.epochs or train.max_steps")
+        print_fn(f"{run.root}: training already complete ({reason}); raise {more} to continue")
         return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, sample(), num_params)
     state.finished, state.stop_reason = False, ""
     if state.step:
