@@ -57,6 +57,20 @@ def test_ids_equal_tokenize_and_offsets_index_the_original_text(tok):
     assert [row[s:e] for s, e in zip(starts[1].numpy(), ends[1].numpy())][:3] == ["Zürich", "café", ","]
 
 
+def test_word_offsets_span_the_whole_word_of_each_token(tok):
+    texts = ["Zurich unknowns capitalx, cafe.", "東京は", "İstanbul"]
+    ids, starts, ends, word_starts, word_ends = qa.tokenize_with_offsets(tok, texts, with_words=True)
+    assert qa.tokenize_with_offsets(tok, texts)[0].to_list() == ids.to_list()
+    words = [[t[s:e] for s, e in zip(*row)] for t, *row in zip(texts, word_starts.to_list(), word_ends.to_list())]
+    if tok.lowercase:
+        assert [VOCAB[i] for i in ids[0].numpy()] == ["zur", "##ich", "un", "##known", "##s", "[UNK]", ",", "caf", "##e", "."]
+        assert words[0] == ["Zurich", "Zurich", "unknowns", "unknowns", "unknowns", "capitalx", ",", "cafe", "cafe", "."]
+        assert words[2] == ["İstanbul"] * 3
+    assert words[1] == ["東", "京", "は"]  # each CJK character is a word
+    for t, row_s, row_e, w_s, w_e in zip(texts, starts.to_list(), ends.to_list(), word_starts.to_list(), word_ends.to_list()):
+        assert all(ws <= s < e <= we for s, e, ws, we in zip(row_s, row_e, w_s, w_e))
+
+
 def test_lowercasing_that_changes_length_keeps_original_offsets():
     """`İ` lowercases to `i` + U+0307 (two code points, one more byte)."""
     tok = WordPieceTokenizer(VOCAB, lowercase=True)
@@ -287,6 +301,18 @@ def test_best_spans_finds_a_planted_span_across_windows():
     s[1, 4] = -50.0  # with the second window's start made unlikely, the first window's span wins
     score, start, end = qa.best_spans(tf.constant(s), tf.constant(e), windows, 4, max_answer_tokens=3)
     assert (int(start[0]), int(end[0])) == (5, 14) and float(score[0]) == 8.0
+
+
+def test_best_spans_widen_to_whole_words_when_windows_know_them():
+    windows, s, e = _hand_windows()
+    s[1, 4], e[1, 5] = 5.0, 4.0  # tokens at chars 15..19 and 20..24 of the second window
+    _, start, end = qa.best_spans(tf.constant(s), tf.constant(e), windows, 4, max_answer_tokens=3)
+    assert (int(start[0]), int(end[0])) == (15, 24)
+    # Say the token at 15 continues a word from 12, and the one at 20 one that ends at 27.
+    windows["word_starts"] = tf.where(windows["token_starts"] == 15, tf.constant(12, tf.int64), windows["token_starts"])
+    windows["word_ends"] = tf.where(windows["token_ends"] == 24, tf.constant(27, tf.int64), windows["token_ends"])
+    _, start, end = qa.best_spans(tf.constant(s), tf.constant(e), windows, 4, max_answer_tokens=3)
+    assert (int(start[0]), int(end[0])) == (12, 27)
 
 
 def test_best_spans_skip_nan_scores():

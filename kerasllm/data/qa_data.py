@@ -68,14 +68,16 @@ def example_dataset(examples: list) -> tf.data.Dataset:
     })
 
 
-def encode(tokenizer, model_config, questions, contexts) -> dict:
-    """Windows (`qa_features.make_windows`) of a batch of questions and contexts."""
+def encode(tokenizer, model_config, questions, contexts, whole_words: bool = False) -> dict:
+    """Windows (`qa_features.make_windows`) of a batch of questions and
+    contexts; `whole_words` adds the word offsets that answering needs."""
     q_ids, _, _ = qa_features.tokenize_with_offsets(tokenizer, questions)
-    c_ids, c_starts, c_ends = qa_features.tokenize_with_offsets(tokenizer, contexts)
+    c_ids, c_starts, c_ends, *words = qa_features.tokenize_with_offsets(tokenizer, contexts, with_words=whole_words)
+    word_offsets = {"context_word_starts": words[0], "context_word_ends": words[1]} if words else {}
     return qa_features.make_windows(
         q_ids, c_ids, c_starts, c_ends, seq_len=model_config.seq_len, doc_stride=model_config.doc_stride,
         max_question_tokens=model_config.max_question_tokens, cls_id=tokenizer.special_id("[CLS]"),
-        sep_id=tokenizer.special_id("[SEP]"), pad_id=tokenizer.pad_id,
+        sep_id=tokenizer.special_id("[SEP]"), pad_id=tokenizer.pad_id, **word_offsets,
     )
 
 

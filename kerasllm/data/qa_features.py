@@ -88,7 +88,7 @@ def _split_patterns(layer):
 
 
 @_no_autograph
-def tokenize_with_offsets(tokenizer, texts):
+def tokenize_with_offsets(tokenizer, texts, with_words: bool = False):
     """string[batch] -> (ids, starts, ends), RaggedTensors [batch, None].
 
     `ids` (int32) equal `tokenizer.tokenize(texts)`; `starts`/`ends` (int64,
@@ -100,6 +100,10 @@ def tokenize_with_offsets(tokenizer, texts):
     length may differ from the original (`İ` lowercases to two code points);
     offsets are mapped back through each original character's lowercased
     size, so they still index the original text. Texts must be valid UTF-8.
+
+    `with_words=True` adds (word_starts, word_ends): per token, the offsets
+    of the whole word that holds it (a word as the tokenizer splits text:
+    punctuation and each CJK character are words of their own).
     """
     import tensorflow_text as tf_text
 
@@ -107,19 +111,23 @@ def tokenize_with_offsets(tokenizer, texts):
     texts = tf.convert_to_tensor(texts, tf.string)
     prepared = tokenizer._prepare(texts)
     delimiters, kept = _split_patterns(layer)
-    words, word_starts, _ = tf_text.regex_split_with_offsets(prepared, delimiters, kept)
+    words, word_starts, word_ends = tf_text.regex_split_with_offsets(prepared, delimiters, kept)
     pieces, piece_starts, piece_ends = _fast_wordpiece(tokenizer).tokenize_with_offsets(words)
     ids = pieces.merge_dims(1, 2)
     # Byte offsets in the prepared text: piece offsets are within the word.
-    word_of_piece = tf.repeat(word_starts.flat_values, piece_starts.values.row_lengths())
-    byte_starts = tf.cast(piece_starts.flat_values, tf.int64) + word_of_piece
-    byte_ends = tf.cast(piece_ends.flat_values, tf.int64) + word_of_piece
-    starts, ends = _bytes_to_chars(tokenizer, texts, ids.row_splits, byte_starts, byte_ends)
-    return tf.cast(ids, tf.int32), ids.with_flat_values(starts), ids.with_flat_values(ends)
+    pieces_per_word = piece_starts.values.row_lengths()
+    word_of_piece = tf.repeat(word_starts.flat_values, pieces_per_word)
+    spans = [(tf.cast(piece_starts.flat_values, tf.int64) + word_of_piece,
+              tf.cast(piece_ends.flat_values, tf.int64) + word_of_piece)]
+    if with_words:
+        spans.append((word_of_piece, tf.repeat(word_ends.flat_values, pieces_per_word)))
+    offsets = _bytes_to_chars(tokenizer, texts, ids.row_splits, spans)
+    return (tf.cast(ids, tf.int32), *(ids.with_flat_values(o) for span in offsets for o in span))
 
 
-def _bytes_to_chars(tokenizer, texts, token_splits, byte_starts, byte_ends):
-    """Byte offsets in the prepared texts -> code point offsets in `texts`.
+def _bytes_to_chars(tokenizer, texts, token_splits, spans):
+    """Byte offsets in the prepared texts -> code point offsets in `texts`,
+    for each (byte_starts, byte_ends) pair in `spans`.
 
     Works on the whole batch at once: every original character gets its byte
     start in the concatenation of the prepared texts (rows are contiguous
@@ -148,7 +156,7 @@ def _bytes_to_chars(tokenizer, texts, token_splits, byte_starts, byte_ends):
         found = tf.searchsorted(prepared_starts[tf.newaxis], where, side="right", out_type=tf.int64)
         return found[0] - 1 - row_char_offset
 
-    return char_holding(byte_starts), char_holding(byte_ends - 1) + 1
+    return [(char_holding(starts), char_holding(ends - 1) + 1) for starts, ends in spans]
 
 
 @_no_autograph
@@ -163,6 +171,8 @@ def make_windows(
     cls_id: int,
     sep_id: int,
     pad_id: int,
+    context_word_starts=None,
+    context_word_ends=None,
 ):
     """Ragged question/context tokens [batch, None] -> encoder windows.
 
@@ -174,6 +184,9 @@ def make_windows(
     `max_context` bool [W, seq_len], true where a context token has more
     context on its shorter side than in any other window of its example
     (the first such window on a tie), which is where an answer may start.
+    Given the context's word offsets (`tokenize_with_offsets(...,
+    with_words=True)`), also `word_starts`/`word_ends` [W, seq_len]: those of
+    the word holding each context token, so answers end on whole words.
 
     Questions keep their first `max_question_tokens` tokens. The context gets
     the rest of the window; a longer one is cut into windows starting every
@@ -233,7 +246,7 @@ def make_windows(
     ids = take(tf.cast(question_ids, tf.int32), p - 1, is_question, pad_id)
     ids = tf.where(is_context, take(tf.cast(context_ids, tf.int32), context_index, is_context, pad_id), ids)
     ids = tf.where(is_sep, sep_id, tf.where(p == 0, cls_id, ids))
-    return {
+    windows = {
         "token_ids": ids,
         "segment_ids": tf.cast((c_pos >= 0) & in_use, tf.int32),
         "padding_mask": in_use,
@@ -242,6 +255,10 @@ def make_windows(
         "token_ends": take(tf.cast(context_ends, tf.int64), context_index, is_context, -1),
         "max_context": max_context,
     }
+    if context_word_starts is not None:
+        windows["word_starts"] = take(tf.cast(context_word_starts, tf.int64), context_index, is_context, -1)
+        windows["word_ends"] = take(tf.cast(context_word_ends, tf.int64), context_index, is_context, -1)
+    return windows
 
 
 @_no_autograph
@@ -288,6 +305,9 @@ def best_spans(start_logits, end_logits, windows, num_examples, max_answer_token
     tokens, end >= start, at most `max_answer_tokens` tokens, and a start
     where `windows["max_context"]` holds; score is start_logit + end_logit. Ties go to the earlier window and position. An
     example with no valid span (or no window) gets -inf and offsets 0 0.
+    With `word_starts`/`word_ends` in `windows`, the offsets widen to whole
+    words, as BERT answers in whole words: a span that ends on `shakes` of
+    `shakes ##peare` answers "Shakespeare".
     """
     starts, ends = windows["token_starts"], windows["token_ends"]
     example = windows["example_index"]
@@ -318,8 +338,8 @@ def best_spans(start_logits, end_logits, windows, num_examples, max_answer_token
     chosen = tf.where(has_span, chosen, 0)
     pos = tf.gather(best, chosen)
     first, last = pos // seq_len, pos % seq_len
-    char_start = tf.gather(tf.gather(starts, chosen), first, batch_dims=1)
-    char_end = tf.gather(tf.gather(ends, chosen), last, batch_dims=1)
+    char_start = tf.gather(tf.gather(windows.get("word_starts", starts), chosen), first, batch_dims=1)
+    char_end = tf.gather(tf.gather(windows.get("word_ends", ends), chosen), last, batch_dims=1)
     score = tf.where(has_span, example_score, -float("inf"))
     zero = tf.zeros_like(char_start)
     return score, tf.where(has_span, char_start, zero), tf.where(has_span, char_end, zero)

@@ -25,7 +25,7 @@ from kerasllm.errors import UserError
 def answer_graph(model, tokenizer, model_config, questions, contexts) -> dict:
     """The answering graph (also the exported model's): windows, model, best
     span per question, the answer's text and character offsets."""
-    windows = encode(tokenizer, model_config, questions, contexts)
+    windows = encode(tokenizer, model_config, questions, contexts, whole_words=True)
     # The model reads only up to the longest window's last token.
     width = tf.maximum(tf.reduce_max(window_length(windows)), 1)
     windows = {k: v[:, :width] if v.shape.rank == 2 else v for k, v in windows.items()}
