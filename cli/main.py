@@ -440,7 +440,10 @@ def _serve_forever(what: str, server) -> None:
         pass
 
 
-@data_service.command("dispatcher")
+@data_service.command("dispatcher", epilog="""\b
+Example (on host0; workers and trainers then name host0:5050):
+  kerasllm data-service dispatcher --port 5050 --work-dir /var/tmp/kerasllm-dispatcher
+""")
 @click.option("--port", required=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None,
               help="Journal the dispatcher's state here, so a restarted dispatcher keeps its jobs.")
@@ -454,7 +457,10 @@ def data_service_dispatcher(ctx, port, work_dir):
     _serve_forever(f"tf.data service dispatcher at grpc://{_hostname()}:{port}", server)
 
 
-@data_service.command("worker")
+@data_service.command("worker", epilog="""\b
+Example (on host1, with a dispatcher on host0:5050):
+  kerasllm data-service worker --dispatcher host0:5050 --port 5051 --host host1
+""")
 @click.option("--dispatcher", required=True, help="The dispatcher's host:port.")
 @click.option("--port", required=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--host", default=None, help="Name or address trainers reach this machine by (default: its hostname).")

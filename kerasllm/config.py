@@ -56,8 +56,8 @@ class DataConfig:
     # tokenized TFRecord shards instead of `source`.
     prepared: Optional[str] = None
     val_fraction: float = 0.1
-    # Blocks are assigned to train or validation in groups of this many
-    # consecutive blocks, so neighbouring text rarely straddles the split.
+    # Lines (or records) are assigned to train or validation in groups of
+    # this many consecutive ones, so neighbouring text rarely straddles the split.
     split_group: int = 32
     split_seed: int = 1337
     shuffle_buffer: int = 10000

@@ -114,6 +114,24 @@ def test_real_tensorboard_serves_the_scalars(trained):
         proc.wait(timeout=30)
 
 
+def test_every_command_help_has_an_example(cli):
+    import click
+
+    from kerasllm.cli.main import cli as root
+
+    def commands(group, path):
+        for name, command in group.commands.items():
+            yield path + [name]
+            if isinstance(command, click.Group):
+                yield from commands(command, path + [name])
+
+    paths = list(commands(root, []))
+    assert ["data-service", "worker"] in paths and ["qa"] in paths
+    for path in paths:
+        shown = cli(*path, "--help")
+        assert shown.code == 0 and "Example" in shown.out and "kerasllm " + " ".join(path) in shown.out, path
+
+
 def test_early_stopping_then_continuing_with_more_patience(cli, tiny_config, tmp_path):
     """At a learning rate too small to move a float32 weight, validation
     (the same batches each epoch) never improves after the first epoch."""
@@ -217,7 +235,12 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cli, tiny_config, tmp
     result = cli("train", "--config", bad_config, "--run-dir", run_dir, "--quiet")
     assert result.code == 1
     assert "error: training stopped: loss became nan" in result.err
+    assert f"the last good checkpoint is kept in {run_dir / 'checkpoints'}" in result.err
     assert _latest_step(run_dir) == 40  # the good checkpoint from the first run
+    # Diverging before the first save leaves no checkpoint to speak of.
+    fresh = cli("train", "--config", bad_config, "--run-dir", tmp_path / "fresh", "--quiet")
+    assert fresh.code == 1 and "it had saved no checkpoint yet, so the next run starts over" in fresh.err
+    assert not (tmp_path / "fresh/checkpoints").exists() or not list((tmp_path / "fresh/checkpoints").glob("step-*"))
     from kerasllm.inference.generate import load_run
     from kerasllm.training.checkpoint import weights_are_finite
 

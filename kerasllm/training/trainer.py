@@ -396,9 +396,11 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         writer.close()
 
     if run_state.diverged:
+        kept = (f"the last good checkpoint is kept in {run.checkpoints}" if run.latest() is not None
+                else "it had saved no checkpoint yet, so the next run starts over")
         raise TrainingDiverged(
-            f"training stopped: {state.stop_reason or 'weights became NaN/inf'}; the last good checkpoint is kept "
-            f"in {run.checkpoints} — lower train.learning_rate or raise train.warmup_steps, then run again"
+            f"training stopped: {state.stop_reason or 'weights became NaN/inf'}; {kept} — lower "
+            "train.learning_rate or raise train.warmup_steps, then run again"
         )
     reason = state.stop_reason or f"reached {state.step // accum} steps"
     if strategy.extended._in_multi_worker_mode():
