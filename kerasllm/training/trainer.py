@@ -375,6 +375,10 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
             # that the input "ran out of data; interrupting training".
             # Training data repeats forever and cannot run out.
             warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+            # keras-hub's BertBackbone always builds a [CLS] pooler that
+            # neither the masked-LM nor the span head reads.
+            warnings.filterwarnings("ignore", category=UserWarning, message=(
+                r"Gradients do not exist for variables \['pooled_dense/kernel', 'pooled_dense/bias'\]"))
             run_fit(
                 model, data, validation_data=val,
                 initial_epoch=first_epoch, epochs=last_epoch, steps_per_epoch=steps,
