@@ -103,7 +103,8 @@ def tokenize_with_offsets(tokenizer, texts, with_words: bool = False):
 
     `with_words=True` adds (word_starts, word_ends): per token, the offsets
     of the whole word that holds it (a word as the tokenizer splits text:
-    punctuation and each CJK character are words of their own).
+    punctuation marks and Han characters are words of their own; a run of
+    kana or Hangul is one word).
     """
     import tensorflow_text as tf_text
 
@@ -306,8 +307,9 @@ def best_spans(start_logits, end_logits, windows, num_examples, max_answer_token
     where `windows["max_context"]` holds; score is start_logit + end_logit. Ties go to the earlier window and position. An
     example with no valid span (or no window) gets -inf and offsets 0 0.
     With `word_starts`/`word_ends` in `windows`, the offsets widen to whole
-    words, as BERT answers in whole words: a span that ends on `shakes` of
-    `shakes ##peare` answers "Shakespeare".
+    words: a span that ends on `shakes` of `shakes ##peare` answers
+    "Shakespeare". (A word is what the tokenizer splits: in Korean or
+    Japanese a run of Hangul or kana, particles included, is one word.)
     """
     starts, ends = windows["token_starts"], windows["token_ends"]
     example = windows["example_index"]

@@ -303,7 +303,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
             f"Running {steps_per_execution} step(s) per execution instead of {t.steps_per_execution}, "
             "so that epochs, checkpoints and the last step fall on execution boundaries"
         )
-    with discard_on_error(), strategy.scope():  # e.g. train.init_from names a run of another kind
+    with discard_on_error(), strategy.scope():  # e.g. a model that cannot be built or initialised
         model = task.build_model("mixed_bfloat16" if t.precision == "mixed_bfloat16" else None)
         compile_for_training(model, config, total // accum, steps_per_execution, task)
         if state.step:
@@ -326,9 +326,9 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     )
     if state.step >= total or stopped_early:
         reason = state.stop_reason or f"reached {state.step // accum} steps"
-        more = ("train.early_stopping_patience (0 turns early stopping off)" if stopped_early
-                else "train.epochs or train.max_steps")
-        print_fn(f"{run.root}: training already complete ({reason}); raise {more} to continue")
+        more = ["train.epochs or train.max_steps"] if state.step >= total else []
+        more += ["train.early_stopping_patience (0 turns early stopping off)"] if stopped_early else []
+        print_fn(f"{run.root}: training already complete ({reason}); raise {' and '.join(more)} to continue")
         return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, sample(), num_params)
     state.finished, state.stop_reason = False, ""
     if state.step:
