@@ -114,6 +114,14 @@ def test_real_tensorboard_serves_the_scalars(trained):
         proc.wait(timeout=30)
 
 
+def test_progress_bar_of_an_epoch_cut_short_ends_where_training_stopped(cli, tiny_config, tmp_path):
+    result = cli("train", "--config", tiny_config({"train.max_steps": 7, "train.num_samples": 0}),
+                 "--run-dir", tmp_path / "run")
+    assert result.code == 0, result.err
+    bar = re.sub(r"\x1b\[[0-9;]*m", "", result.out)  # without colours
+    assert " 7/20 " in bar and "20/20" not in bar and "Done: reached 7 steps" in bar
+
+
 def test_every_command_help_has_an_example(cli):
     import click
 

@@ -33,6 +33,17 @@ class Progress(keras.callbacks.ProgbarLogger):
         super().set_params(params)
         self.epochs = self.total_epochs
 
+    def on_epoch_end(self, epoch, logs=None):
+        # An epoch cut short (train.max_steps, the time limit) ends its bar
+        # at the last step run, e.g. 58/242; the stock bar jumps to 242/242.
+        length = self.target
+        if length and self.seen < length:
+            self.target = self.seen
+        try:
+            super().on_epoch_end(epoch, logs)
+        finally:
+            self.target = length
+
 
 class EpochSummary(keras.callbacks.Callback):
     """Adds perplexities to the logs and prints `Epoch 3/10, Validation Loss: …`."""
