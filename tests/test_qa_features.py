@@ -66,7 +66,7 @@ def test_word_offsets_span_the_whole_word_of_each_token(tok):
         assert [VOCAB[i] for i in ids[0].numpy()] == ["zur", "##ich", "un", "##known", "##s", "[UNK]", ",", "caf", "##e", "."]
         assert words[0] == ["Zurich", "Zurich", "unknowns", "unknowns", "unknowns", "capitalx", ",", "cafe", "cafe", "."]
         assert words[2] == ["İstanbul"] * 3
-    assert words[1] == ["東", "京", "は"]  # each CJK character is a word
+    assert words[1] == ["東", "京", "は"]  # each Han character is a word (and so is a lone kana)
     for t, row_s, row_e, w_s, w_e in zip(texts, starts.to_list(), ends.to_list(), word_starts.to_list(), word_ends.to_list()):
         assert all(ws <= s < e <= we for s, e, ws, we in zip(row_s, row_e, w_s, w_e))
 

@@ -151,7 +151,7 @@ def test_early_stopping_then_continuing_with_more_patience(cli, tiny_config, tmp
     assert [m.group(1) for m in VAL_LINE.finditer(first.out)] == ["1", "2"]
     assert "early stopping: validation loss has not improved for 1 epoch(s)" in first.out
     again = cli("train", "--config", config, "--run-dir", run_dir)
-    assert again.code == 0 and "; raise train.early_stopping_patience (0 turns early stopping off) to continue" in again.out
+    assert again.code == 0 and "; raise train.early_stopping_patience (0 turns early stopping off), to continue" in again.out
     more = cli("train", "--config", config, "--run-dir", run_dir, "--set", "train.early_stopping_patience=0")
     assert more.code == 0, more.err
     assert "Resuming" in more.out and [m.group(1) for m in VAL_LINE.finditer(more.out)] == ["3", "4"]
@@ -161,7 +161,7 @@ def test_early_stopping_then_continuing_with_more_patience(cli, tiny_config, tmp
                         "train.early_stopping_patience": 1, "train.validation_steps": 2, "train.num_samples": 0}, "last.yaml")
     assert cli("train", "--config", last, "--run-dir", tmp_path / "last").code == 0
     again = cli("train", "--config", last, "--run-dir", tmp_path / "last")
-    assert "raise train.epochs or train.max_steps and train.early_stopping_patience (0 turns" in again.out
+    assert "raise train.epochs or train.max_steps, and train.early_stopping_patience (0 turns" in again.out
 
 
 def test_rerun_of_a_finished_run_and_a_foreign_config(trained, cli, tiny_config):

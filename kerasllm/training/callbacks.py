@@ -35,7 +35,7 @@ class Progress(keras.callbacks.ProgbarLogger):
 
     def on_epoch_end(self, epoch, logs=None):
         # An epoch cut short (train.max_steps, the time limit) ends its bar
-        # at the last step run, e.g. 58/242; the stock bar jumps to 242/242.
+        # at the last step run, e.g. 60/240; the stock bar jumps to 240/240.
         length = self.target
         if length and self.seen < length:
             self.target = self.seen

@@ -328,7 +328,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         reason = state.stop_reason or f"reached {state.step // accum} steps"
         more = ["train.epochs or train.max_steps"] if state.step >= total else []
         more += ["train.early_stopping_patience (0 turns early stopping off)"] if stopped_early else []
-        print_fn(f"{run.root}: training already complete ({reason}); raise {' and '.join(more)} to continue")
+        print_fn(f"{run.root}: training already complete ({reason}); raise {', and '.join(more)}, to continue")
         return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, sample(), num_params)
     state.finished, state.stop_reason = False, ""
     if state.step:
