@@ -398,12 +398,6 @@ def validate(config: RunConfig, where: str = "config") -> None:
         _check(config.tokenizer.kind == "wordpiece", where, "model.kind encoder needs tokenizer.kind: wordpiece "
                "(its [CLS], [SEP] and [MASK] tokens)")
         _check(0.0 < t.mask_rate < 1.0, where, f"train.mask_rate must be in (0, 1), got {t.mask_rate}")
-        # keras-hub's MaskedLMHead adds its float32 bias to bfloat16 logits
-        # under mixed_bfloat16 and fails (related: keras-team/keras-hub#1195);
-        # tests/test_encoder.py shows whether it still does.
-        _check(m.head != "masked_lm" or t.precision == "float32", where,
-               "train.precision mixed_bfloat16 does not work with model.head masked_lm (keras-hub's MaskedLMHead "
-               "fails under it); use train.precision: float32 for pretraining")
         _check(m.head != "span" or m.max_question_tokens + 4 <= m.seq_len, where,
                f"model.max_question_tokens ({m.max_question_tokens}) leaves no room for context in model.seq_len "
                f"({m.seq_len}); lower it or raise model.seq_len")

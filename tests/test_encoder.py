@@ -4,7 +4,6 @@ share one backbone whose weights move between them."""
 
 import dataclasses
 import random
-from pathlib import Path
 
 import keras
 import keras_hub
@@ -19,7 +18,6 @@ from kerasllm.models.encoder import SpanModel, build_encoder, build_masked_lm, m
 NAMES = ["anna", "ben", "carl", "dora", "emil", "fay"]
 COLORS = ["red", "blue", "green", "black", "white", "pink"]
 VOCAB = WordPieceTokenizer.RESERVED + sorted(set(NAMES + COLORS + "the likes what does like ? .".split()))
-ROOT_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMALL = ModelConfig(kind="gpt", seq_len=32, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, dropout=0.0)
 
 
@@ -120,19 +118,25 @@ def test_masked_lm_head_learns_and_shares_the_backbone_with_the_span_model():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_keras_hub_masked_lm_head_still_fails_under_mixed_bfloat16():
-    """Why `train.precision: mixed_bfloat16` is refused for masked-LM runs:
-    keras-hub's MaskedLMHead adds a float32 bias to bfloat16 logits. When
-    this test fails, keras-hub works and the refusal in config.py can go."""
+def test_masked_lm_runs_its_head_in_float32_under_mixed_bfloat16():
+    """keras-hub's MaskedLMHead alone still fails under mixed_bfloat16 (it
+    adds a float32 bias to bfloat16 logits), which is why build_masked_lm
+    gives the head a float32 policy. When the first half of this test fails,
+    keras-hub works and the workaround in build_masked_lm can go."""
+    import keras_hub
     import pytest
 
-    from kerasllm import config as config_lib
-    from kerasllm.errors import UserError
-
-    backbone = build_encoder(SMALL, 50, dtype="mixed_bfloat16")
     ids = np.zeros((1, SMALL.seq_len), "int32")
+    inputs = {"token_ids": ids, "segment_ids": ids, "padding_mask": ids + 1, "mask_positions": ids[:, :2]}
     with pytest.raises(tf.errors.InvalidArgumentError, match="bfloat16"):
-        build_masked_lm(backbone)({"token_ids": ids, "segment_ids": ids, "padding_mask": ids + 1,
-                                   "mask_positions": ids[:, :2]})
-    with pytest.raises(UserError, match="does not work with model.head masked_lm"):
-        config_lib.load(ROOT_CONFIGS / "squad-mlm.yaml", ["train.precision=mixed_bfloat16"])
+        keras_hub.models.BertMaskedLM(build_encoder(SMALL, 50, dtype="mixed_bfloat16"))(inputs)
+
+    model = build_masked_lm(build_encoder(SMALL, 50, dtype="mixed_bfloat16"))
+    logits = model(inputs)
+    assert logits.dtype == tf.float32 and logits.shape == (1, 2, 50)
+    assert model.backbone.compute_dtype == "bfloat16"
+    # The same weights in float32 give nearly the same logits.
+    exact = build_masked_lm(build_encoder(SMALL, 50))
+    exact(inputs)
+    exact.set_weights(model.get_weights())
+    np.testing.assert_allclose(logits.numpy(), exact(inputs).numpy(), atol=0.1)

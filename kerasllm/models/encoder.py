@@ -47,8 +47,17 @@ def build_encoder(config, vocabulary_size: int, dtype: str | None = None) -> ker
 def build_masked_lm(backbone: keras_hub.models.BertBackbone) -> keras_hub.models.BertMaskedLM:
     """Masked-LM pretraining model: inputs token_ids, segment_ids,
     padding_mask and mask_positions; logits over the vocabulary at the
-    masked positions (head tied to the token embedding)."""
-    return keras_hub.models.BertMaskedLM(backbone)
+    masked positions (head tied to the token embedding).
+
+    Under mixed_bfloat16 the head runs in float32: keras-hub's MaskedLMHead
+    adds its float32 bias to bfloat16 logits and fails (related:
+    keras-team/keras-hub#1195; tests/test_encoder.py shows whether it still
+    does). Its inner dense layer and the tied embedding keep bfloat16; only
+    the logits' bias and softmax input are float32."""
+    model = keras_hub.models.BertMaskedLM(backbone)
+    if model.masked_lm_head.dtype_policy.compute_dtype != "float32":
+        model.masked_lm_head.dtype_policy = "float32"
+    return model
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")
