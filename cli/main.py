@@ -162,11 +162,19 @@ def _utf8_args(texts, what: str, numbered: bool = True) -> list[str]:
 
 
 def _unescape(text: str, what: str) -> str:
-    """Backslash escapes (\\n, \\t, \\u2029) in an option, other characters as they are."""
-    try:
-        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{what} {text!r}: {e.reason}; write a backslash as \\\\") from None
+    """Backslash escapes (\\n, \\t, \\u2029) in an option, other characters as
+    they are; a backslash before a non-ASCII character stays a backslash (as
+    an unknown escape such as \\q does)."""
+    parts = re.split(r"([^\x00-\x7f]+)", text)  # ASCII runs at even indexes
+    for i in range(0, len(parts), 2):
+        run, kept = parts[i], ""
+        if i + 1 < len(parts) and (len(run) - len(run.rstrip("\\"))) % 2:
+            run, kept = run[:-1], "\\"
+        try:
+            parts[i] = run.encode("ascii").decode("unicode_escape") + kept
+        except UnicodeDecodeError as e:
+            raise UserError(f"{what} {text!r}: {e.reason}; write a backslash as \\\\") from None
+    return "".join(parts)
 
 
 def _read_lines(path: str, what: str) -> list[str]:

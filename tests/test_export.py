@@ -225,10 +225,17 @@ def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp
 
 def test_stop_strings_read_backslash_escapes_and_keep_other_characters():
     from kerasllm.cli.main import _unescape
+    from kerasllm.errors import UserError
 
     assert _unescape("\\n\\n", "--stop") == "\n\n" and _unescape("a\\tb\\u2029", "--stop") == "a\tb\u2029"
     assert _unescape("。", "--stop") == "。" and _unescape("fin.\\n", "--stop") == "fin.\n"
     assert _unescape("café", "--stop") == "café"  # not re-read as Latin-1 ("cafÃ©")
+    # A backslash before a non-ASCII character stays, as before \\q; it once
+    # turned "\\。" into the six characters "\\u3002".
+    assert _unescape("\\。", "--stop") == "\\。" and _unescape("\\q", "--stop") == "\\q"
+    assert _unescape("\\\\。\\n", "--stop") == "\\。\n" and _unescape("é\\té", "--stop") == "é\té"
+    with pytest.raises(UserError, match="truncated"):
+        _unescape("\\u30。", "--stop")
 
 
 def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported):

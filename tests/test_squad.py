@@ -176,6 +176,23 @@ def test_offsets_are_character_offsets(tmp_path):
     assert data.skipped == {"answer not at its offset": 1, "question with no valid answer": 1}
 
 
+def test_a_file_read_for_scoring_keeps_answers_at_wrong_offsets(tmp_path):
+    """The official v1.1 script scores against every answer text, offsets
+    unread: dev keeps what training would drop (only blank answers go)."""
+    context = "Zürich 東京 and Zürich again."
+    path = write_squad(tmp_path, [{"title": "Städte", "paragraphs": [{"context": context, "qas": [
+        qa("chars", "Which city?", ("東京", 7), ("Zürich", 14)),
+        qa("bytes", "Which city, in bytes?", ("東京", 8), ("  ", 0)),
+    ]}]}])
+    training = read_squad(path)
+    scoring = read_squad(path, for_scoring=True)
+    assert [e.id for e in training.examples] == ["chars"]
+    assert [e.id for e in scoring.examples] == ["chars", "bytes"]
+    assert scoring.examples[1].answers == ["東京"]
+    assert scoring.gold_answers() == {"chars": ["東京", "Zürich"], "bytes": ["東京"]}
+    assert scoring.skipped == {"empty answer": 1}
+
+
 def test_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "bom.json"
     document = {"data": [{"title": "T", "paragraphs": [{"context": CONTEXT, "qas": [qa("q", "Who?", ("Denver", 0))]}]}]}

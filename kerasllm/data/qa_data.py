@@ -48,8 +48,8 @@ def squad_file(config: RunConfig, split: str, data_dir: Optional[str] = None) ->
 
 def qa_examples(config: RunConfig, split: str, data_dir: Optional[str] = None) -> SquadData:
     """Examples of `train`, `validation` (articles held out of train) or `dev`."""
-    if split == "dev":
-        return read_squad(squad_file(config, "dev", data_dir))
+    if split == "dev":  # scored only: its answers' offsets are not used
+        return read_squad(squad_file(config, "dev", data_dir), for_scoring=True)
     data = read_squad(squad_file(config, "train", data_dir))
     titles = tf.constant([e.title or e.context[:80] for e in data.examples], tf.string)  # also when empty
     held_out = pipelines.is_validation(titles, config.data.val_fraction, config.data.split_seed).numpy()

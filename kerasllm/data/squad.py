@@ -6,7 +6,10 @@ nothing sensible can be read from it. Bad items inside a good layout are
 dropped and counted by reason instead: an answer whose `answer_start` does not
 point at its text (a model trained on it would learn the wrong span), an empty
 answer, question or context, a question left with no valid answer, and a
-repeated question id (ids key the predictions file).
+repeated question id (ids key the predictions file). A file read for scoring
+(`for_scoring=True`, the dev split) keeps every non-blank answer whatever its
+offset, as the official v1.1 evaluation script does: there the answers are
+only gold texts, and every question counts.
 
 Example:
     dev = load_split("dev")
@@ -39,7 +42,8 @@ DUPLICATE_ID = "repeated question id"
 
 @dataclass
 class SquadExample:
-    """One question; `answer_starts[i]` is the character offset of `answers[i]` in `context`."""
+    """One question; `answer_starts[i]` is the character offset of `answers[i]`
+    in `context` (checked, except in a file read for scoring)."""
 
     id: str
     title: str
@@ -72,8 +76,9 @@ class SquadData:
 class _Reader:
     """Walks one parsed file, checking types and counting what it drops."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, for_scoring: bool = False):
         self.path = path
+        self.for_scoring = for_scoring
         self.data = SquadData()
         self.skipped = Counter()
         self.seen_ids = set()
@@ -144,12 +149,13 @@ class _Reader:
         return answers
 
     def valid_answers(self, context: str, answers: list) -> list:
-        """The answers that are not blank and sit at their offset; the others are counted."""
+        """The answers that are not blank and sit at their offset (for
+        scoring: that are not blank); the others are counted."""
         kept = []
         for text, start in answers:
             if not text.strip():
                 self.skipped[EMPTY_ANSWER] += 1
-            elif not _is_at(context, text, start):
+            elif not self.for_scoring and not _is_at(context, text, start):
                 self.skipped[WRONG_OFFSET] += 1
             else:
                 kept.append((text, start))
@@ -203,10 +209,11 @@ def _load_json(path: Path):
         raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
 
 
-def read_squad(path) -> SquadData:
-    """Reads a SQuAD v1.1 JSON file (`{"data": [{"title", "paragraphs": [...]}]}`)."""
+def read_squad(path, for_scoring: bool = False) -> SquadData:
+    """Reads a SQuAD v1.1 JSON file (`{"data": [{"title", "paragraphs": [...]}]}`);
+    `for_scoring` keeps answers whose `answer_start` is wrong (gold texts only)."""
     path = Path(path)
-    return _Reader(path).read(_load_json(path))
+    return _Reader(path, for_scoring).read(_load_json(path))
 
 
 def load_split(split: str, data_dir: Optional[str] = None) -> SquadData:
