@@ -171,10 +171,16 @@ def _unescape(text: str, what: str) -> str:
         if i + 1 < len(parts) and (len(run) - len(run.rstrip("\\"))) % 2:
             run, kept = run[:-1], "\\"
         try:
-            parts[i] = run.encode("ascii").decode("unicode_escape") + kept
+            with warnings.catch_warnings():  # an unknown escape (\\q) warns, and stays as written
+                warnings.simplefilter("ignore", DeprecationWarning)
+                parts[i] = run.encode("ascii").decode("unicode_escape") + kept
         except UnicodeDecodeError as e:
             raise UserError(f"{what} {text!r}: {e.reason}; write a backslash as \\\\") from None
-    return "".join(parts)
+    try:  # \\ud83d\\ude00 is one character; a lone surrogate is not text
+        return "".join(parts).encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise UserError(f"{what} {text!r}: a \\u escape names half a surrogate pair; "
+                        "write the character or its \\U escape") from None
 
 
 def _read_lines(path: str, what: str) -> list[str]:

@@ -236,6 +236,9 @@ def test_stop_strings_read_backslash_escapes_and_keep_other_characters():
     assert _unescape("\\\\。\\n", "--stop") == "\\。\n" and _unescape("é\\té", "--stop") == "é\té"
     with pytest.raises(UserError, match="truncated"):
         _unescape("\\u30。", "--stop")
+    assert _unescape("\\ud83d\\ude00", "--stop") == "😀" == _unescape("\\U0001f600", "--stop")
+    with pytest.raises(UserError, match="half a surrogate pair"):
+        _unescape("a\\ud800", "--stop")
 
 
 def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported):

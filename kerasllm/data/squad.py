@@ -7,9 +7,9 @@ dropped and counted by reason instead: an answer whose `answer_start` does not
 point at its text (a model trained on it would learn the wrong span), an empty
 answer, question or context, a question left with no valid answer, and a
 repeated question id (ids key the predictions file). A file read for scoring
-(`for_scoring=True`, the dev split) keeps every non-blank answer whatever its
-offset, as the official v1.1 evaluation script does: there the answers are
-only gold texts, and every question counts.
+(`for_scoring=True`; `qa_data.qa_examples` reads dev so) keeps every
+non-blank answer whatever its offset, as the official v1.1 evaluation script
+does: there the answers are only gold texts.
 
 Example:
     dev = load_split("dev")

@@ -52,8 +52,8 @@ def build_masked_lm(backbone: keras_hub.models.BertBackbone) -> keras_hub.models
     Under mixed_bfloat16 the head runs in float32: keras-hub's MaskedLMHead
     adds its float32 bias to bfloat16 logits and fails (related:
     keras-team/keras-hub#1195; tests/test_encoder.py shows whether it still
-    does). Its inner dense layer and the tied embedding keep bfloat16; only
-    the logits' bias and softmax input are float32."""
+    does). Its inner dense layer and the tied embedding's matmul keep
+    bfloat16; the gathered positions, the bias and the logits are float32."""
     model = keras_hub.models.BertMaskedLM(backbone)
     if model.masked_lm_head.dtype_policy.compute_dtype != "float32":
         model.masked_lm_head.dtype_policy = "float32"
