@@ -1,7 +1,7 @@
 """Generation speed: the exported SavedModel versus keras-hub's
 `CausalLM.generate` on the same weights.
 
-    python bench/generate_speed.py [--run RUN_DIR] [--reps 3]
+    python bench/generate_speed.py [--run RUN_DIR] [--reps 7]
 
 Without --run it first trains the shipped shakespeare-char architecture for
 a few minutes with a 320-token context (so 256 new tokens fit after a
@@ -10,6 +10,7 @@ call makes exactly the tokens asked for). Then it exports the run and times
 batch 1 and 16, 64 and 256 new tokens, greedy and top-p (0.9), for
 (a) the SavedModel loaded with tf.saved_model.load and (b) keras-hub's
 generate with its GreedySampler / TopPSampler (XLA as keras-hub sets it).
+Each figure is the median of --reps calls, taken in turns across all cases.
 Prints one JSON line: ms per new token, tokens/s, the a/b speed ratio, the
 256/64 cost ratio, export seconds and SavedModel size.
 """
@@ -40,20 +41,26 @@ def train_run(run_dir: str) -> None:
     train(config, run_dir=run_dir, verbose=0, print_fn=lambda s: None)
 
 
-def timed(fn, reps: int) -> float:
-    fn()  # warm-up: tracing / XLA compilation are not generation speed
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
+def timed_round_robin(calls: dict, reps: int) -> dict:
+    """Median seconds of each call. Each is warmed up once (tracing and
+    compilation are not generation speed), then the repetitions go round
+    all calls in turn, so a slow spell of a shared machine lands on every
+    configuration alike instead of on whichever happened to run then."""
+    for fn in calls.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times = {key: [] for key in calls}
+    for _ in range(reps):
+        for key, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", default=None)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
 
     import keras_hub
@@ -75,7 +82,12 @@ def main() -> None:
     lm = load_run(run_dir)
     model, tokenizer = lm.model, lm.tokenizer
 
-    results, exact = [], True
+    # The sampler is traced into keras-hub's generate function, so each
+    # sampler gets its own copy of the model.
+    keras_hub_models = {"greedy": model, "top_p": load_run(run_dir).model}
+    keras_hub_models["greedy"].sampler = keras_hub.samplers.GreedySampler()
+    keras_hub_models["top_p"].sampler = keras_hub.samplers.TopPSampler(p=0.9, seed=0)
+    calls, exact = {}, True
     for batch in (1, 16):
         for new in (64, 256):
             prompts = tf.constant([PROMPT] * batch)
@@ -84,23 +96,21 @@ def main() -> None:
                 settings = {"temperature": tf.constant(0.0)} if mode == "greedy" else {
                     "temperature": tf.constant(1.0), "top_p": tf.constant(0.9), "seed": tf.constant(0)}
 
-                def exported():
+                def exported(prompts=prompts, new=new, settings=settings):
                     out = served.generate(prompts, max_new_tokens=tf.constant(new), **settings)
                     return out["num_tokens"].numpy()
 
-                model.sampler = (keras_hub.samplers.GreedySampler() if mode == "greedy"
-                                 else keras_hub.samplers.TopPSampler(p=0.9, seed=0))
-                model.generate_function = None
-
-                def keras_hub_generate():
-                    return model.generate(inputs, stop_token_ids=(tokenizer.eot_id,))
+                def keras_hub_generate(lm=keras_hub_models[mode], inputs=inputs):
+                    return lm.generate(inputs, stop_token_ids=(tokenizer.eot_id,))
 
                 exact &= bool((exported() == new).all())
-                for impl, fn in (("saved_model", exported), ("keras_hub", keras_hub_generate)):
-                    seconds = timed(fn, args.reps)
-                    results.append({"impl": impl, "batch": batch, "new_tokens": new, "mode": mode,
-                                    "seconds": round(seconds, 4), "ms_per_token": round(1000 * seconds / new, 3),
-                                    "tokens_per_s": round(batch * new / seconds, 1)})
+                calls[("saved_model", batch, new, mode)] = exported
+                calls[("keras_hub", batch, new, mode)] = keras_hub_generate
+    seconds = timed_round_robin(calls, args.reps)
+    results = [{"impl": impl, "batch": batch, "new_tokens": new, "mode": mode,
+                "seconds": round(s, 4), "ms_per_token": round(1000 * s / new, 3),
+                "tokens_per_s": round(batch * new / s, 1)}
+               for (impl, batch, new, mode), s in seconds.items()]
 
     def find(impl, batch, new, mode):
         return next(r for r in results if (r["impl"], r["batch"], r["new_tokens"], r["mode"]) == (impl, batch, new, mode))

@@ -58,3 +58,42 @@ def test_cached_greedy_decoding_matches_full_recompute(kind):
             logits = model(np.array([seq], "int32")).numpy()
             seq.append(int(np.argmax(logits[0, -1])))
         assert out[i].tolist() == seq
+
+
+def test_decoding_with_an_unknown_length_grows_the_cache_in_chunks(monkeypatch):
+    """Traced with a dynamic length (as exports are), the cache holds at most
+    the filled positions plus one chunk, and greedy ids equal the
+    whole-length cache's (itself checked against full recompute above)."""
+    import tensorflow as tf
+
+    from kerasllm.models import gpt
+
+    model = build_model(_config(), 50)
+    model.compile(sampler="greedy")
+    token_ids = np.zeros((2, 20), "int32")
+    mask = np.zeros((2, 20), bool)
+    for i, n in enumerate((5, 2)):
+        token_ids[i, :n] = np.random.default_rng(3).integers(3, 50, size=n)
+        mask[i, :n] = True
+    whole = model.generate({"token_ids": token_ids, "padding_mask": mask}, stop_token_ids=None)["token_ids"]
+
+    monkeypatch.setattr(gpt, "CACHE_CHUNK", 3)
+    step = gpt._decoder_step
+
+    def step_within_one_chunk(layer, x, keys, values, index):
+        x, keys, values = step(layer, x, keys, values, index)
+        check = tf.debugging.assert_less_equal(tf.shape(keys)[2], index + tf.shape(x)[1] + 3, "cache past one chunk")
+        with tf.control_dependencies([check]):
+            return tf.identity(x), keys, values
+
+    monkeypatch.setattr(gpt, "_decoder_step", step_within_one_chunk)
+    spec = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.bool)]
+    traced = tf.function(lambda ids, m: model.generate_step({"token_ids": ids, "padding_mask": m})["token_ids"],
+                         input_signature=spec)
+    assert traced(token_ids, mask).numpy().tolist() == np.asarray(whole).tolist()
+
+    monkeypatch.setattr(gpt, "CACHE_CHUNK", 0)  # the whole-length cache breaks the check, so it can fail
+    whole_length = tf.function(lambda ids, m: model.generate_step({"token_ids": ids, "padding_mask": m})["token_ids"],
+                           input_signature=spec)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cache past one chunk"):
+        whole_length(token_ids, mask)

@@ -147,9 +147,12 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         logits = self.backbone.token_embedding(hidden, reverse=True)
         return logits, hidden, tuple(next_cache)
 
-    def _build_cache(self, token_ids):
+    def _build_cache(self, token_ids, length=None):
+        """Runs `token_ids` through the model into a cache of `length`
+        positions (default: as many as the tokens)."""
         b = self.backbone
-        batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        batch = ops.shape(token_ids)[0]
+        length = ops.shape(token_ids)[1] if length is None else length
         shape = [batch, b.num_heads, length, b.hidden_dim // b.num_heads]
         empty = tuple((ops.zeros(shape, self.compute_dtype), ops.zeros(shape, self.compute_dtype))
                       for _ in range(b.num_layers))
@@ -157,16 +160,50 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         return hidden, cache
 
     def generate_step(self, inputs, stop_token_ids=None):
-        """Fills `token_ids` after each prompt (marked by `padding_mask`)."""
-        hidden, cache = self._build_cache(inputs["token_ids"])
+        """Fills `token_ids` after each prompt (marked by `padding_mask`).
+
+        When the batch length is unknown at trace time (an exported
+        signature; XLA, which needs static shapes, never traces that way),
+        the cache starts at the shortest prompt plus `CACHE_CHUNK` positions
+        and grows by `CACHE_CHUNK` when full, so each token's attention
+        reads about the filled part of the cache, not the whole batch
+        length. Otherwise the cache spans the whole batch length.
+        """
+        token_ids = inputs["token_ids"]
+        total = ops.shape(token_ids)[1]
+        grows = token_ids.shape[1] is None and CACHE_CHUNK > 0
+        if grows:
+            start = decoding.first_free_index(inputs["padding_mask"])
+            hidden, cache = self._build_cache(token_ids[:, :start], ops.minimum(total, start + CACHE_CHUNK))
+            # Only keras-hub's contrastive sampler reads these, one position at a time.
+            hidden = ops.pad(hidden, [[0, 0], [0, total - start], [0, 0]])
+        else:
+            hidden, cache = self._build_cache(token_ids)
 
         def next_token(prompt, cache, index):
             position = index - 1
+            if grows:
+                cache = _room_for(cache, position, total)
             current = ops.slice(prompt, [0, position], [ops.shape(prompt)[0], 1])
             logits, hidden, cache = self.call_with_cache(current, cache, position)
             return ops.squeeze(logits, axis=1), ops.squeeze(hidden, axis=1), cache
 
         return decoding.sample(self, inputs, cache, next_token, stop_token_ids, hidden)
+
+
+CACHE_CHUNK = 32  # positions a growing cache gains at a time (see `GPTCausalLM.generate_step`)
+
+
+def _room_for(cache, position, total):
+    """`cache` with room at `position`: grown by `CACHE_CHUNK` zero positions
+    (at most up to `total`) when it ends at `position`, otherwise as it is."""
+    length = ops.shape(cache[0][0])[2]
+
+    def grown():
+        extra = ops.minimum(CACHE_CHUNK, total - length)
+        return tuple(tuple(ops.pad(x, [[0, 0], [0, 0], [0, extra], [0, 0]]) for x in pair) for pair in cache)
+
+    return ops.cond(position >= length, grown, lambda: cache)
 
 
 def _decoder_step(layer, x, keys, values, index):
