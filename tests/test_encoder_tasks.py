@@ -4,6 +4,9 @@ questions arrive in a seeded mixed order, not article by article."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -125,3 +128,15 @@ def test_every_validation_scores_the_same_batches_and_masks(tmp_path):
     assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
     losses = [float(line.split("Validation Loss: ")[1].split(",")[0]) for line in lines if "Validation Loss" in line]
     assert len(losses) == 3 and max(losses) - min(losses) < 1e-3, losses
+
+    # `kerasllm evaluate` draws its own masks, the same ones on every call,
+    # in this process and in fresh ones.
+    from kerasllm.evaluation.language_model import evaluate_masked_lm
+
+    here = [evaluate_masked_lm(str(tmp_path / "run")) for _ in range(3)]
+    script = ("import json, sys; from kerasllm.evaluation.language_model import evaluate_masked_lm; "
+              "print(json.dumps(evaluate_masked_lm(sys.argv[1])))")
+    fresh = [json.loads(subprocess.run([sys.executable, "-c", script, str(tmp_path / "run")], check=True,
+                                       capture_output=True, text=True).stdout.splitlines()[-1]) for _ in range(2)]
+    assert all(result == here[0] for result in here + fresh), here + fresh
+    assert 0.0 < here[0]["masked_loss"] and here[0]["masked_accuracy"] < 1.0

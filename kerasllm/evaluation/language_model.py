@@ -45,13 +45,19 @@ def evaluate_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "vali
 
 def evaluate_masked_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "validation") -> dict:
     """Masked-LM pretraining runs: loss and accuracy on masked tokens of the
-    split (masks are drawn at random, so figures vary a little run to run)."""
+    split. The masks are random but seeded by `train.seed` and drawn one
+    block at a time, in order, so every call scores the same positions.
+    (Drawn for a whole batch, the mask generator's rows take their random
+    numbers in whatever order its parallel loop happens to run them.)"""
+    import tensorflow as tf
+
     from kerasllm.training.encoder_tasks import MaskedLMTask
 
     lm = load_run(run_dir)
     task = MaskedLMTask(lm.config, RunDir(run_dir), data_dir)
-    batches = pipelines.lm_batches(task.corpus.blocks(split, task.block_len), lm.config.train.batch_size,
-                                   training=False, to_example=task.to_example)
+    tf.random.set_seed(lm.config.train.seed)
+    examples = task.corpus.blocks(split, task.block_len).map(lambda block: task.to_example(block[None]))
+    batches = examples.unbatch().batch(lm.config.train.batch_size).prefetch(tf.data.AUTOTUNE)
     lm.model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     results = lm.model.evaluate(batches, verbose=0, return_dict=True)
