@@ -261,6 +261,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cli, tiny_config, tmp
     assert weights_are_finite(load_run(str(run_dir)).model)
 
 
+def test_a_worker_that_is_not_the_chief_does_not_claim_there_is_no_checkpoint(tmp_path):
+    """Only the chief saves checkpoints; without a shared filesystem another
+    worker sees none, so its NaN message points at the chief instead."""
+    from kerasllm.training.checkpoint import RunDir
+    from kerasllm.training.trainer import diverged_message
+
+    run = RunDir(tmp_path / "run")
+    chief, other = (diverged_message("loss became nan at step 7", run, chief=c) for c in (True, False))
+    assert "it had saved no checkpoint yet" in chief
+    assert "no checkpoint" not in other and f"checkpoints are the chief worker's to keep (in {run.checkpoints}" in other
+    assert other.startswith("training stopped: loss became nan at step 7; ")
+
+
 def test_max_steps_bf16_jit_and_gradient_accumulation(cli, tiny_config, tmp_path):
     config = tiny_config({"train.precision": "mixed_bfloat16", "train.jit_compile": True, "train.grad_accum_steps": 2,
                           "train.max_steps": 7, "train.save_every_steps": 100})

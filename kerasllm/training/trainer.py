@@ -266,6 +266,20 @@ def _removed_on_error(root: Path):
         raise
 
 
+def diverged_message(reason: Optional[str], run: RunDir, chief: bool) -> str:
+    """What a run that went NaN/inf says about its checkpoints. Only the chief
+    saves them; another worker may not see the chief's files, so it does not
+    claim there are none."""
+    if not chief:
+        kept = f"checkpoints are the chief worker's to keep (in {run.checkpoints} on its machine; see its message)"
+    elif run.latest() is not None:
+        kept = f"the last good checkpoint is kept in {run.checkpoints}"
+    else:
+        kept = "it had saved no checkpoint yet, so the next run starts over"
+    return (f"training stopped: {reason or 'weights became NaN/inf'}; {kept} — lower "
+            "train.learning_rate or raise train.warmup_steps, then run again")
+
+
 def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_fn) -> TrainResult:
     """Training proper. `run` is the run directory checkpoints are resumed
     from; `own` is where this worker writes (the same, except on non-chief
@@ -400,12 +414,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         writer.close()
 
     if run_state.diverged:
-        kept = (f"the last good checkpoint is kept in {run.checkpoints}" if run.latest() is not None
-                else "it had saved no checkpoint yet, so the next run starts over")
-        raise TrainingDiverged(
-            f"training stopped: {state.stop_reason or 'weights became NaN/inf'}; {kept} — lower "
-            "train.learning_rate or raise train.warmup_steps, then run again"
-        )
+        raise TrainingDiverged(diverged_message(state.stop_reason, run, chief))
     reason = state.stop_reason or f"reached {state.step // accum} steps"
     if strategy.extended._in_multi_worker_mode():
         resolver = strategy.cluster_resolver
