@@ -60,24 +60,38 @@ def test_cached_greedy_decoding_matches_full_recompute(kind):
         assert out[i].tolist() == seq
 
 
-def test_decoding_with_an_unknown_length_grows_the_cache_in_chunks(monkeypatch):
+@pytest.mark.parametrize("sampler", ["greedy", "beam_search", "request"])
+def test_decoding_with_an_unknown_length_grows_the_cache_in_chunks(monkeypatch, sampler):
     """Traced with a dynamic length (as exports are), the cache holds at most
-    the filled positions plus one chunk, and greedy ids equal the
-    whole-length cache's (itself checked against full recompute above)."""
+    the filled positions plus one chunk, and every sampler the exports use
+    gives the same ids as with the whole-length cache."""
+    import keras_hub
     import tensorflow as tf
 
+    from kerasllm.inference.beam_search import BeamSearch
+    from kerasllm.inference.sampling import RequestSampler
     from kerasllm.models import gpt
 
     model = build_model(_config(), 50)
-    model.compile(sampler="greedy")
+    model.sampler = {
+        "greedy": lambda: keras_hub.samplers.GreedySampler(),
+        "beam_search": lambda: BeamSearch(num_beams=2, length_penalty=0.6),
+        "request": lambda: RequestSampler(tf.constant(1.0), tf.constant(0), tf.constant(0.9), tf.constant(5)),
+    }[sampler]()
     token_ids = np.zeros((2, 20), "int32")
     mask = np.zeros((2, 20), bool)
     for i, n in enumerate((5, 2)):
         token_ids[i, :n] = np.random.default_rng(3).integers(3, 50, size=n)
         mask[i, :n] = True
-    whole = model.generate({"token_ids": token_ids, "padding_mask": mask}, stop_token_ids=None)["token_ids"]
+    spec = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.bool)]
 
-    monkeypatch.setattr(gpt, "CACHE_CHUNK", 3)
+    def decode():
+        fn = tf.function(lambda ids, m: model.generate_step({"token_ids": ids, "padding_mask": m},
+                                                            stop_token_ids=(7,))["token_ids"], input_signature=spec)
+        return fn(token_ids, mask).numpy().tolist()
+
+    monkeypatch.setattr(gpt, "CACHE_CHUNK", 0)
+    whole = decode()
     step = gpt._decoder_step
 
     def step_within_one_chunk(layer, x, keys, values, index):
@@ -87,13 +101,8 @@ def test_decoding_with_an_unknown_length_grows_the_cache_in_chunks(monkeypatch):
             return tf.identity(x), keys, values
 
     monkeypatch.setattr(gpt, "_decoder_step", step_within_one_chunk)
-    spec = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.bool)]
-    traced = tf.function(lambda ids, m: model.generate_step({"token_ids": ids, "padding_mask": m})["token_ids"],
-                         input_signature=spec)
-    assert traced(token_ids, mask).numpy().tolist() == np.asarray(whole).tolist()
-
+    monkeypatch.setattr(gpt, "CACHE_CHUNK", 3)
+    assert decode() == whole
     monkeypatch.setattr(gpt, "CACHE_CHUNK", 0)  # the whole-length cache breaks the check, so it can fail
-    whole_length = tf.function(lambda ids, m: model.generate_step({"token_ids": ids, "padding_mask": m})["token_ids"],
-                           input_signature=spec)
     with pytest.raises(tf.errors.InvalidArgumentError, match="cache past one chunk"):
-        whole_length(token_ids, mask)
+        decode()

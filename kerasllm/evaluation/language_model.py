@@ -45,8 +45,9 @@ def evaluate_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "vali
 
 def evaluate_masked_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "validation") -> dict:
     """Masked-LM pretraining runs: loss and accuracy on masked tokens of the
-    split. The masks are random but seeded by `train.seed` and drawn one
-    block at a time, in order, so every call scores the same positions.
+    split. The masks are random but seeded (it sets TensorFlow's global
+    seed to `train.seed`, as training does) and drawn one block at a time,
+    in order, so every call scores the same positions.
     (Drawn for a whole batch, the mask generator's rows take their random
     numbers in whatever order its parallel loop happens to run them.)"""
     import tensorflow as tf
