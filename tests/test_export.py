@@ -2,6 +2,7 @@
 kerasllm, serving signatures, scoring, bad requests, and the CLI on top."""
 
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -33,6 +34,18 @@ def exported(trained, tmp_path_factory):
     finally:
         gpt.CACHE_CHUNK = chunk
     return run_dir, base, report
+
+
+@pytest.fixture
+def kerasllm_warnings():
+    """Messages of the `kerasllm` logger (the CLI may have stopped it propagating to pytest's)."""
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("kerasllm")
+    logger.addHandler(handler)
+    yield seen
+    logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +217,13 @@ def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp
     assert stopped.out == "ROMEO:" + text[: text.find(stop)] + "\n"
     beams = cli("generate", "--model", model, "ROMEO:", "--beams", "3")
     assert beams.code == 2 and "exported for beam search with 4 beams" in beams.err
+    same_beams = cli("generate", "--model", model, "ROMEO:", "--beams", "4", "--num-samples", "2")
+    assert same_beams.code == 2 and "beam search is deterministic" in same_beams.err
+    # Past the first batch of 32, samples get their own seed instead of
+    # repeating the first batch's draws.
+    hot = ["--temperature", "5", "--max-new-tokens", "12", "--seed", "7", "--num-samples", "33"]
+    samples = cli("generate", "--model", model, "ROMEO:", *hot).out.split("-" * 40 + "\n")
+    assert len(samples) == 34 and samples[32] != samples[0]
     (tmp_path / "lines.txt").write_text("To be, or not to be\nROMEO:\n")
     scored = cli("score", "--model", model, tmp_path / "lines.txt")
     assert scored.code == 0, scored.err
@@ -258,3 +278,30 @@ def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported):
     pieces = list(stream(lm, "ROMEO:", 24, chunk=8, temperature=0.0))
     assert len([p for p in pieces if p]) >= 3
     assert "".join(pieces) == lm.generate(["ROMEO:"], 24, temperature=0.0).texts[0]
+    # A seeded stream draws what one call with that seed draws: every call
+    # sees the same seed, and draws are keyed by position.
+    sampled = dict(temperature=1.5, top_k=0, top_p=1.0, seed=11)
+    assert "".join(stream(lm, "ROMEO:", 24, chunk=8, **sampled)) == lm.generate(["ROMEO:"], 24, **sampled).texts[0]
+
+
+def test_streaming_cuts_a_long_prompt_once(exported, kerasllm_warnings):
+    from kerasllm.inference.client import LanguageModelClient, stream
+
+    lm = LanguageModelClient.open(model=str(exported[1] / "tiny"))
+    prompt = "First Citizen:\nBefore we proceed"  # 32 characters: with 20 new tokens, 11 fit the context
+    fitted = lm.fit_prompt(prompt, 20)
+    assert fitted == prompt[-11:]
+    assert kerasllm_warnings == ["prompt of 33 tokens cut to its last 12 to fit the context of 32"]
+    kerasllm_warnings.clear()
+    streamed = "".join(stream(lm, prompt, 20, chunk=6, temperature=0.0))
+    assert len(kerasllm_warnings) == 1 and "cut to its last" in kerasllm_warnings[0]
+    assert streamed == lm.generate([fitted], 20, temperature=0.0).texts[0]
+
+
+def test_new_tokens_default_to_half_the_context_and_stay_within_it(kerasllm_warnings):
+    from kerasllm.inference.generate import cap_new_tokens
+
+    assert cap_new_tokens(None, 64) == 32 and cap_new_tokens(None, 1024) == 100 and cap_new_tokens(None, None) == 100
+    assert cap_new_tokens(63, 64) == 63 and kerasllm_warnings == []
+    assert cap_new_tokens(64, 64) == 63 and kerasllm_warnings == ["max_new_tokens=64 lowered to 63: the model's context is 64 tokens"]
+    assert cap_new_tokens(5000, None) == 4096 and "lowered to 4096" in kerasllm_warnings[-1]

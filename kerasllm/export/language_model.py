@@ -3,7 +3,8 @@ return strings, with the tokenizer, the weights and the decoding loop inside.
 
 Signatures (all inputs but the first have defaults, so TF Serving requests
 and Python callers may leave them out):
-- `serving_default`: prompts string[batch], max_new_tokens, temperature
+- `serving_default`: prompts string[batch], max_new_tokens (100, at most half
+  the context), temperature
   (0 = greedy), top_k (0 = off), top_p (1 = off), seed (-1 = random)
   -> text string[batch], num_tokens int32[batch].
 - `beam_search`: prompts, max_new_tokens -> text, num_tokens, with the beam
@@ -26,13 +27,12 @@ import tensorflow as tf
 
 from kerasllm.export.checks import after, nonempty
 from kerasllm.inference.beam_search import BeamSearch
+from kerasllm.inference.generate import UNBOUNDED_NEW_TOKENS, default_new_tokens
 from kerasllm.inference.prompts import decode_continuations, encode_prompts, with_start_token
 from kerasllm.inference.sampling import RequestSampler
 from kerasllm.inference.scoring import perplexity, sequence_log_probs
 from kerasllm.models import max_context
 
-DEFAULT_NEW_TOKENS = 100
-UNBOUNDED_NEW_TOKENS = 4096  # models without a context limit (LSTM)
 
 _STRINGS = tf.TensorSpec([None], tf.string)
 
@@ -52,7 +52,7 @@ class LanguageModelModule(tf.Module):
         self.context = max_context(model)
         self.max_new_tokens = UNBOUNDED_NEW_TOKENS if self.context is None else self.context - 1
         self.beams = beams
-        default_new = tf.constant(min(DEFAULT_NEW_TOKENS, self.max_new_tokens))
+        default_new = tf.constant(default_new_tokens(self.context))
 
         def generate(
             prompts,

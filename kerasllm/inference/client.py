@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 
 import numpy as np
 import tensorflow as tf
@@ -77,13 +78,20 @@ class LanguageModelClient:
         from kerasllm.inference.generate import load_run
 
         lm = load_run(run_dir)
-        if lm.config.model.kind == "seq2seq":
+        kind = lm.config.model.kind
+        if kind == "seq2seq":
             raise UserError(f"--run {run_dir}: a translation run; use `kerasllm translate --run {run_dir}`")
+        if kind == "encoder":
+            what = ("a question-answering run; use `kerasllm qa --run " + str(run_dir) + "`"
+                    if lm.config.model.head == "span" else
+                    "a masked-LM pretraining run: an encoder, which neither generates nor scores text; fine-tune "
+                    "it for questions (configs/squad-qa.yaml) or train a GPT run")
+            raise UserError(f"--run {run_dir}: {what}")
         module = LanguageModelModule(lm.model, lm.tokenizer, beams=max(beams, 1))
         meta = {"context": module.context, "max_new_tokens": module.max_new_tokens, "beams": module.beams}
         return cls(module, meta, trace_context=no_xla_ops)
 
-    def generate(self, prompts: list[str], max_new_tokens: int = 100, temperature: float = 1.0, top_k: int = 0,
+    def generate(self, prompts: list[str], max_new_tokens: int | None = None, temperature: float = 1.0, top_k: int = 0,
                  top_p: float = 1.0, seed: int | None = None, beams: int = 1, warn: bool = True) -> Generated:
         max_new_tokens = cap_new_tokens(max_new_tokens, self.context)
         if warn:
@@ -109,6 +117,28 @@ class LanguageModelClient:
         if self.context is not None:
             counts = self.tokenize(prompts)["num_tokens"] + 1  # + the start token
             warn_truncated(counts, np.minimum(counts, self.context - max_new_tokens), self.context)
+
+    def fit_prompt(self, prompt: str, max_new_tokens: int) -> str:
+        """`prompt` cut from the left, with the warning, so that it and
+        `max_new_tokens` fit the context: the cut `generate` makes, done once
+        as text so that streaming, which calls again on prompt + what came so
+        far, keeps the same prompt on every call."""
+        if self.context is None:
+            return prompt
+        out = self.tokenize([prompt])
+        n = int(out["num_tokens"][0])
+        keep = self.context - max_new_tokens - 1  # the start token takes a position
+        if n <= keep:
+            return prompt
+        warn_truncated([n + 1], [keep + 1], self.context)
+        if keep == 0:
+            return ""
+        return self.detokenize(out["token_ids"][:, n - keep : n])[0]
+
+    def detokenize(self, token_ids) -> list[str]:
+        with self._trace_context():
+            out = self._f.detokenize(tf.constant(token_ids, tf.int32))
+        return [t.decode("utf-8", errors="replace") for t in out["text"].numpy()]
 
     def score(self, texts: list[str]) -> dict:
         with self._trace_context():
@@ -195,20 +225,25 @@ def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     return (text[: min(found)], True) if found else (text, False)
 
 
-def stream(client: LanguageModelClient, prompt: str, max_new_tokens: int, stop: list[str] = (), seed: int | None = None,
-           chunk: int = STREAM_CHUNK, **settings):
+def stream(client: LanguageModelClient, prompt: str, max_new_tokens: int | None, stop: list[str] = (),
+           seed: int | None = None, chunk: int = STREAM_CHUNK, **settings):
     """Yields the continuation of one prompt piece by piece, `chunk` tokens
     per call; ends at end-of-text, `max_new_tokens` or a stop string. Text
-    that could be the start of a stop string is held back until it is not."""
+    that could be the start of a stop string is held back until it is not.
+
+    Every call gets the same prompt (cut once, as `generate` cuts it) and the
+    same seed; sampling draws by (seed, position), so a seeded stream is the
+    text one `generate` call with that seed returns."""
     stop = [s for s in stop if s]
     hold = max((len(s) for s in stop), default=1) - 1
     max_new_tokens = cap_new_tokens(max_new_tokens, client.context)
-    client.warn_if_truncated([prompt], max_new_tokens)  # once, not per chunk
-    text, shown, produced, call = "", 0, 0, 0
+    prompt = client.fit_prompt(prompt, max_new_tokens)
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31 - 1)
+    text, shown, produced = "", 0, 0
     while produced < max_new_tokens:
         n = min(chunk, max_new_tokens - produced)
-        out = client.generate([prompt + text], n, seed=None if seed is None else seed + call, warn=False, **settings)
-        call += 1
+        out = client.generate([prompt + text], n, seed=seed, warn=False, **settings)
         text += out.texts[0]
         produced += out.num_tokens[0]
         kept, stopped = cut_at_stop(text, stop)

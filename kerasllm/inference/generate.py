@@ -31,11 +31,27 @@ class Generated(NamedTuple):
     num_tokens: list  # new tokens in each (end-of-text not counted)
 
 
-def cap_new_tokens(max_new_tokens: int, context: int | None) -> int:
-    """At most context - 1 new tokens (the start token takes one position)."""
-    if context is not None and max_new_tokens >= context:
-        warn(f"max_new_tokens={max_new_tokens} lowered to {context - 1}: the model's context is {context} tokens")
-        return context - 1
+DEFAULT_NEW_TOKENS = 100
+UNBOUNDED_NEW_TOKENS = 4096  # models without a context limit (LSTM)
+
+
+def default_new_tokens(context: int | None) -> int:
+    """New tokens when the caller names none: 100, but at most half the
+    context, so that a default request keeps at least half of a long prompt
+    (a 64-token model asked for 63 new tokens keeps only the prompt's last)."""
+    return DEFAULT_NEW_TOKENS if context is None else max(1, min(DEFAULT_NEW_TOKENS, context // 2))
+
+
+def cap_new_tokens(max_new_tokens: int | None, context: int | None) -> int:
+    """`max_new_tokens` (None: `default_new_tokens`), at most context - 1
+    (the start token takes one position), or 4096 without a context."""
+    if max_new_tokens is None:
+        return default_new_tokens(context)
+    limit = UNBOUNDED_NEW_TOKENS if context is None else context - 1
+    if max_new_tokens > limit:
+        why = f"the model's context is {context} tokens" if context else "the limit of a model without a context"
+        warn(f"max_new_tokens={max_new_tokens} lowered to {limit}: {why}")
+        return limit
     return max_new_tokens
 
 
@@ -49,7 +65,7 @@ def generate(
     model,
     tokenizer,
     prompts: list[str],
-    max_new_tokens: int = 200,
+    max_new_tokens: int | None = 200,
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
