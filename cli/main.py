@@ -209,6 +209,7 @@ def model_source(f):
 
 
 BATCH = 32  # prompts or lines per call
+SEED_MAX = 2**31 - 1 - 1024  # room for the per-batch seeds (int32 in the graph)
 
 
 @cli.command(epilog="""\b
@@ -221,14 +222,15 @@ Examples:
 @model_source
 @click.argument("prompts", nargs=-1)
 @click.option("--prompts-file", type=str, default=None, help="More prompts, one per line ('-' reads stdin).")
-@click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(min=1), help="Capped to the model's context.")
+@click.option("--max-new-tokens", default=None, type=click.IntRange(min=1),
+              help="At most context - 1. [default: 100, at most half the model's context]")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0.0), help="0 = greedy.")
-@click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0), help="Sample among the k most likely tokens (0 = all).")
+@click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0, max=2**31 - 1), help="Sample among the k most likely tokens (0 = all).")
 @click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(min=0.0, max=1.0, min_open=True),
               help="Sample from the smallest set of tokens whose probability reaches p (1 = all).")
-@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1), help="Beam search with this many beams (1 = sampling).")
+@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1), help="Beam search with this many beams (1 = sampling); the sampling options do not apply to it.")
 @click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1), help="Continuations per prompt.")
-@click.option("--seed", default=None, type=click.IntRange(min=0), help="Seed for reproducible sampling.")
+@click.option("--seed", default=None, type=click.IntRange(min=0, max=SEED_MAX), help="Seed for reproducible sampling.")
 @click.option("--stop", multiple=True, help="Stop at this string, which is not printed (repeatable; '\\n' is a newline).")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print a single sample as it is generated.")
 @click.pass_context
@@ -240,6 +242,9 @@ def generate(ctx, model_dir, run_dir, prompts, prompts_file, max_new_tokens, tem
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.inference import client as client_lib
 
+    if beams > 1 and num_samples > 1:
+        raise UserError(f"--beams {beams} with --num-samples {num_samples}: beam search is deterministic and would "
+                        "print the same text each time; drop --num-samples, or sample (--beams 1)")
     lm = client_lib.LanguageModelClient.open(model=model_dir, run=run_dir, beams=beams)
     prompts = prompts or [""]
     settings = dict(temperature=temperature, top_k=top_k, top_p=top_p)
@@ -252,7 +257,10 @@ def generate(ctx, model_dir, run_dir, prompts, prompts_file, max_new_tokens, tem
         return
     for start in range(0, len(batch), BATCH):
         part = batch[start : start + BATCH]
-        out = lm.generate(part, max_new_tokens, seed=seed, beams=beams, **settings)
+        # Draws depend on (seed, position, row): each batch gets its own seed
+        # so that samples 33.. do not repeat samples 1..
+        part_seed = None if seed is None else seed + start // BATCH
+        out = lm.generate(part, max_new_tokens, seed=part_seed, beams=beams, **settings)
         for prompt, text in zip(part, out.texts):
             click.echo(prompt + client_lib.cut_at_stop(text, stop)[0])
             if len(batch) > 1:
@@ -411,7 +419,7 @@ def qa(ctx, model_dir, run_dir, questions, context, context_file):
 def _read_text(path: str, what: str) -> str:
     data = _read_bytes(path, what)
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark is not text (offsets count from after it)
     except UnicodeDecodeError as e:
         raise UserError(f"{what} {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
 
