@@ -67,6 +67,30 @@ def test_a_tiny_span_model_answers_the_questions_it_was_trained_on():
     assert answers == [a for _, _, a, _ in examples]
 
 
+def test_answers_do_not_depend_on_how_many_windows_run_at_once(monkeypatch):
+    from kerasllm.inference import qa as answering
+
+    keras.utils.set_random_seed(1)
+    tok = WordPieceTokenizer(VOCAB)
+    config = dataclasses.replace(SMALL, kind="encoder", head="span", doc_stride=8, max_question_tokens=8,
+                                 max_answer_tokens=4)
+    model = SpanModel(build_encoder(config, tok.vocabulary_size))  # untrained: only equality counts
+    examples = _examples(5, seed=3)
+    questions = tf.constant([q for q, _, _, _ in examples])
+    passage = " ".join(c for _, c, _, _ in examples)  # 5 windows or more per question
+
+    def answers(most):
+        monkeypatch.setattr(answering, "WINDOW_CHUNK", most)
+        return answering.answer_fn(model, tok, config)(questions, tf.constant([passage] * len(examples)))
+
+    one_call, in_chunks = answers(64), answers(3)
+    for key in ("answer", "start", "end"):
+        assert one_call[key].numpy().tolist() == in_chunks[key].numpy().tolist()
+    np.testing.assert_allclose(one_call["score"].numpy(), in_chunks["score"].numpy(), rtol=1e-5)
+    windows = answering.encode(tok, config, questions, tf.constant([passage] * len(examples)))
+    assert int(tf.shape(windows["token_ids"])[0]) >= 25  # so chunks of 3 are many, the last one padded
+
+
 def test_question_match_marks_context_tokens_that_occur_in_the_question():
     tok = WordPieceTokenizer(VOCAB)
     examples = [("what does anna like ?", "anna likes red . the red ? anna .", "red", 11)]

@@ -299,20 +299,17 @@ def window_labels(windows, answer_char_start, answer_char_end):
 
 
 @_no_autograph
-def best_spans(start_logits, end_logits, windows, num_examples, max_answer_tokens: int):
-    """Model logits [W, seq_len] -> (score, char_start, char_end), each [num_examples].
+def window_best_spans(start_logits, end_logits, windows, max_answer_tokens: int):
+    """Model logits [W, seq_len] -> each window's best valid span:
+    (position start * seq_len + end, its score, whether it has one), each [W].
 
-    Per example, the best span over all its windows with both ends on context
-    tokens, end >= start, at most `max_answer_tokens` tokens, and a start
-    where `windows["max_context"]` holds; score is start_logit + end_logit. Ties go to the earlier window and position. An
-    example with no valid span (or no window) gets -inf and offsets 0 0.
-    With `word_starts`/`word_ends` in `windows`, the offsets widen to whole
-    words: a span that ends on `shakes` of `shakes ##peare` answers
-    "Shakespeare". (A word is what the tokenizer splits: in Korean or
-    Japanese a run of Hangul or kana, particles included, is one word.)
+    Valid: both ends on context tokens, end >= start, at most
+    `max_answer_tokens` tokens, and a start where `windows["max_context"]`
+    holds; the score is start_logit + end_logit; ties go to the earlier
+    position. It needs a [W, seq_len, seq_len] score tensor, so callers with
+    many windows run it a chunk at a time (`inference.qa`).
     """
-    starts, ends = windows["token_starts"], windows["token_ends"]
-    example = windows["example_index"]
+    starts = windows["token_starts"]
     seq_len = tf.shape(starts)[1]
     start_logits = tf.cast(start_logits, tf.float32)
     end_logits = tf.cast(end_logits, tf.float32)
@@ -328,10 +325,36 @@ def best_spans(start_logits, end_logits, windows, num_examples, max_answer_token
     valid = band[tf.newaxis] & may_start[:, :, tf.newaxis] & context[:, tf.newaxis, :] & ~tf.math.is_nan(scores)
     scores = tf.reshape(tf.where(valid, scores, -float("inf")), [tf.shape(starts)[0], -1])
     best = tf.argmax(scores, axis=1, output_type=tf.int32)
-    window_score = tf.gather(scores, best, batch_dims=1)
     window_ok = tf.reduce_any(tf.reshape(valid, [tf.shape(starts)[0], -1]), axis=1)
-    window_score = tf.where(window_ok, window_score, -float("inf"))
+    window_score = tf.where(window_ok, tf.gather(scores, best, batch_dims=1), -float("inf"))
+    return best, window_score, window_ok
 
+
+@_no_autograph
+def best_spans(start_logits, end_logits, windows, num_examples, max_answer_tokens: int):
+    """Model logits [W, seq_len] -> (score, char_start, char_end), each [num_examples].
+
+    Per example, the best span over all its windows (`window_best_spans`).
+    Ties go to the earlier window and position. An example with no valid
+    span (or no window) gets -inf and offsets 0 0.
+    """
+    return spans_of_examples(window_best_spans(start_logits, end_logits, windows, max_answer_tokens), windows,
+                             num_examples)
+
+
+@_no_autograph
+def spans_of_examples(window_spans, windows, num_examples):
+    """`window_best_spans` of all windows -> (score, char_start, char_end) per
+    example: its best window's span. With `word_starts`/`word_ends` in
+    `windows`, the offsets widen to whole words: a span that ends on `shakes`
+    of `shakes ##peare` answers "Shakespeare". (A word is what the tokenizer
+    splits: in Korean or Japanese a run of Hangul or kana, particles
+    included, is one word.)
+    """
+    best, window_score, window_ok = window_spans
+    starts, ends = windows["token_starts"], windows["token_ends"]
+    example = windows["example_index"]
+    seq_len = tf.shape(starts)[1]
     example_score = tf.math.unsorted_segment_max(window_score, example, num_examples)
     has_span = tf.math.unsorted_segment_max(tf.cast(window_ok, tf.int32), example, num_examples) > 0
     w = tf.range(tf.shape(starts)[0])

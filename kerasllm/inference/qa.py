@@ -22,6 +22,9 @@ from kerasllm.data.qa_data import MODEL_INPUTS, encode, window_length
 from kerasllm.errors import UserError
 
 
+WINDOW_CHUNK = 64  # windows per model call: bounds memory whatever the passages' length
+
+
 def answer_graph(model, tokenizer, model_config, questions, contexts) -> dict:
     """The answering graph (also the exported model's): windows, model, best
     span per question, the answer's text and character offsets."""
@@ -29,10 +32,41 @@ def answer_graph(model, tokenizer, model_config, questions, contexts) -> dict:
     # The model reads only up to the longest window's last token.
     width = tf.maximum(tf.reduce_max(window_length(windows)), 1)
     windows = {k: v[:, :width] if v.shape.rank == 2 else v for k, v in windows.items()}
-    start_logits, end_logits = model({k: windows[k] for k in MODEL_INPUTS}, training=False)
-    score, start, end = qa_features.best_spans(start_logits, end_logits, windows, tf.size(questions),
-                                               model_config.max_answer_tokens)
+    spans = _window_spans_in_chunks(model, windows, model_config.max_answer_tokens, WINDOW_CHUNK)
+    score, start, end = qa_features.spans_of_examples(spans, windows, tf.size(questions))
     return {"answer": qa_features.answer_text(contexts, start, end), "score": score, "start": start, "end": end}
+
+
+def _window_spans_in_chunks(model, windows, max_answer_tokens: int, most: int = WINDOW_CHUNK):
+    """`qa_features.window_best_spans` of every window, running the model
+    and the [windows, width, width] span scores at most `most` windows at a
+    time: a book-length passage makes thousands of windows, and all of them
+    at once would need gigabytes. The chunks are of equal size (up to
+    `most`), the last padded with windows without a context token (no span),
+    so a batch of up to `most` windows is one call, as before."""
+    fields = (*MODEL_INPUTS, "token_starts", "max_context")
+    n = tf.shape(windows["token_ids"])[0]
+    count = tf.maximum((n + most - 1) // most, 1)
+    size = (n + count - 1) // count
+
+    def chunked(key):
+        # Padding is zeros (a plain Pad op: the serving allowlist has no
+        # PadV2), so token_starts pads as -1 (not context) by shifting it.
+        shift = 1 if key == "token_starts" else 0
+        value = tf.pad(windows[key] + shift if shift else windows[key], [[0, count * size - n], [0, 0]])
+        value = value - shift if shift else value
+        return tf.reshape(value, tf.concat([[count, size], tf.shape(value)[1:]], axis=0))
+
+    def one_chunk(part):
+        start_logits, end_logits = model({k: part[k] for k in MODEL_INPUTS}, training=False)
+        return qa_features.window_best_spans(start_logits, end_logits, part, max_answer_tokens)
+
+    best, score, ok = tf.map_fn(
+        one_chunk, {k: chunked(k) for k in fields},
+        fn_output_signature=(tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32),
+                             tf.TensorSpec([None], tf.bool)),
+    )
+    return tuple(tf.reshape(x, [-1])[:n] for x in (best, score, ok))
 
 
 def answer_fn(model, tokenizer, model_config):
