@@ -403,6 +403,9 @@ def validate(config: RunConfig, where: str = "config") -> None:
                f"({m.seq_len}); lower it or raise model.seq_len")
         _check(1 <= m.doc_stride, where, "model.doc_stride must be at least 1")
         _check(1 <= m.max_answer_tokens, where, "model.max_answer_tokens must be at least 1")
+        _check(m.head != "span" or d.cleaning == CleaningConfig(), where,
+               "data.cleaning: question answering reads SQuAD text as it is (answers are character offsets into "
+               "it, and the tokenizer lowercases if it was built to); remove the data.cleaning settings")
         _check(m.head == "span" or not m.question_match, where,
                "model.question_match marks question words in a context; it applies to model.head span only")
     else:
@@ -433,7 +436,8 @@ def validate(config: RunConfig, where: str = "config") -> None:
 
 # Sections that define what a run directory holds; a run directory written
 # with other values here belongs to another config.
-IDENTITY_KEYS = ("data", "tokenizer", "model", "train.batch_size", "train.seed", "train.grad_accum_steps")
+IDENTITY_KEYS = ("data", "tokenizer", "model", "train.batch_size", "train.seed", "train.grad_accum_steps",
+                 "train.init_from")
 
 
 def identity(config: RunConfig | dict) -> dict:

@@ -165,7 +165,7 @@ def test_qa_command_answers_with_offsets(runs):
     tmp, squad, _, _ = runs
     context, questions, gold = _a_paragraph(squad)
     passage = tmp / "passage.txt"
-    passage.write_text(context)
+    passage.write_text("\ufeff" + context)  # a byte-order mark is not part of the passage: offsets count after it
     result = run_cli("qa", "--run", str(tmp / "qa"), *questions, "--context-file", str(passage))
     assert result.returncode == 0, result.stderr[-3000:]
     answers = [json.loads(line) for line in result.stdout.splitlines()]
@@ -208,6 +208,7 @@ def test_config_mistakes_are_one_line(runs, trained, tmp_path):
         ({}, {"tokenizer.kind": "char"}, "model.kind encoder needs tokenizer.kind: wordpiece"),
         ({}, {"model.max_question_tokens": 46}, "model.max_question_tokens (46) leaves no room"),
         ({}, {"model.head": "masked_lm", "model.question_match": "true"}, "applies to model.head span only"),
+        ({}, {"data.cleaning.lowercase": "true"}, "data.cleaning: question answering reads SQuAD text as it is"),
     ]
     (tmp_path / "empty.json").write_text('{"version": "1.1", "data": []}')
     for train, overrides, message in cases:
@@ -216,6 +217,52 @@ def test_config_mistakes_are_one_line(runs, trained, tmp_path):
         result = run_cli("train", "--config", str(config), "--run-dir", str(tmp_path / "run"), *sets)
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(runs, tmp_path):
+    tmp, _, _, _ = runs
+    (tmp_path / "lines.txt").write_text("Anna likes red.\n")
+    for command, run, message in [
+        (["generate", "x"], "qa", "a question-answering run; use `kerasllm qa --run"),
+        (["score", str(tmp_path / "lines.txt")], "mlm", "a masked-LM pretraining run: an encoder, which neither"),
+    ]:
+        result = run_cli(command[0], "--run", str(tmp / run), *command[1:])
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert len(result.stderr.strip().splitlines()) == 1
+    # Where a run started from is part of it: training it again from
+    # scratch needs a run directory of its own.
+    scratch = run_cli("train", "--config", str(tmp / "qa.yaml"), "--run-dir", str(tmp / "qa"), "--set",
+                      "train.init_from=")
+    assert scratch.returncode == 2 and "belongs to a different config (train.init_from (" in scratch.stderr
+
+
+def test_evaluate_refuses_a_dev_file_without_questions(runs, tmp_path):
+    import shutil
+
+    import yaml
+
+    tmp, _, _, _ = runs
+    run = tmp_path / "qa"
+    shutil.copytree(tmp / "qa", run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["source"] = "squad-v1.1"
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "squad-v1.1-dev.json").write_text('{"version": "1.1", "data": []}')
+    result = run_cli("evaluate", "--run", str(run), "--data-dir", str(data))
+    assert result.returncode == 2 and "--split dev: no questions to score in it (0 questions" in result.stderr
+    assert not (run / "predictions-dev.json").exists()
+
+
+def test_blank_means_the_same_to_the_server_and_to_kerasllm_qa():
+    import tensorflow as tf
+
+    from kerasllm.export.question_answering import is_blank
+
+    chars = [chr(c) for c in range(0x3001) if not 0xD800 <= c <= 0xDFFF] + ["\u200b", "\ufeff", "\U0001f600"]
+    assert is_blank(tf.constant(chars)).numpy().tolist() == [not c.strip() for c in chars]
+    assert is_blank(tf.constant(["", " \u3000\n\xa0", " a "])).numpy().tolist() == [True, True, False]
 
 
 @pytest.fixture(scope="module")

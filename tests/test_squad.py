@@ -242,6 +242,15 @@ def test_schema_errors_name_the_file_and_the_place(tmp_path):
         assert user_error(path) == f"{path}: {where}"
 
 
+def test_a_lone_surrogate_escape_is_a_schema_error(tmp_path):
+    # JSON may spell half a UTF-16 pair ("\ud800"); Python reads it as a
+    # string that no UTF-8 tensor can hold.
+    path = tmp_path / "surrogate.json"
+    path.write_text('{"data": [{"title": "T", "paragraphs": [{"context": "Denver \\ud800 won.", "qas": []}]}]}')
+    assert user_error(path) == (f"{path}: data[0].paragraphs[0].context: not valid Unicode: a lone surrogate "
+                                "\\ud800 at character 7 (a \\uD800-\\uDFFF escape without its pair)")
+
+
 def test_top_level_errors(tmp_path):
     path = tmp_path / "top.json"
     path.write_text(json.dumps({"version": "1.1"}))

@@ -96,6 +96,12 @@ class _Reader:
         # bool is an int to Python, but never a valid offset.
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self.fail(where, f"expected {_TYPE_NAMES[kind]}, got {_json_type(value)}")
+        if kind is str:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:  # JSON's \ud800 escapes decode to lone surrogates
+                raise self.fail(where, f"not valid Unicode: a lone surrogate \\u{ord(value[e.start]):04x} at "
+                                f"character {e.start} (a \\uD800-\\uDFFF escape without its pair)") from None
         return value
 
     def read(self, document) -> SquadData:

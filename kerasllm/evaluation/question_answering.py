@@ -20,6 +20,10 @@ def evaluate_qa(run_dir: str, data_dir=None, split: str = "dev", limit: int = 0)
     lm = load_run(run_dir)
     data = qa_examples(lm.config, split, data_dir)
     examples = data.examples[:limit] if limit else data.examples
+    if not examples:
+        from kerasllm.errors import UserError
+
+        raise UserError(f"--split {split}: no questions to score in it ({data.summary()})")
     start = time.perf_counter()
     answers = answer_questions(answer_fn(lm.model, lm.tokenizer, lm.config.model),
                                [e.question for e in examples], [e.context for e in examples])

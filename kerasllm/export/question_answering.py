@@ -22,11 +22,21 @@ from kerasllm.export.checks import after, nonempty
 from kerasllm.inference.qa import answer_graph
 
 
+# The characters Python's str.isspace() accepts, so that the server and
+# `kerasllm qa` (which strips in Python) agree on what is blank.
+WHITESPACE = r"[\t-\r\x{1c}-\x{1f}\x{85}\p{Z}]"
+
+
+def is_blank(texts):
+    """bool[batch]: the string holds only whitespace (or nothing)."""
+    return tf.equal(tf.strings.length(tf.strings.regex_replace(texts, WHITESPACE, "")), 0)
+
+
 def _valid_text(texts, name: str) -> list:
     """Checks that every string is UTF-8 and not blank."""
-    blank = tf.strings.length(tf.strings.strip(texts)) > 0
     return [
-        tf.debugging.assert_equal(tf.reduce_all(blank), True, message=f"{name}: every {name} must be non-blank text"),
+        tf.debugging.assert_equal(tf.reduce_any(is_blank(texts)), False,
+                                  message=f"{name}: every {name} must be non-blank text"),
         # Decoding strictly fails with InvalidArgument on a malformed byte.
         tf.debugging.assert_non_negative(tf.strings.unicode_decode(texts, "UTF-8", errors="strict").flat_values,
                                          message=f"{name}: not valid UTF-8"),

@@ -12,6 +12,7 @@ SQuAD-format data (`qa_data`) and trains the span head; with
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 
@@ -30,9 +31,9 @@ def _init_run(config: RunConfig) -> RunDir:
     """The run `train.init_from` names, checked before anything is taken from it."""
     from kerasllm import config as config_lib
 
-    run = RunDir(config.train.init_from)
-    if not run.config.is_file() or run.inference_weights() is None:
-        raise UserError(f"train.init_from: {run.root} is not a run directory with saved weights; "
+    run = RunDir(os.path.expanduser(config.train.init_from))
+    if not run.config.is_file() or run.inference_weights() is None or not (run.tokenizer / "tokenizer.json").is_file():
+        raise UserError(f"train.init_from: {run.root} is not a run directory with saved weights and a tokenizer; "
                         "train the pretraining run first")
     kind = config_lib.load(run.config).model.kind
     if kind != "encoder":
@@ -42,7 +43,8 @@ def _init_run(config: RunConfig) -> RunDir:
 
 
 def _take_init_tokenizer(config: RunConfig, run: RunDir) -> None:
-    """A new run that starts from another uses that run's tokenizer."""
+    """A new run that starts from another uses that run's tokenizer. (A run
+    cannot gain init_from later: it is part of the run's identity.)"""
     if config.train.init_from and not (run.tokenizer / "tokenizer.json").is_file():
         shutil.copytree(_init_run(config).tokenizer, run.tokenizer, dirs_exist_ok=True)
 
