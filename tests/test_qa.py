@@ -94,6 +94,9 @@ def test_pretraining_then_fine_tuning_from_it(runs):
     losses = _val_losses(tuned)
     assert len(losses) == 30 and losses[-1] < losses[0] * 0.3
     assert re.search(r"What does \w+ like\? -> '\w+' \(gold '\w+'\)", tuned)  # the training samples
+    # The counts of the file read, not of the training split beside them.
+    counts = re.search(r"([\d,]+) training / ([\d,]+) validation questions \(the file: ([\d,]+) questions", tuned)
+    assert int(counts.group(1)) + int(counts.group(2)) == int(counts.group(3))
 
 
 def test_loading_a_checkpoint_for_inference_is_quiet(runs):
@@ -236,7 +239,7 @@ def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(runs, tmp_p
     assert scratch.returncode == 2 and "belongs to a different config (train.init_from (" in scratch.stderr
 
 
-def test_evaluate_refuses_a_dev_file_without_questions(runs, tmp_path):
+def test_evaluate_on_dev_reports_what_it_read_and_refuses_no_questions(runs, tmp_path):
     import shutil
 
     import yaml
@@ -253,6 +256,16 @@ def test_evaluate_refuses_a_dev_file_without_questions(runs, tmp_path):
     result = run_cli("evaluate", "--run", str(run), "--data-dir", str(data))
     assert result.returncode == 2 and "--split dev: no questions to score in it (0 questions" in result.stderr
     assert not (run / "predictions-dev.json").exists()
+    # The dev file's reading is reported with the scores.
+    paragraph = {"context": "Anna likes red.", "qas": [
+        {"id": "a", "question": "What does anna like?", "answers": [{"text": "red", "answer_start": 11}]},
+        {"id": "b", "question": "What does ben like?", "answers": [{"text": " ", "answer_start": 0}]}]}
+    (data / "squad-v1.1-dev.json").write_text(json.dumps({"version": "1.1", "data": [{"paragraphs": [paragraph]}]}))
+    result = run_cli("evaluate", "--run", str(run), "--data-dir", str(data))
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads(result.stdout)
+    assert scores["questions"] == 1
+    assert scores["read"] == "1 questions from 1 paragraphs (2 skipped: 1 empty answer, 1 question with no valid answer)"
 
 
 def test_blank_means_the_same_to_the_server_and_to_kerasllm_qa():

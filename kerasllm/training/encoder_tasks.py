@@ -198,8 +198,12 @@ class QuestionAnsweringTask:
 
     def describe(self) -> str:
         c = self.counts
-        return (f"vocabulary {self.tokenizer.vocabulary_size} (wordpiece); {len(self.train_data.examples):,} training / "
-                f"{len(self.validation_data.examples):,} validation questions ({self.train_data.summary()}) in "
+        from kerasllm.data.squad import SquadData
+
+        train, validation = self.train_data, self.validation_data
+        whole_file = SquadData(train.examples + validation.examples, train.skipped, train.paragraphs)
+        return (f"vocabulary {self.tokenizer.vocabulary_size} (wordpiece); {len(train.examples):,} training / "
+                f"{len(validation.examples):,} validation questions (the file: {whole_file.summary()}) in "
                 f"{c['train']:,} / {c['validation']:,} windows of {self.config.model.seq_len} tokens")
 
     def input_sharding(self, strategy) -> str:
