@@ -237,7 +237,10 @@ Examples:
 def generate(ctx, model_dir, run_dir, prompts, prompts_file, max_new_tokens, temperature, top_k, top_p, beams,
              num_samples, seed, stop, stream):
     """Continue PROMPTS (default: an empty prompt) with a run or an exported model."""
-    prompts = _utf8_args(prompts, "PROMPT") + (_read_lines(prompts_file, "--prompts-file") if prompts_file else [])
+    from_file = _read_lines(prompts_file, "--prompts-file") if prompts_file else []
+    if prompts_file and not from_file and not prompts:
+        raise UserError(f"--prompts-file {prompts_file}: no prompts in it (one per line)")
+    prompts = _utf8_args(prompts, "PROMPT") + from_file
     stop = [_unescape(s, "--stop") for s in _utf8_args(stop, "--stop")]
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.inference import client as client_lib

@@ -69,6 +69,9 @@ def test_layout_versions_and_no_leftovers(exported, cli):
     assert taken.code == 2 and "already exists" in taken.err
     bad_name = cli("export", "--run", run_dir, "--name", "a/b", "--base-dir", base)
     assert bad_name.code == 2 and "--name" in bad_name.err
+    (base / "a-file").write_text("")
+    bad_base = cli("export", "--run", run_dir, "--name", "tiny", "--base-dir", base / "a-file" / "models")
+    assert bad_base.code == 2 and "cannot write" in bad_base.err and len(bad_base.err.splitlines()) == 1
     assert sorted(p.name for p in (base / "tiny").iterdir()) == ["1", "2"]  # nothing half-written left
     shown = subprocess.run([str(Path(sys.executable).with_name("saved_model_cli")), "show", "--dir", str(version), "--all"],
                            capture_output=True, text=True, timeout=300)
@@ -76,6 +79,25 @@ def test_layout_versions_and_no_leftovers(exported, cli):
     for signature in ("serving_default", "beam_search", "score", "tokenize", "detokenize"):
         assert f"signature_def['{signature}']" in shown.stdout
     assert "inputs['max_new_tokens']" in shown.stdout and "outputs['perplexity']" in shown.stdout
+
+
+def test_an_export_that_loses_its_version_to_another_says_so(exported, monkeypatch):
+    from kerasllm.errors import UserError
+    from kerasllm.export import saved_model
+    from kerasllm.export.runs import export_run
+
+    run_dir, base, _ = exported
+    taken = base / "race" / "1"
+
+    def another_export_finishes_first(staging):
+        taken.mkdir(parents=True)
+        (taken / "saved_model.pb").write_text("theirs")
+        return set()
+
+    monkeypatch.setattr(saved_model, "disallowed_ops", another_export_finishes_first)
+    with pytest.raises(UserError, match="appeared while exporting"):
+        export_run(str(run_dir), "race", str(base))
+    assert [p.name for p in (base / "race").iterdir()] == ["1"] and (taken / "saved_model.pb").read_text() == "theirs"
 
 
 def test_graph_has_only_allowed_ops(exported):
@@ -215,6 +237,9 @@ def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp
     stop = text[5:7]
     stopped = cli("generate", "--model", model, "ROMEO:", *greedy, "--stop", stop)
     assert stopped.out == "ROMEO:" + text[: text.find(stop)] + "\n"
+    (tmp_path / "empty.txt").write_text("")
+    no_prompts = cli("generate", "--model", model, "--prompts-file", tmp_path / "empty.txt")
+    assert no_prompts.code == 2 and "no prompts in it" in no_prompts.err
     beams = cli("generate", "--model", model, "ROMEO:", "--beams", "3")
     assert beams.code == 2 and "exported for beam search with 4 beams" in beams.err
     same_beams = cli("generate", "--model", model, "ROMEO:", "--beams", "4", "--num-samples", "2")

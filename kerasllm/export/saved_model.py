@@ -115,8 +115,12 @@ def write_version(module, base_dir: str | Path, name: str, version: int | None, 
     model_dir, version = _check_target(base_dir, name, version)
     final = model_dir / str(version)
     staging = temporary_sibling(final)
-    model_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as e:
+        raise UserError(f"--base-dir {base_dir}: cannot write {model_dir} ({e.strerror or e}); "
+                        "choose a directory you can write to") from None
     start = time.perf_counter()
     try:
         with no_xla_ops():
@@ -130,7 +134,13 @@ def write_version(module, base_dir: str | Path, name: str, version: int | None, 
         write_warmup(staging, name, warmup)
         meta = {**meta, "name": name, "version": version, "signatures": sorted(module.signatures())}
         (staging / "assets.extra" / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        os.rename(staging, final)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if final.exists():  # another export took this version meanwhile
+                raise UserError(f"{final} appeared while exporting (another export?); run again for the next "
+                                "free version") from None
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     seconds = time.perf_counter() - start
