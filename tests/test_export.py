@@ -79,6 +79,15 @@ def test_layout_versions_and_no_leftovers(exported, cli):
     for signature in ("serving_default", "beam_search", "score", "tokenize", "detokenize"):
         assert f"signature_def['{signature}']" in shown.stdout
     assert "inputs['max_new_tokens']" in shown.stdout and "outputs['perplexity']" in shown.stdout
+    # TF Serving fills inputs a request leaves out from the SignatureDef's
+    # defaults; the first warmup requests rely on them.
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString((version / "saved_model.pb").read_bytes())
+    signature = saved.meta_graphs[0].signature_def["serving_default"]
+    assert sorted(signature.inputs) == ["max_new_tokens", "prompts", "seed", "temperature", "top_k", "top_p"]
+    defaults = {k: tf.make_ndarray(v).item() for k, v in signature.defaults.items()}
+    assert defaults == {"max_new_tokens": 16, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": -1}  # 16: half of 32
 
 
 def test_an_export_that_loses_its_version_to_another_says_so(exported, monkeypatch):
@@ -154,7 +163,7 @@ def test_fresh_process_with_only_tensorflow_serves_every_signature(trained, expo
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["signatures"] == ["beam_search", "detokenize", "score", "serving_default", "tokenize"]
     assert result["modules"] == [] or result["modules"] == ["keras"]  # no keras_hub, no kerasllm
-    assert result["threaded_requests"] == 400 and result["threaded_all_equal"]
+    assert result["threaded_requests"] == 400 and result["threaded_all_equal"]  # greedy and seeded sampling
     assert result["detokenized"] == PROMPTS
     lm = load_run(str(trained[0]))
     # Greedy decoding and beam search in the SavedModel equal keras-hub's
