@@ -193,6 +193,19 @@ def test_score_equals_keras_model_likelihood(trained, served):
         assert float(out["log_prob"][i]) == pytest.approx(-nll, rel=1e-4)
         assert float(out["perplexity"][i]) == pytest.approx(math.exp(nll / count), rel=1e-4)
     assert int(out["num_tokens"][2]) == 0 and float(out["perplexity"][2]) == 1.0
+    # Scored a window at a time (as a book-length line would be), the same.
+    from kerasllm.inference import scoring
+    from kerasllm.inference.prompts import with_start_token
+
+    tokens = with_start_token(lm.tokenizer, tf.constant([short, long, ""]))
+    whole = scoring.sequence_log_probs(lm.model, tokens, lm.tokenizer.pad_id, 32)
+    chunk, scoring.TOKENS_PER_CALL = scoring.TOKENS_PER_CALL, 40  # one 32-token window per model call
+    try:
+        one_by_one = scoring.sequence_log_probs(lm.model, tokens, lm.tokenizer.pad_id, 32)
+    finally:
+        scoring.TOKENS_PER_CALL = chunk
+    np.testing.assert_allclose(one_by_one[0].numpy(), whole[0].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(whole[0].numpy(), out["log_prob"].numpy(), rtol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ import tensorflow as tf
 from kerasllm.data import qa_features
 from kerasllm.data.qa_data import MODEL_INPUTS, encode, window_length
 from kerasllm.errors import UserError
+from kerasllm.inference.chunks import map_in_chunks
 
 
 WINDOW_CHUNK = 64  # windows per model call: bounds memory whatever the passages' length
@@ -37,36 +38,20 @@ def answer_graph(model, tokenizer, model_config, questions, contexts) -> dict:
     return {"answer": qa_features.answer_text(contexts, start, end), "score": score, "start": start, "end": end}
 
 
-def _window_spans_in_chunks(model, windows, max_answer_tokens: int, most: int = WINDOW_CHUNK):
+def _window_spans_in_chunks(model, windows, max_answer_tokens: int, most: int):
     """`qa_features.window_best_spans` of every window, running the model
     and the [windows, width, width] span scores at most `most` windows at a
-    time: a book-length passage makes thousands of windows, and all of them
-    at once would need gigabytes. The chunks are of equal size (up to
-    `most`), the last padded with windows without a context token (no span),
-    so a batch of up to `most` windows is one call, as before."""
-    fields = (*MODEL_INPUTS, "token_starts", "max_context")
-    n = tf.shape(windows["token_ids"])[0]
-    count = tf.maximum((n + most - 1) // most, 1)
-    size = (n + count - 1) // count
-
-    def chunked(key):
-        # Padding is zeros (a plain Pad op: the serving allowlist has no
-        # PadV2), so token_starts pads as -1 (not context) by shifting it.
-        shift = 1 if key == "token_starts" else 0
-        value = tf.pad(windows[key] + shift if shift else windows[key], [[0, count * size - n], [0, 0]])
-        value = value - shift if shift else value
-        return tf.reshape(value, tf.concat([[count, size], tf.shape(value)[1:]], axis=0))
-
+    time (`map_in_chunks`). Padding windows have no `max_context` token, so
+    no span."""
     def one_chunk(part):
         start_logits, end_logits = model({k: part[k] for k in MODEL_INPUTS}, training=False)
         return qa_features.window_best_spans(start_logits, end_logits, part, max_answer_tokens)
 
-    best, score, ok = tf.map_fn(
-        one_chunk, {k: chunked(k) for k in fields},
+    return map_in_chunks(
+        one_chunk, {k: windows[k] for k in (*MODEL_INPUTS, "token_starts", "max_context")}, most,
         fn_output_signature=(tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32),
                              tf.TensorSpec([None], tf.bool)),
     )
-    return tuple(tf.reshape(x, [-1])[:n] for x in (best, score, ok))
 
 
 def answer_fn(model, tokenizer, model_config):

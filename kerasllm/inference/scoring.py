@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from kerasllm.inference.chunks import map_in_chunks
+
+TOKENS_PER_CALL = 8192
+
 
 def sequence_log_probs(model, tokens: tf.RaggedTensor, pad_id: int, context: int | None):
     """tokens: ragged int32 [batch, 1 + n], led by the start token ->
@@ -28,8 +32,15 @@ def sequence_log_probs(model, tokens: tf.RaggedTensor, pad_id: int, context: int
     dense = tf.pad(dense, [[0, 0], [0, windows * window + 1 - tf.shape(dense)[1]]], constant_values=pad_id)
     inputs = tf.reshape(dense[:, :-1], [batch * windows, window])
     targets = tf.reshape(dense[:, 1:], [batch * windows, window])
-    logits = tf.cast(model(inputs, training=False), tf.float32)
-    log_probs = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+
+    def score_rows(rows):
+        logits = tf.cast(model(rows["inputs"], training=False), tf.float32)
+        return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=rows["targets"], logits=logits)
+
+    # Long texts (or many windows) run TOKENS_PER_CALL tokens at a time: the
+    # logits are tokens x vocabulary floats.
+    log_probs = map_in_chunks(score_rows, {"inputs": inputs, "targets": targets}, TOKENS_PER_CALL // window,
+                              fn_output_signature=tf.TensorSpec([None, None], tf.float32))
     valid = tf.sequence_mask(predicted, windows * window)
     log_probs = tf.where(valid, tf.reshape(log_probs, [batch, windows * window]), 0.0)
     return tf.reduce_sum(log_probs, axis=-1), predicted
