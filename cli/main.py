@@ -185,7 +185,7 @@ def _unescape(text: str, what: str) -> str:
 
 def _read_lines(path: str, what: str) -> list[str]:
     """Lines of a UTF-8 file ('-' = stdin), without their line ends."""
-    lines = _read_bytes(path, what).splitlines()
+    lines = _read_bytes(path, what).removeprefix(b"\xef\xbb\xbf").splitlines()  # a byte-order mark is not text
     for number, line in enumerate(lines, 1):
         try:
             line.decode("utf-8")
@@ -209,7 +209,7 @@ def model_source(f):
 
 
 BATCH = 32  # prompts or lines per call
-SEED_MAX = 2**31 - 1 - 1024  # room for the per-batch seeds (int32 in the graph)
+SEED_MAX = 2**31 - 1  # seeds are int32 in the graph
 
 
 @cli.command(epilog="""\b
@@ -262,7 +262,7 @@ def generate(ctx, model_dir, run_dir, prompts, prompts_file, max_new_tokens, tem
         part = batch[start : start + BATCH]
         # Draws depend on (seed, position, row): each batch gets its own seed
         # so that samples 33.. do not repeat samples 1..
-        part_seed = None if seed is None else seed + start // BATCH
+        part_seed = None if seed is None else (seed + start // BATCH) % 2**31
         out = lm.generate(part, max_new_tokens, seed=part_seed, beams=beams, **settings)
         for prompt, text in zip(part, out.texts):
             click.echo(prompt + client_lib.cut_at_stop(text, stop)[0])

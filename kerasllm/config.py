@@ -10,6 +10,7 @@ anything is built.
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -403,7 +404,8 @@ def validate(config: RunConfig, where: str = "config") -> None:
                f"({m.seq_len}); lower it or raise model.seq_len")
         _check(1 <= m.doc_stride, where, "model.doc_stride must be at least 1")
         _check(1 <= m.max_answer_tokens, where, "model.max_answer_tokens must be at least 1")
-        _check(m.head != "span" or d.cleaning == CleaningConfig(), where,
+        c = d.cleaning
+        _check(m.head != "span" or not (c.lowercase or c.normalize == "NFKC" or c.drop_empty or c.dedupe), where,
                "data.cleaning: question answering reads SQuAD text as it is (answers are character offsets into "
                "it, and the tokenizer lowercases if it was built to); remove the data.cleaning settings")
         _check(m.head == "span" or not m.question_match, where,
@@ -451,6 +453,8 @@ def identity(config: RunConfig | dict) -> dict:
     # Where the data is read from may move (another data directory); what it
     # is may not.
     out["data"] = {k: v for k, v in (out["data"] or {}).items() if k != "prepared"}
+    if out["train.init_from"]:  # runs/x, ./runs/x/ and ~/... spellings of one run
+        out["train.init_from"] = os.path.normpath(os.path.expanduser(out["train.init_from"]))
     return out
 
 

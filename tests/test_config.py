@@ -70,6 +70,19 @@ def test_identity_diff_ignores_training_length_but_not_model():
     assert config_lib.diff_identity(saved, b) == []
 
 
+
+def test_identity_includes_where_an_encoder_run_started_however_it_is_spelled():
+    qa = config_lib.load(ROOT / "configs/squad-qa.yaml")  # init_from: runs/squad-mlm
+    same = config_lib.load(ROOT / "configs/squad-qa.yaml", ["train.init_from=./runs/squad-mlm/"])
+    scratch = config_lib.load(ROOT / "configs/squad-qa.yaml", ["train.init_from="])
+    assert config_lib.diff_identity(qa.to_dict(), same) == []
+    assert config_lib.diff_identity(qa.to_dict(), scratch) == ["train.init_from ('runs/squad-mlm' -> '')"]
+    cleaned = ROOT / "configs/squad-qa.yaml"
+    with pytest.raises(UserError, match="data.cleaning: question answering reads SQuAD text as it is"):
+        config_lib.load(cleaned, ["data.cleaning.lowercase=true"])
+    assert config_lib.load(cleaned, ["data.cleaning.normalize=none"]).data.cleaning.normalize == "none"
+
+
 def test_round_trip_through_yaml(tmp_path):
     config = config_lib.load(ROOT / "configs/shakespeare-char.yaml", ["train.sample_prompt=ROMEO:"])
     path = tmp_path / "saved.yaml"

@@ -251,9 +251,10 @@ def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp
     assert from_model.code == 0, from_model.err
     assert from_model.out == from_run.out == unstreamed.out and from_model.out.startswith("ROMEO:")
     # Prompts from a file, several samples each.
-    (tmp_path / "prompts.txt").write_text("ROMEO:\nJULIET:\n")
+    (tmp_path / "prompts.txt").write_text("\ufeffROMEO:\nJULIET:\n")  # a byte-order mark is not part of a prompt
     many = cli("generate", "--model", model, "--prompts-file", tmp_path / "prompts.txt", "--num-samples", "2", "--seed", "1")
     assert many.code == 0 and many.out.count("-" * 40) == 4 and many.out.count("JULIET:") >= 2
+    assert many.out.startswith("ROMEO:")
     # A stop string ends the text before it.
     text = from_model.out[len("ROMEO:"):].rstrip("\n")
     stop = text[5:7]

@@ -233,8 +233,12 @@ def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(runs, tmp_p
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
         assert len(result.stderr.strip().splitlines()) == 1
     # Where a run started from is part of it: training it again from
-    # scratch needs a run directory of its own.
-    scratch = run_cli("train", "--config", str(tmp / "qa.yaml"), "--run-dir", str(tmp / "qa"), "--set",
+    # scratch needs a run directory of its own. (On a copy, so that a
+    # regression would not train over the shared run.)
+    import shutil
+
+    shutil.copytree(tmp / "qa", tmp_path / "qa")
+    scratch = run_cli("train", "--config", str(tmp / "qa.yaml"), "--run-dir", str(tmp_path / "qa"), "--set",
                       "train.init_from=")
     assert scratch.returncode == 2 and "belongs to a different config (train.init_from (" in scratch.stderr
 

@@ -33,7 +33,10 @@ def map_in_chunks(fn, rows: dict, most, fn_output_signature):
         value = tf.pad(value, padding)
         return tf.reshape(value, tf.concat([[count, size], tf.shape(value)[1:]], axis=0))
 
-    out = tf.map_fn(fn, {k: chunked(v) for k, v in rows.items()}, fn_output_signature=fn_output_signature)
+    # One chunk at a time: in a graph map_fn would otherwise run up to 10
+    # at once, and memory is the point.
+    out = tf.map_fn(fn, {k: chunked(v) for k, v in rows.items()}, fn_output_signature=fn_output_signature,
+                    parallel_iterations=1)
 
     def joined(value):
         return tf.reshape(value, tf.concat([[count * size], tf.shape(value)[2:]], axis=0))[:n]

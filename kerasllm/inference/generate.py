@@ -37,8 +37,9 @@ UNBOUNDED_NEW_TOKENS = 4096  # models without a context limit (LSTM)
 
 def default_new_tokens(context: int | None) -> int:
     """New tokens when the caller names none: 100, but at most half the
-    context, so that a default request keeps at least half of a long prompt
-    (a 64-token model asked for 63 new tokens keeps only the prompt's last)."""
+    context, so that a default request keeps about half the context of a
+    long prompt (a 64-token model asked for 63 new tokens keeps none of it:
+    the start token takes the last position)."""
     return DEFAULT_NEW_TOKENS if context is None else max(1, min(DEFAULT_NEW_TOKENS, context // 2))
 
 
