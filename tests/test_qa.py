@@ -228,6 +228,7 @@ def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(runs, tmp_p
     for command, run, message in [
         (["generate", "x"], "qa", "a question-answering run; use `kerasllm qa --run"),
         (["score", str(tmp_path / "lines.txt")], "mlm", "a masked-LM pretraining run: an encoder, which neither"),
+        (["translate", "Anna likes red."], "qa", "a question-answering or masked-LM encoder run; `kerasllm qa`"),
     ]:
         result = run_cli(command[0], "--run", str(tmp / run), *command[1:])
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]

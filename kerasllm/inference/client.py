@@ -177,8 +177,11 @@ class TranslatorClient:
         from kerasllm.inference.translate import translate
 
         lm = load_run(run)
-        if lm.config.model.kind != "seq2seq":
-            raise UserError(f"--run {run}: a {lm.config.model.kind} language model; use `kerasllm generate`")
+        kind = lm.config.model.kind
+        if kind != "seq2seq":
+            hint = ("a question-answering or masked-LM encoder run; `kerasllm qa` answers with a QA run"
+                    if kind == "encoder" else f"a {kind} language model; use `kerasllm generate`")
+            raise UserError(f"--run {run}: {hint}")
 
         def translate_batch(sentences, beams, length_penalty, max_length):
             return translate(lm.model, lm.tokenizer, lm.target_tokenizer, sentences, max_length, beams, length_penalty)
