@@ -72,7 +72,7 @@ def runs(tmp_path_factory):
     pretrained = run_cli("train", "--quiet", "--config", str(mlm), "--run-dir", str(tmp / "mlm"))
     assert pretrained.returncode == 0, pretrained.stderr[-3000:]
     qa = _config(tmp / "qa.yaml", "toy-qa", "span", {"source": str(squad)},
-                 {"epochs": 30, "init_from": str(tmp / "mlm")}, {"question_match": True})
+                 {"epochs": 18, "init_from": str(tmp / "mlm")}, {"question_match": True})
     tuned = run_cli("train", "--quiet", "--config", str(qa), "--run-dir", str(tmp / "qa"))
     assert tuned.returncode == 0, tuned.stderr[-3000:]
     return tmp, squad, pretrained.stdout, tuned.stdout
@@ -92,7 +92,7 @@ def test_pretraining_then_fine_tuning_from_it(runs):
     assert "trained from scratch: span_model/span_head/kernel, span_model/span_head/bias" in tuned
     assert (tmp / "qa/tokenizer/vocab.txt").read_text() == (tmp / "mlm/tokenizer/vocab.txt").read_text()
     losses = _val_losses(tuned)
-    assert len(losses) == 30 and losses[-1] < losses[0] * 0.3
+    assert len(losses) == 18 and losses[-1] < losses[0] * 0.3
     assert re.search(r"What does \w+ like\? -> '\w+' \(gold '\w+'\)", tuned)  # the training samples
     # The counts of the file read, not of the training split beside them.
     counts = re.search(r"([\d,]+) training / ([\d,]+) validation questions \(the file: ([\d,]+) questions", tuned)
