@@ -119,11 +119,11 @@ def test_loading_a_checkpoint_for_inference_is_quiet(runs):
     assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
 
 
-def test_evaluate_scores_held_out_articles_with_the_official_metric(runs):
+def test_evaluate_scores_held_out_articles_with_the_official_metric(cli, runs):
     tmp, squad, _, _ = runs
-    result = run_cli("evaluate", "--run", str(tmp / "qa"), "--split", "validation")
-    assert result.returncode == 0, result.stderr[-3000:]
-    scores = json.loads(result.stdout)
+    result = cli("evaluate", "--run", str(tmp / "qa"), "--split", "validation")
+    assert result.code == 0, result.err[-3000:]
+    scores = json.loads(result.out)
     predictions = json.loads((tmp / "qa/predictions-validation.json").read_text())
     gold = {q["id"]: [a["text"] for a in q["answers"]] for art in json.loads(squad.read_text())["data"]
             for p in art["paragraphs"] for q in p["qas"] if q["id"] in predictions}
@@ -164,14 +164,14 @@ def test_answering_batches_passages_of_similar_length_in_the_callers_order():
     assert len(batches) == 9 and lengths == sorted(lengths)
 
 
-def test_qa_command_answers_with_offsets(runs):
+def test_qa_command_answers_with_offsets(cli, runs):
     tmp, squad, _, _ = runs
     context, questions, gold = _a_paragraph(squad)
     passage = tmp / "passage.txt"
     passage.write_text("\ufeff" + context)  # a byte-order mark is not part of the passage: offsets count after it
-    result = run_cli("qa", "--run", str(tmp / "qa"), *questions, "--context-file", str(passage))
-    assert result.returncode == 0, result.stderr[-3000:]
-    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    result = cli("qa", "--run", str(tmp / "qa"), *questions, "--context-file", str(passage))
+    assert result.code == 0, result.err[-3000:]
+    answers = [json.loads(line) for line in result.out.splitlines()]
     assert [a["answer"] for a in answers] == gold
     for a in answers:
         assert context[a["start"]:a["end"]] == a["answer"] and isinstance(a["score"], float)
@@ -186,23 +186,23 @@ def test_qa_command_answers_with_offsets(runs):
     (["What?", "Who is caf\udce9?", "--context", "Anna likes red."], "QUESTION 2: not valid UTF-8 text"),
     (["What?", "--context", "caf\udce9"], "--context: not valid UTF-8 text"),
 ])
-def test_qa_mistakes_are_one_line(runs, args, message):
+def test_qa_mistakes_are_one_line(cli, runs, args, message):
     tmp, _, _, _ = runs
     (tmp / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     args = [str(tmp / "latin1.txt") if a == "NONUTF8" else a for a in args]
-    result = run_cli("qa", "--run", str(tmp / "qa"), *args)
-    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
-    assert len(result.stderr.strip().splitlines()) == 1
+    result = cli("qa", "--run", str(tmp / "qa"), *args)
+    assert result.code == 2 and message in result.err, result.err[-2000:]
+    assert len(result.err.strip().splitlines()) == 1
 
 
-def test_a_passage_without_tokens_has_no_answer(runs):
+def test_a_passage_without_tokens_has_no_answer(cli, runs):
     tmp, _, _, _ = runs
-    result = run_cli("qa", "--run", str(tmp / "qa"), "What?", "--context", "\u200b")  # not blank, yet no tokens
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout) == {"answer": "", "score": None, "start": 0, "end": 0}
+    result = cli("qa", "--run", str(tmp / "qa"), "What?", "--context", "\u200b")  # not blank, yet no tokens
+    assert result.code == 0, result.err[-2000:]
+    assert json.loads(result.out) == {"answer": "", "score": None, "start": 0, "end": 0}
 
 
-def test_config_mistakes_are_one_line(runs, trained, tmp_path):
+def test_config_mistakes_are_one_line(cli, runs, trained, tmp_path):
     _, squad, _, _ = runs
     cases = [
         ({"init_from": str(tmp_path / "nowhere")}, {}, "train.init_from:"),
@@ -217,12 +217,12 @@ def test_config_mistakes_are_one_line(runs, trained, tmp_path):
     for train, overrides, message in cases:
         config = _config(tmp_path / "c.yaml", "bad", "span", {"source": str(squad)}, {"epochs": 1, **train})
         sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
-        result = run_cli("train", "--config", str(config), "--run-dir", str(tmp_path / "run"), *sets)
-        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
-        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+        result = cli("train", "--config", str(config), "--run-dir", str(tmp_path / "run"), *sets)
+        assert result.code == 2 and message in result.err, result.err[-2000:]
+        assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
-def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(runs, tmp_path):
+def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(cli, runs, tmp_path):
     tmp, _, _, _ = runs
     (tmp_path / "lines.txt").write_text("Anna likes red.\n")
     for command, run, message in [
@@ -230,21 +230,21 @@ def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(runs, tmp_p
         (["score", str(tmp_path / "lines.txt")], "mlm", "a masked-LM pretraining run: an encoder, which neither"),
         (["translate", "Anna likes red."], "qa", "a question-answering or masked-LM encoder run; `kerasllm qa`"),
     ]:
-        result = run_cli(command[0], "--run", str(tmp / run), *command[1:])
-        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
-        assert len(result.stderr.strip().splitlines()) == 1
+        result = cli(command[0], "--run", str(tmp / run), *command[1:])
+        assert result.code == 2 and message in result.err, result.err[-2000:]
+        assert len(result.err.strip().splitlines()) == 1
     # Where a run started from is part of it: training it again from
     # scratch needs a run directory of its own. (On a copy, so that a
     # regression would not train over the shared run.)
     import shutil
 
     shutil.copytree(tmp / "qa", tmp_path / "qa")
-    scratch = run_cli("train", "--config", str(tmp / "qa.yaml"), "--run-dir", str(tmp_path / "qa"), "--set",
+    scratch = cli("train", "--config", str(tmp / "qa.yaml"), "--run-dir", str(tmp_path / "qa"), "--set",
                       "train.init_from=")
-    assert scratch.returncode == 2 and "belongs to a different config (train.init_from (" in scratch.stderr
+    assert scratch.code == 2 and "belongs to a different config (train.init_from (" in scratch.err
 
 
-def test_evaluate_on_dev_reports_what_it_read_and_refuses_no_questions(runs, tmp_path):
+def test_evaluate_on_dev_reports_what_it_read_and_refuses_no_questions(cli, runs, tmp_path):
     import shutil
 
     import yaml
@@ -258,17 +258,17 @@ def test_evaluate_on_dev_reports_what_it_read_and_refuses_no_questions(runs, tmp
     data = tmp_path / "data"
     data.mkdir()
     (data / "squad-v1.1-dev.json").write_text('{"version": "1.1", "data": []}')
-    result = run_cli("evaluate", "--run", str(run), "--data-dir", str(data))
-    assert result.returncode == 2 and "--split dev: no questions to score in it (0 questions" in result.stderr
+    result = cli("evaluate", "--run", str(run), "--data-dir", str(data))
+    assert result.code == 2 and "--split dev: no questions to score in it (0 questions" in result.err
     assert not (run / "predictions-dev.json").exists()
     # The dev file's reading is reported with the scores.
     paragraph = {"context": "Anna likes red.", "qas": [
         {"id": "a", "question": "What does anna like?", "answers": [{"text": "red", "answer_start": 11}]},
         {"id": "b", "question": "What does ben like?", "answers": [{"text": " ", "answer_start": 0}]}]}
     (data / "squad-v1.1-dev.json").write_text(json.dumps({"version": "1.1", "data": [{"paragraphs": [paragraph]}]}))
-    result = run_cli("evaluate", "--run", str(run), "--data-dir", str(data))
-    assert result.returncode == 0, result.stderr[-2000:]
-    scores = json.loads(result.stdout)
+    result = cli("evaluate", "--run", str(run), "--data-dir", str(data))
+    assert result.code == 0, result.err[-2000:]
+    scores = json.loads(result.out)
     assert scores["questions"] == 1
     assert scores["read"] == "1 questions from 1 paragraphs (2 skipped: 1 empty answer, 1 question with no valid answer)"
 
@@ -320,7 +320,7 @@ def test_export_layout_ops_and_warmup(exported):
     assert requests == 2
 
 
-def test_exported_answers_equal_the_run_and_load_without_keras(runs, exported):
+def test_exported_answers_equal_the_run_and_load_without_keras(cli, runs, exported):
     tmp, squad = runs[0], runs[1]
     CONTEXT, QUESTIONS, gold = _a_paragraph(squad)
     script = (
@@ -340,17 +340,17 @@ def test_exported_answers_equal_the_run_and_load_without_keras(runs, exported):
     served = json.loads(done.stdout.strip().splitlines()[-1])
     # (TensorFlow's loader may import keras, which installing tensorflow brings.)
     assert served["modules"] == [] and served["answers"] == gold
-    via_run = run_cli("qa", "--run", str(tmp / "qa"), *QUESTIONS, "--context", CONTEXT)
-    assert via_run.returncode == 0, via_run.stderr[-2000:]
-    in_process = [json.loads(line) for line in via_run.stdout.splitlines()]
+    via_run = cli("qa", "--run", str(tmp / "qa"), *QUESTIONS, "--context", CONTEXT)
+    assert via_run.code == 0, via_run.err[-2000:]
+    in_process = [json.loads(line) for line in via_run.out.splitlines()]
     assert served["answers"] == [a["answer"] for a in in_process]
     assert served["starts"] == [a["start"] for a in in_process] and served["ends"] == [a["end"] for a in in_process]
-    via_model = run_cli("qa", "--model", str(tmp / "models/toy-qa"), *QUESTIONS, "--context", CONTEXT)
-    assert via_model.returncode == 0 and [json.loads(line)["answer"] for line in via_model.stdout.splitlines()] == \
+    via_model = cli("qa", "--model", str(tmp / "models/toy-qa"), *QUESTIONS, "--context", CONTEXT)
+    assert via_model.code == 0 and [json.loads(line)["answer"] for line in via_model.out.splitlines()] == \
         served["answers"]
 
 
-def test_bad_requests_fail_with_invalid_argument(runs, exported):
+def test_bad_requests_fail_with_invalid_argument(cli, runs, exported):
     import tensorflow as tf
 
     loaded = tf.saved_model.load(exported["path"])
@@ -365,7 +365,7 @@ def test_bad_requests_fail_with_invalid_argument(runs, exported):
         with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
             served(question=question, context=context)
     tmp = runs[0]
-    wrong = run_cli("generate", "--model", str(tmp / "models/toy-qa"), "ab")
-    assert wrong.returncode == 2 and "use `kerasllm qa`" in wrong.stderr
-    pretraining = run_cli("export", "--run", str(tmp / "mlm"), "--base-dir", str(tmp / "models"))
-    assert pretraining.returncode == 2 and "a masked-LM pretraining run has nothing to serve" in pretraining.stderr
+    wrong = cli("generate", "--model", str(tmp / "models/toy-qa"), "ab")
+    assert wrong.code == 2 and "use `kerasllm qa`" in wrong.err
+    pretraining = cli("export", "--run", str(tmp / "mlm"), "--base-dir", str(tmp / "models"))
+    assert pretraining.code == 2 and "a masked-LM pretraining run has nothing to serve" in pretraining.err

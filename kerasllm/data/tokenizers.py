@@ -50,6 +50,16 @@ class Tokenizer:
     def __init__(self, lowercase: bool = False):
         self.lowercase = lowercase
 
+    def __init_subclass__(cls, **kwargs):
+        # `_tokenize` and `_detokenize` run inside tf.data maps and exported
+        # functions, where AutoGraph would rewrite them and the keras-hub and
+        # TF Text code they call (seconds per process). None of it branches
+        # on tensor values, so they are traced as written.
+        super().__init_subclass__(**kwargs)
+        for name in ("_tokenize", "_detokenize"):
+            if name in cls.__dict__:
+                setattr(cls, name, tf.autograph.experimental.do_not_convert(cls.__dict__[name]))
+
     @property
     def vocabulary_size(self) -> int:
         raise NotImplementedError

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from kerasllm.errors import warn
 from kerasllm.inference.prompts import decode_continuations, encode_prompts
-from kerasllm.inference.sampling import make_sampler
+from kerasllm.inference.sampling import make_sampler, use_sampler
 from kerasllm.models import max_context
 
 _encode = tf.function(encode_prompts, reduce_retracing=True)
@@ -79,8 +79,8 @@ def generate(
     batch = _encode(tokenizer, tf.constant(prompts, tf.string), tf.constant(max_new_tokens), context)
     warn_truncated(batch.full_lengths, batch.lengths, context)
 
-    model.sampler = make_sampler(temperature, top_k, top_p, seed, beams)
-    model.generate_function = None  # the sampler is part of the traced function
+    setting = None if seed is not None else (float(temperature), int(top_k), float(top_p), int(beams))
+    use_sampler(model, setting, lambda: make_sampler(temperature, top_k, top_p, seed, beams))
     out = model.generate(batch.inputs(), stop_token_ids=(tokenizer.eot_id,))
     texts, counts = _decode(tokenizer, tf.convert_to_tensor(out["token_ids"]), batch, tf.constant(max_new_tokens))
     return Generated([t.decode("utf-8", errors="replace") for t in texts.numpy()], counts.numpy().tolist())

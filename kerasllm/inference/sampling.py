@@ -37,6 +37,20 @@ def make_sampler(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, s
     return samplers.RandomSampler(seed=seed, temperature=temperature)
 
 
+def use_sampler(model, setting, make) -> None:
+    """Gives `model` the sampler `make()` builds for `setting` (a hashable
+    tuple of its settings). keras-hub traces the sampler into the model's
+    generate function, so a new sampler means tracing again (seconds per
+    call, e.g. for every epoch's samples); while the model still holds the
+    sampler made for an equal setting, that function is kept. A setting of
+    None (a seeded sampler, which must restart its seed) always makes a new one."""
+    if (setting is None or model.generate_function is None
+            or getattr(model, "_kerasllm_decoding", None) != (setting, id(model.sampler))):
+        model.sampler = make()
+        model.generate_function = None  # the sampler is part of the traced function
+        model._kerasllm_decoding = (setting, id(model.sampler))
+
+
 class RequestSampler(keras_hub.samplers.Sampler):
     """Greedy when `temperature` is 0; otherwise keeps the `top_k` most likely
     tokens (0: all), then the smallest set of those whose probability reaches

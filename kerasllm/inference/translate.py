@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from kerasllm.inference.sampling import make_sampler
+from kerasllm.inference.sampling import make_sampler, use_sampler
 
 
 def translation_inputs(source_tokenizer, target_tokenizer, texts, max_length) -> dict:
@@ -47,12 +47,8 @@ def translate(model, source_tokenizer, target_tokenizer, sentences: list[str], m
               beams: int = 1, length_penalty: float = 0.6) -> list[str]:
     """Greedy (beams=1) or beam-search translations of `sentences`."""
     inputs = _inputs(source_tokenizer, target_tokenizer, tf.constant(sentences, tf.string), max_length)
-    # Reuse the traced decoding function while nobody changed the sampler.
-    setting = (beams, float(length_penalty) if beams > 1 else 0.0)
-    if getattr(model, "_kerasllm_decoding", None) != (setting, id(model.sampler)) or model.generate_function is None:
-        model.sampler = make_sampler(temperature=0.0, beams=beams, length_penalty=length_penalty)
-        model.generate_function = None  # the sampler is part of the traced function
-        model._kerasllm_decoding = (setting, id(model.sampler))
+    use_sampler(model, (beams, float(length_penalty) if beams > 1 else 0.0),
+                lambda: make_sampler(temperature=0.0, beams=beams, length_penalty=length_penalty))
     out = model.generate(inputs, stop_token_ids=(target_tokenizer.eot_id,))
     texts = _decode(target_tokenizer, tf.convert_to_tensor(out["decoder_token_ids"]),
                     tf.convert_to_tensor(out["decoder_padding_mask"]))

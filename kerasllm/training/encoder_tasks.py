@@ -70,6 +70,7 @@ class MaskedLMTask(LanguageModelTask):
             unselectable_token_ids=[tok.pad_id, self.cls_id, self.sep_id],
         )
 
+    @tf.autograph.experimental.do_not_convert  # keras-hub's masker and TF Text need no AutoGraph rewrite
     def to_example(self, blocks):
         n = tf.shape(blocks)[0]
         framed = tf.concat([tf.fill([n, 1], self.cls_id), blocks, tf.fill([n, 1], self.sep_id)], axis=1)
@@ -229,12 +230,12 @@ class QuestionAnsweringTask:
 
         t = self.config.train
         examples = self.validation_data.examples[: t.num_samples]
+        answer = answer_fn(model, self.tokenizer, self.config.model)  # traced once, not for every epoch
 
         def sample():
             if not examples:
                 return []
-            answers = answer_questions(answer_fn(model, self.tokenizer, self.config.model),
-                                       [e.question for e in examples], [e.context for e in examples])
+            answers = answer_questions(answer, [e.question for e in examples], [e.context for e in examples])
             return [f"{e.question} -> {a['answer']!r} (gold {e.answers[0]!r})" for e, a in zip(examples, answers)]
 
         return sample
