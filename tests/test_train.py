@@ -55,6 +55,24 @@ def test_generate_from_run_is_seeded_and_greedy_is_deterministic(trained, cli):
     assert "warning: prompt of 71 tokens cut to its last 1" in capped.err
 
 
+def test_repeated_generation_keeps_its_traced_function_and_seeds_restart(trained):
+    """Per-epoch samples call generate() on one model again and again: the
+    same unseeded settings keep keras-hub's traced function (tracing costs
+    seconds), new settings replace it, and a seeded call starts its seed over."""
+    from kerasllm.inference.generate import generate, load_run
+
+    lm = load_run(str(trained[0]))
+    first = generate(lm.model, lm.tokenizer, ["ROMEO:"], max_new_tokens=8, top_k=5)
+    traced = lm.model.generate_function
+    again = generate(lm.model, lm.tokenizer, ["ROMEO:"], max_new_tokens=8, top_k=5)
+    assert traced is not None and lm.model.generate_function is traced
+    assert len(first.texts) == len(again.texts) == 1
+    generate(lm.model, lm.tokenizer, ["ROMEO:"], max_new_tokens=8, temperature=0)
+    assert lm.model.generate_function is not traced
+    seeded = [generate(lm.model, lm.tokenizer, ["ROMEO:"] * 4, max_new_tokens=8, seed=7).texts for _ in range(2)]
+    assert seeded[0] == seeded[1]
+
+
 def test_evaluate_matches_best_validation_loss(trained, cli):
     run_dir, stdout = trained
     result = cli("evaluate", "--run", run_dir)
