@@ -199,7 +199,9 @@ def test_rerun_of_a_finished_run_and_a_foreign_config(trained, cli, tiny_config)
         ({"data.source": "/nonexistent/corpus.txt"}, "data.source: no file matches '/nonexistent/corpus.txt'"),
         ({"model.seq_len": 2_000_000}, "the training split has no block"),
         ({"train.batch_size": 100_000}, "train.batch_size=100000"),
-        ({"tokenizer.kind": "wordpiece", "tokenizer.vocab_size": 200_000}, "larger than this corpus allows"),
+        # A 50 kB learning sample keeps the WordPiece learner to seconds.
+        ({"tokenizer.kind": "wordpiece", "tokenizer.vocab_size": 200_000, "tokenizer.sample_mb": 0.05},
+         "larger than this corpus allows"),
         ({"train.batchsize": 3}, "unknown key 'train.batchsize'"),
         ({"train.batch_size": 0}, "train.batch_size must be at least 1"),
     ],

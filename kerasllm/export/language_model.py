@@ -67,8 +67,11 @@ class LanguageModelModule(tf.Module):
         def beam_search(prompts, max_new_tokens=default_new):
             return self._beam_search(prompts, max_new_tokens)
 
+        # Written with explicit TF control flow: AutoGraph would only spend
+        # seconds rewriting the source of everything these call.
         self.generate = tf.function(
             generate,
+            autograph=False,
             input_signature=[
                 tf.TensorSpec([None], tf.string, name="prompts"),
                 _scalar(tf.int32, "max_new_tokens"),
@@ -80,12 +83,13 @@ class LanguageModelModule(tf.Module):
         )
         self.beam_search = tf.function(
             beam_search,
+            autograph=False,
             input_signature=[tf.TensorSpec([None], tf.string, name="prompts"), _scalar(tf.int32, "max_new_tokens")],
         )
-        self.score = tf.function(self._score, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
-        self.tokenize = tf.function(self._tokenize, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+        self.score = tf.function(self._score, autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+        self.tokenize = tf.function(self._tokenize, autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
         self.detokenize = tf.function(
-            self._detokenize, input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")]
+            self._detokenize, autograph=False, input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")]
         )
 
     def signatures(self) -> dict:

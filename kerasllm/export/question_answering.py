@@ -52,7 +52,9 @@ class QuestionAnsweringModule(tf.Module):
         # Tracked so the SavedModel carries them.
         self.model_variables = list(model.variables)
         self.tokenizer_resources = tokenizer.trackables()
-        self.answer = tf.function(self._answer, input_signature=[
+        # Written with explicit TF control flow: AutoGraph would only spend
+        # seconds rewriting the source of everything these call.
+        self.answer = tf.function(self._answer, autograph=False, input_signature=[
             tf.TensorSpec([None], tf.string, name="question"),
             tf.TensorSpec([None], tf.string, name="context"),
         ])

@@ -45,7 +45,9 @@ class TranslatorModule(tf.Module):
                       max_length=tf.constant(max_length)):
             return self._translate(sources, beams, length_penalty, max_length)
 
-        self.translate = tf.function(translate, input_signature=[
+        # Written with explicit TF control flow: AutoGraph would only spend
+        # seconds rewriting the source of everything these call.
+        self.translate = tf.function(translate, autograph=False, input_signature=[
             tf.TensorSpec([None], tf.string, name="sources"),
             tf.TensorSpec([], tf.int32, name="beams"),
             tf.TensorSpec([], tf.float32, name="length_penalty"),

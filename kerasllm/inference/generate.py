@@ -22,8 +22,8 @@ from kerasllm.inference.prompts import decode_continuations, encode_prompts
 from kerasllm.inference.sampling import make_sampler, use_sampler
 from kerasllm.models import max_context
 
-_encode = tf.function(encode_prompts, reduce_retracing=True)
-_decode = tf.function(decode_continuations, reduce_retracing=True)
+_encode = tf.function(encode_prompts, reduce_retracing=True, autograph=False)
+_decode = tf.function(decode_continuations, reduce_retracing=True, autograph=False)
 
 
 class Generated(NamedTuple):

@@ -57,7 +57,7 @@ def _window_spans_in_chunks(model, windows, max_answer_tokens: int, most: int):
 def answer_fn(model, tokenizer, model_config):
     """(questions string[B], contexts string[B]) -> dict of answer, score, start, end."""
     return tf.function(lambda questions, contexts: answer_graph(model, tokenizer, model_config, questions, contexts),
-                       input_signature=[tf.TensorSpec([None], tf.string)] * 2)
+                       input_signature=[tf.TensorSpec([None], tf.string)] * 2, autograph=False)
 
 
 def answer_questions(answer, questions: list, contexts: list, batch_size: int = 32) -> list[dict]:

@@ -39,8 +39,8 @@ def decode_translations(target_tokenizer, token_ids, keep):
     return target_tokenizer._detokenize(tf.ragged.boolean_mask(token_ids[:, 1:], keep[:, 1:]))
 
 
-_inputs = tf.function(translation_inputs, reduce_retracing=True)
-_decode = tf.function(decode_translations, reduce_retracing=True)
+_inputs = tf.function(translation_inputs, reduce_retracing=True, autograph=False)
+_decode = tf.function(decode_translations, reduce_retracing=True, autograph=False)
 
 
 def translate(model, source_tokenizer, target_tokenizer, sentences: list[str], max_length: int = 64,

@@ -159,6 +159,7 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         _, hidden, cache = self.call_with_cache(token_ids, empty, 0)
         return hidden, cache
 
+    @decoding.no_autograph
     def generate_step(self, inputs, stop_token_ids=None):
         """Fills `token_ids` after each prompt (marked by `padding_mask`).
 

@@ -61,6 +61,7 @@ class LSTMCausalLM(keras_hub.models.CausalLM):
             states.append(ops.stack([h, c], axis=1))
         return self.head(x), x, ops.stack(states, axis=1)
 
+    @decoding.no_autograph
     def generate_step(self, inputs, stop_token_ids=None):
         token_ids = inputs["token_ids"]
         index = decoding.first_free_index(inputs["padding_mask"])

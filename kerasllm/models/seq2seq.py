@@ -148,6 +148,7 @@ class Seq2SeqTranslator(keras_hub.models.Seq2SeqLM):
         cross = ops.stack(next_cross, axis=1) if fill_cross_cache else cross_cache
         return logits, hidden, ops.stack(next_self, axis=1), cross
 
+    @decoding.no_autograph
     def generate_step(self, inputs, stop_token_ids=None):
         """Fills `decoder_token_ids` after each row's prompt (its
         `decoder_padding_mask`), translating `encoder_token_ids`."""
