@@ -41,6 +41,7 @@ class Corpus:
     service: str = ""  # tf.data service dispatcher that makes the training chunks
 
 
+    @tf.autograph.experimental.do_not_convert  # the text maps are plain TF ops: no AutoGraph rewrite
     def texts(self, split: str) -> tf.data.Dataset:
         """Batches of `(texts, ends)` of one split of the raw source."""
         return pipelines.split(keyed_text_dataset(self.source, self.config.data.cleaning), self.config.data, split)

@@ -30,6 +30,7 @@ def _tokenize_batch(tokenizer, texts, ends):
     return tf.concat([tf.cast(ids, tf.int32), tf.cast(eot, tf.int32)], axis=1).flat_values
 
 
+@tf.autograph.experimental.do_not_convert  # these maps are plain TF ops: no AutoGraph rewrite (seconds per process)
 def token_stream(texts: tf.data.Dataset, tokenizer) -> tf.data.Dataset:
     """Batches of `(texts, ends)` -> 1-D int32 chunks of the token stream."""
     return texts.map(
@@ -37,6 +38,7 @@ def token_stream(texts: tf.data.Dataset, tokenizer) -> tf.data.Dataset:
     )
 
 
+@tf.autograph.experimental.do_not_convert
 def split_token_streams(batches: tf.data.Dataset, tokenizer, data_config) -> tf.data.Dataset:
     """`(train_chunk, validation_chunk)` per keyed text batch: both splits'
     token streams from one pass over the text (what `prepare` writes)."""
@@ -50,6 +52,7 @@ def split_token_streams(batches: tf.data.Dataset, tokenizer, data_config) -> tf.
     return batches.map(both, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+@tf.autograph.experimental.do_not_convert
 def token_blocks(chunks: tf.data.Dataset, seq_len: int) -> tf.data.Dataset:
     """1-D token chunks -> blocks of exactly `seq_len + 1` tokens."""
     size = seq_len + 1
@@ -89,6 +92,7 @@ def _validation_mask(key, texts, data_config):
     return is_validation(group, data_config.val_fraction, data_config.split_seed)
 
 
+@tf.autograph.experimental.do_not_convert
 def split(batches: tf.data.Dataset, data_config, which: str) -> tf.data.Dataset:
     """The `train` or `validation` part of keyed batches of `(texts, ends)`."""
     want_val = which == "validation"
@@ -105,6 +109,7 @@ def to_inputs_targets(blocks: tf.Tensor):
     return blocks[:, :-1], blocks[:, 1:]
 
 
+@tf.autograph.experimental.do_not_convert
 def lm_batches(
     blocks: tf.data.Dataset,
     batch_size: int,

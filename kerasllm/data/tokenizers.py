@@ -344,6 +344,7 @@ class SentencePieceTokenizer(_KerasHubTokenizer):
         return cls(proto, lowercase=config.lowercase)
 
 
+@tf.autograph.experimental.do_not_convert  # its maps are plain TF ops: no AutoGraph rewrite
 def _sample(batches: tf.data.Dataset, config: TokenizerConfig) -> tf.data.Dataset:
     """Batches of non-empty lines, stopping once `sample_mb` is gathered.
 
