@@ -158,6 +158,14 @@ def test_packing_joins_documents_with_end_of_text(tmp_path):
     assert flat == expected[: len(flat)] and len(expected) - len(flat) < 4
 
 
+@pytest.mark.parametrize("seq_len", [1, 3, 7, 40])
+def test_counting_blocks_from_tokens_equals_packing_them(seq_len):
+    chunks = [list(range(n)) for n in (0, 5, 1, 13, 2, 0, 31, 4)]
+    stream = tf.data.Dataset.from_generator(lambda: iter(chunks), output_signature=tf.TensorSpec([None], tf.int32))
+    packed = pipelines.count(pipelines.token_blocks(stream, seq_len))
+    assert pipelines.count_blocks(stream, seq_len) == packed == sum(map(len, chunks)) // (seq_len + 1)
+
+
 def test_split_is_deterministic_disjoint_and_seeded(tmp_path):
     lines = [f"line {i}" for i in range(5000)]
     (tmp_path / "a.txt").write_text("\n".join(lines) + "\n")

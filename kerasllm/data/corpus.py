@@ -115,7 +115,7 @@ def count_blocks(corpus: Corpus, seq_len: int, cache_file: Optional[Path] = None
             return counts
     counts = {"seq_len": seq_len}
     for split in SPLITS:
-        counts[split] = pipelines.count(corpus.blocks(split, seq_len))
+        counts[split] = pipelines.count_blocks(corpus.token_chunks(split), seq_len)
     if counts["train"] == 0:
         raise UserError(
             f"the training split has no block of model.seq_len+1 = {seq_len + 1} tokens; "

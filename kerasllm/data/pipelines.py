@@ -158,3 +158,11 @@ def shard_by_batch(ds: tf.data.Dataset) -> tf.data.Dataset:
 def count(ds: tf.data.Dataset) -> int:
     """Number of elements, by one pass (the stream's length is unknown)."""
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def count_blocks(chunks: tf.data.Dataset, seq_len: int) -> int:
+    """How many blocks `token_blocks(chunks, seq_len)` makes, by one pass
+    over the chunks: packing keeps every token, so it is the stream's
+    length // (seq_len + 1), without building and counting the blocks."""
+    tokens = chunks.reduce(tf.constant(0, tf.int64), lambda n, chunk: n + tf.size(chunk, out_type=tf.int64))
+    return int(tokens) // (seq_len + 1)
