@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -58,6 +60,20 @@ class Result:
     err: str
 
 
+def cli_in_process(*args: str) -> "Result":
+    """Runs the CLI in this process and returns what it printed; for
+    fixtures of any scope (the `cli` fixture needs a test's capsys)."""
+    from kerasllm.cli.main import main
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli(capsys):
     """Runs the CLI in this process (fast: TensorFlow is imported once)."""
@@ -79,13 +95,7 @@ def cli(capsys):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """One tiny run (configs/tiny-char.yaml), shared read-only by many tests."""
-    root = tmp_path_factory.mktemp("trained")
-    run_dir = root / "run"
-    config = ROOT / "configs" / "tiny-char.yaml"
-    out = subprocess.run(
-        [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "train", "--config", str(config),
-         "--run-dir", str(run_dir), "--quiet"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )
-    assert out.returncode == 0, out.stderr
-    return run_dir, out.stdout
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    out = cli_in_process("train", "--config", ROOT / "configs" / "tiny-char.yaml", "--run-dir", run_dir, "--quiet")
+    assert out.code == 0, out.err
+    return run_dir, out.out

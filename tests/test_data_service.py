@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, data_dir, run_cli
+from conftest import ROOT, cli_in_process, data_dir, run_cli
 
 CLI = [sys.executable, "-c", "from kerasllm.cli.main import main; main()"]
 
@@ -106,19 +106,19 @@ def test_every_training_chunk_arrives_once_per_pass(service, corpus_dir, tmp_pat
 
 def test_training_run_reads_through_the_service(service, corpus_dir, tmp_path):
     run_dir = tmp_path / "run"
-    result = run_cli("train", "--quiet", "--config", str(ROOT / "configs" / "tiny-char.yaml"), "--run-dir", str(run_dir),
+    result = cli_in_process("train", "--quiet", "--config", ROOT / "configs" / "tiny-char.yaml", "--run-dir", run_dir,
                      "--set", f"data.source={corpus_dir}", "--set", f"train.data_service={service}",
                      "--set", "train.num_samples=0")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"tokenized by the tf.data service at {service}" in result.stdout
-    losses = [float(v) for v in re.findall(r"Validation Loss: ([0-9.]+)", result.stdout)]
+    assert result.code == 0, result.err[-3000:]
+    assert f"tokenized by the tf.data service at {service}" in result.out
+    losses = [float(v) for v in re.findall(r"Validation Loss: ([0-9.]+)", result.out)]
     assert len(losses) == 2 and losses[-1] < losses[0] < math.log(65)
     # Resuming with the service starts a fresh pass and finishes the run.
-    again = run_cli("train", "--quiet", "--config", str(ROOT / "configs" / "tiny-char.yaml"), "--run-dir", str(run_dir),
+    again = cli_in_process("train", "--quiet", "--config", ROOT / "configs" / "tiny-char.yaml", "--run-dir", run_dir,
                     "--set", f"data.source={corpus_dir}", "--set", f"train.data_service={service}",
                     "--set", "train.epochs=3", "--set", "train.num_samples=0")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "Resuming" in again.stdout and "reached 60 steps" in again.stdout
+    assert again.code == 0, again.err[-3000:]
+    assert "Resuming" in again.out and "reached 60 steps" in again.out
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -127,17 +127,17 @@ def test_training_run_reads_through_the_service(service, corpus_dir, tmp_path):
     (["train.data_service=grpc://127.0.0.1:1", "train.strategy=multi_worker"], "not with train.strategy multi_worker"),
     (["train.data_service=grpc://127.0.0.1:1", "data.source=CSV", "data.format=csv"], "CSV records are read in Python"),
 ])
-def test_service_mistakes_are_one_line(changes, message, corpus_dir, tmp_path):
+def test_service_mistakes_are_one_line(changes, message, corpus_dir, tmp_path, cli):
     (tmp_path / "a.csv").write_text("text\nhello there\n")
     changes = [c.replace("CSV", str(tmp_path / "a.csv")) for c in changes]
     args = ["train", "--config", str(ROOT / "configs" / "tiny-char.yaml"), "--run-dir", str(tmp_path / "run"),
             "--set", f"data.source={corpus_dir}"]
     for change in changes:
         args += ["--set", change]
-    result = run_cli(*args)
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    result = cli(*args)
+    assert result.code == 2, result.err[-2000:]
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.err
     assert not (tmp_path / "run").exists()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli_in_process, run_cli
 from kerasllm.training.strategy import local_worker_addresses
 
 TRAIN = [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "train", "--quiet"]
@@ -45,10 +45,9 @@ def one_device(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("one_device")
     config = tmp / "tiny.yaml"
     config.write_text((ROOT / "configs/tiny-char.yaml").read_text())
-    result = run_cli("train", "--config", str(config), "--set", "train.max_steps=12", "--run-dir", str(tmp / "run"),
-                     "--quiet")
-    assert result.returncode == 0, result.stderr
-    return config, tmp / "run", result.stdout
+    result = cli_in_process("train", "--config", config, "--set", "train.max_steps=12", "--run-dir", tmp / "run", "--quiet")
+    assert result.code == 0, result.err
+    return config, tmp / "run", result.out
 
 
 def test_mirrored_on_two_logical_cpus_matches_one_device(one_device, tmp_path):

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli_in_process
 from kerasllm.evaluation.squad_metric import squad_scores
 
 NAMES = ["anna", "ben", "carl", "dora", "emil", "fay", "gus", "hana"]
@@ -69,13 +69,13 @@ def runs(tmp_path_factory):
     mlm = _config(tmp / "mlm.yaml", "toy-mlm", "masked_lm",
                   {"source": str(tmp / "text.txt"), "format": "text", "document": "line", "split_group": 4},
                   {"epochs": 2, "steps_per_epoch": 10})
-    pretrained = run_cli("train", "--quiet", "--config", str(mlm), "--run-dir", str(tmp / "mlm"))
-    assert pretrained.returncode == 0, pretrained.stderr[-3000:]
+    pretrained = cli_in_process("train", "--quiet", "--config", mlm, "--run-dir", tmp / "mlm")
+    assert pretrained.code == 0, pretrained.err[-3000:]
     qa = _config(tmp / "qa.yaml", "toy-qa", "span", {"source": str(squad)},
                  {"epochs": 18, "init_from": str(tmp / "mlm")}, {"question_match": True})
-    tuned = run_cli("train", "--quiet", "--config", str(qa), "--run-dir", str(tmp / "qa"))
-    assert tuned.returncode == 0, tuned.stderr[-3000:]
-    return tmp, squad, pretrained.stdout, tuned.stdout
+    tuned = cli_in_process("train", "--quiet", "--config", qa, "--run-dir", tmp / "qa")
+    assert tuned.code == 0, tuned.err[-3000:]
+    return tmp, squad, pretrained.out, tuned.out
 
 
 def _val_losses(stdout):

@@ -2,8 +2,6 @@
 toy mapping, translate, evaluate (BLEU/chrF), export for TF Serving and
 translate with the export, and the errors around it."""
 
-import contextlib
-import io
 import json
 import re
 import subprocess
@@ -13,13 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, cli_in_process
 
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
-    from kerasllm.cli.main import main
-
     tmp = tmp_path_factory.mktemp("translation")
     rng = np.random.default_rng(0)
     # Four "words" of one or two letters (BLEU needs 4-grams); the target is the source in capitals.
@@ -35,10 +31,9 @@ def toy_run(tmp_path_factory):
     config["train"].update({"batch_size": 32, "epochs": 3, "steps_per_epoch": 150, "learning_rate": 3e-3,
                             "warmup_steps": 20, "save_every_steps": 150, "num_samples": 2})
     (tmp / "toy.yaml").write_text(yaml.safe_dump(config))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        main(["train", "--config", str(tmp / "toy.yaml"), "--run-dir", str(tmp / "run"), "--quiet"])
-    return tmp, out.getvalue()
+    result = cli_in_process("train", "--config", tmp / "toy.yaml", "--run-dir", tmp / "run", "--quiet")
+    assert result.code == 0, result.err
+    return tmp, result.out
 
 
 def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
@@ -179,7 +174,7 @@ def test_killed_mid_epoch_then_resumed_equals_one_uninterrupted_run(toy_run, cli
     import signal
     import time
 
-    from conftest import ROOT
+    from conftest import ROOT, cli_in_process
     from kerasllm.inference.generate import load_run
 
     tmp, _ = toy_run

@@ -132,7 +132,7 @@ def encoder_model(config, vocabulary_size: int, dtype: str | None = None, build:
     if config.head == "masked_lm":
         model = build_masked_lm(backbone)
     else:
-        model = SpanModel(backbone, question_match=config.question_match)
+        model = SpanModel(backbone, question_match=config.question_match, name="span_model")
     if build:
         model(example_input(config))
     return model
