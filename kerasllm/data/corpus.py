@@ -40,7 +40,6 @@ class Corpus:
     prepared: Optional[Path] = None  # shards from `kerasllm prepare`
     service: str = ""  # tf.data service dispatcher that makes the training chunks
 
-
     @tf.autograph.experimental.do_not_convert  # the text maps are plain TF ops: no AutoGraph rewrite
     def texts(self, split: str) -> tf.data.Dataset:
         """Batches of `(texts, ends)` of one split of the raw source."""
