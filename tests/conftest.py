@@ -60,6 +60,11 @@ class Result:
     err: str
 
 
+def exit_code(e: SystemExit) -> int:
+    """The process exit status a SystemExit stands for."""
+    return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+
+
 def cli_in_process(*args: str) -> "Result":
     """Runs the CLI in this process and returns what it printed; for
     fixtures of any scope (the `cli` fixture needs a test's capsys)."""
@@ -70,7 +75,7 @@ def cli_in_process(*args: str) -> "Result":
         try:
             main([str(a) for a in args])
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            code = exit_code(e)
     return Result(code, out.getvalue(), err.getvalue())
 
 
@@ -85,7 +90,7 @@ def cli(capsys):
         try:
             main([str(a) for a in args])
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            code = exit_code(e)
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 
