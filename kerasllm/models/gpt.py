@@ -130,8 +130,9 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         """One decoding pass over `token_ids` at positions starting at
         `cache_update_index`.
 
-        `cache` holds, per layer, a (keys, values) pair shaped
-        (batch, num_heads, max_length, head_dim). Each pair is updated in
+        `cache` holds, per layer, a float32 (keys, values) pair: keys shaped
+        (batch, num_heads, head_dim, max_length), values (batch, num_heads,
+        max_length, head_dim) (see `_decoder_step`). Each pair is updated in
         place and never stacked or split: keras-hub's TransformerDecoder cache
         (keys and values stacked per layer) copies the whole cache several
         times per generated token, which made 256 tokens cost 5-8x what 64
@@ -153,8 +154,9 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         b = self.backbone
         batch = ops.shape(token_ids)[0]
         length = ops.shape(token_ids)[1] if length is None else length
-        shape = [batch, b.num_heads, length, b.hidden_dim // b.num_heads]
-        empty = tuple((ops.zeros(shape, self.compute_dtype), ops.zeros(shape, self.compute_dtype))
+        head_dim = b.hidden_dim // b.num_heads
+        keys, values = [batch, b.num_heads, head_dim, length], [batch, b.num_heads, length, head_dim]
+        empty = tuple((ops.zeros(keys, "float32"), ops.zeros(values, "float32"))  # float32: see `_decoder_step`
                       for _ in range(b.num_layers))
         _, hidden, cache = self.call_with_cache(token_ids, empty, 0)
         return hidden, cache
@@ -198,45 +200,66 @@ CACHE_CHUNK = 32  # positions a growing cache gains at a time (see `GPTCausalLM.
 def _room_for(cache, position, total):
     """`cache` with room at `position`: grown by `CACHE_CHUNK` zero positions
     (at most up to `total`) when it ends at `position`, otherwise as it is."""
-    length = ops.shape(cache[0][0])[2]
+    length = cache_length(cache[0])
 
     def grown():
         extra = ops.minimum(CACHE_CHUNK, total - length)
-        return tuple(tuple(ops.pad(x, [[0, 0], [0, 0], [0, extra], [0, 0]]) for x in pair) for pair in cache)
+        return tuple((ops.pad(keys, [[0, 0], [0, 0], [0, 0], [0, extra]]),
+                      ops.pad(values, [[0, 0], [0, 0], [0, extra], [0, 0]])) for keys, values in cache)
 
     return ops.cond(position >= length, grown, lambda: cache)
+
+
+def cache_length(pair):
+    """Positions a layer's (keys, values) cache holds."""
+    return ops.shape(pair[1])[2]
 
 
 def _decoder_step(layer, x, keys, values, index):
     """A pre-norm keras_hub TransformerDecoder (no cross-attention) applied to
     new tokens `x` (batch, t, hidden) at positions index.., reading and
-    extending `keys` and `values` (batch, heads, max_length, head_dim).
+    extending `keys` (batch, heads, head_dim, max_length) and `values`
+    (batch, heads, max_length, head_dim).
 
     Head-major caches let both attention products run as batched matmuls
     straight on the cache; Keras' attention (batch, length, heads, dim)
-    would transpose the whole cache twice per token. The arithmetic follows
-    `keras.ops.dot_product_attention`: float32 logits, scaled, masked,
-    float32 softmax. Dropout is off, as in any inference call.
+    would transpose the whole cache twice per token.
+
+    Both products run in float32 on a float32 cache, also under
+    mixed_bfloat16 (the projections are cast, exactly), and keys are stored
+    transposed so that query x keys is a plain matmul. oneDNN's bfloat16
+    matrix-vector products on this CPU, and its transposed-operand form,
+    cost more per cached position: with a bfloat16 (.., length, head_dim)
+    key cache, 256 new tokens at batch 16 cost 4.4-5.1x what 64 cost;
+    with this layout 4.1-4.5x (bench/generate_speed.py). Otherwise the
+    arithmetic follows `keras.ops.dot_product_attention`: float32 logits,
+    scaled, masked, float32 softmax. Dropout is off, as in any inference
+    call.
     """
     attention = layer._self_attention_layer
     residual = x
     h = layer._self_attention_layer_norm(x)
-    query = ops.transpose(attention._query_dense(h), (0, 2, 1, 3))
-    keys = ops.slice_update(keys, [0, 0, index, 0], ops.transpose(attention._key_dense(h), (0, 2, 1, 3)))
-    values = ops.slice_update(values, [0, 0, index, 0], ops.transpose(attention._value_dense(h), (0, 2, 1, 3)))
-    logits = ops.cast(ops.einsum("bhtd,bhsd->bhts", query, keys), "float32")
-    logits = logits * ops.cast(attention._inverse_sqrt_key_dim, "float32")
+    def heads(dense, order):
+        return ops.cast(ops.transpose(dense(h), order), "float32")
+
+    query = heads(attention._query_dense, (0, 2, 1, 3))
+    keys = ops.slice_update(keys, [0, 0, 0, index], heads(attention._key_dense, (0, 2, 3, 1)))
+    values = ops.slice_update(values, [0, 0, index, 0], heads(attention._value_dense, (0, 2, 1, 3)))
+    logits = ops.einsum("bhtd,bhds->bhts", query, keys) * ops.cast(attention._inverse_sqrt_key_dim, "float32")
     # Query i (position index + i) sees keys at positions <= index + i.
-    positions = ops.arange(ops.shape(keys)[2])
+    positions = ops.arange(cache_length((keys, values)))
     visible = positions[None, :] <= (index + ops.arange(ops.shape(x)[1]))[:, None]
     logits = ops.where(visible[None, None], logits, _LARGE_NEGATIVE)
-    probs = ops.cast(ops.softmax(logits, axis=-1), values.dtype)
-    out = ops.transpose(ops.einsum("bhts,bhsd->bhtd", probs, values), (0, 2, 1, 3))
+    probs = ops.softmax(logits, axis=-1)
+    out = ops.cast(ops.transpose(ops.einsum("bhts,bhsd->bhtd", probs, values), (0, 2, 1, 3)), x.dtype)
     x = attention._output_dense(out) + residual
     residual = x
-    h = layer._feedforward_layer_norm(x)
+    # As rows (batch x new tokens, hidden): on a 3-D input of unknown batch
+    # size, as in an export, each Dense computes its shapes at run time with
+    # about 24 small ops per call, a fifth of a token's ops at batch 1.
+    h = ops.reshape(layer._feedforward_layer_norm(x), (-1, ops.shape(x)[-1]))
     h = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(h))
-    return h + residual, keys, values
+    return ops.reshape(h, ops.shape(x)) + residual, keys, values
 
 
 _LARGE_NEGATIVE = -0.7 * 3.4028235e38  # what Keras masks float32 logits with
