@@ -39,6 +39,21 @@ def test_mixed_bfloat16_keeps_float32_logits():
     assert model.backbone.transformer_layers[0].compute_dtype == "bfloat16"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_cached_step_keeps_a_float32_cache_and_matches_the_full_pass(dtype):
+    """The key/value cache is float32 under any precision (kerasllm.models.gpt
+    `_decoder_step`), and a token decoded from it gets the logits of a full
+    pass over the sequence (to bfloat16 rounding under mixed precision)."""
+    model = build_model(_config(), 50, dtype=dtype)
+    x = np.random.default_rng(4).integers(3, 50, size=(2, 9)).astype("int32")
+    _, cache = model._build_cache(x[:, :8], length=12)
+    assert all(t.dtype.name == "float32" for pair in cache for t in pair)
+    assert tuple(cache[0][0].shape) == (2, 2, 16, 12) and tuple(cache[0][1].shape) == (2, 2, 12, 16)
+    logits, _, _ = model.call_with_cache(x[:, 8:], cache, 8)
+    full = model(x).numpy()[:, -1]
+    np.testing.assert_allclose(logits.numpy()[:, 0], full, atol=1e-5 if dtype == "float32" else 5e-3)
+
+
 @pytest.mark.parametrize("kind", ["gpt", "lstm"])
 def test_cached_greedy_decoding_matches_full_recompute(kind):
     model = build_model(_config(kind=kind), 50)
