@@ -404,6 +404,10 @@ def validate(config: RunConfig, where: str = "config") -> None:
                f"({m.seq_len}); lower it or raise model.seq_len")
         _check(1 <= m.doc_stride, where, "model.doc_stride must be at least 1")
         _check(1 <= m.max_answer_tokens, where, "model.max_answer_tokens must be at least 1")
+        # A window holds [CLS], at least one question token and two [SEP]s.
+        _check(m.head != "span" or m.max_answer_tokens <= m.seq_len - 4, where,
+               f"model.max_answer_tokens ({m.max_answer_tokens}) is longer than any window's context can be "
+               f"(model.seq_len {m.seq_len} - 4); lower it or raise model.seq_len")
         c = d.cleaning
         _check(m.head != "span" or not (c.lowercase or c.normalize == "NFKC" or c.drop_empty or c.dedupe), where,
                "data.cleaning: question answering reads SQuAD text as it is (answers are character offsets into "

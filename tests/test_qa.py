@@ -210,6 +210,7 @@ def test_config_mistakes_are_one_line(cli, runs, trained, tmp_path):
         ({}, {"data.source": str(tmp_path / "empty.json")}, "gives 0 training and 0 validation questions"),
         ({}, {"tokenizer.kind": "char"}, "model.kind encoder needs tokenizer.kind: wordpiece"),
         ({}, {"model.max_question_tokens": 46}, "model.max_question_tokens (46) leaves no room"),
+        ({}, {"model.max_answer_tokens": 45}, "model.max_answer_tokens (45) is longer than any window's context"),
         ({}, {"model.head": "masked_lm", "model.question_match": "true"}, "applies to model.head span only"),
         ({}, {"data.cleaning.lowercase": "true"}, "data.cleaning: question answering reads SQuAD text as it is"),
     ]
