@@ -1,9 +1,12 @@
 """Training throughput on this machine: peak matmul GFLOP/s, then tokens/s,
 step time and model FLOP utilisation (MFU) of two GPT sizes in float32 and
 mixed_bfloat16, trained with kerasllm's own model, optimizer and `fit` on the
-Tiny Shakespeare character pipeline.
+Tiny Shakespeare character pipeline; `--only char` times the quickstart
+config's shape (configs/shakespeare-char.yaml) to check its precision choice
+on a new host. bench/torch_reference.py runs the same sizes a and b in PyTorch
+on the same machine, the like-for-like comparison.
 
-    python bench/train_throughput.py [--steps 60] [--only a|b] [--variants fp32,bf16,...]
+    python bench/train_throughput.py [--steps 60] [--only a|b|char] [--variants fp32,bf16,...]
 
 Prints one JSON line. Model FLOPs per token are 6 x parameters (forward and
 backward matmuls) + 12 x layers x seq_len x width (attention scores and
@@ -27,6 +30,8 @@ SIZES = {
     # (a) the nanoGPT CPU example size; (b) nanoGPT's shakespeare-char model.
     "a": dict(num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512, seq_len=64, batch_size=12),
     "b": dict(num_layers=6, num_heads=6, hidden_dim=384, intermediate_dim=1536, seq_len=256, batch_size=64),
+    # configs/shakespeare-char.yaml, the quickstart default: checks its precision choice on this host.
+    "char": dict(num_layers=4, num_heads=4, hidden_dim=256, intermediate_dim=1024, seq_len=128, batch_size=32),
 }
 VARIANTS = {
     "fp32": dict(precision="float32", jit_compile=False, steps_per_execution=1),
@@ -153,7 +158,7 @@ def main() -> None:
     peaks = {"float32": peak_gflops("float32"), "bfloat16": peak_gflops("bfloat16")}
     results, cache = [], {}
     for size in [args.only] if args.only else sorted(SIZES):
-        steps = args.steps if size == "a" else max(args.steps // 10, 4)
+        steps = {"a": args.steps, "char": max(args.steps // 3, 8)}.get(size, max(args.steps // 10, 4))
         for variant in args.variants.split(","):
             r = measure(size, variant, steps, cache)
             peak = peaks["bfloat16" if "bf16" in variant else "float32"]
