@@ -44,7 +44,7 @@ class Block(nn.Module):
 
     def __init__(self, heads: int, width: int):
         super().__init__()
-        self.heads, self.width = heads, width
+        self.heads = heads
         self.norm1 = nn.LayerNorm(width, bias=False)
         self.norm2 = nn.LayerNorm(width, bias=False)
         self.qkv = nn.Linear(width, 3 * width, bias=False)

@@ -1,5 +1,5 @@
 """Training throughput on this machine: peak matmul GFLOP/s, then tokens/s,
-step time and model FLOP utilisation (MFU) of two GPT sizes in float32 and
+step time and model FLOP utilisation (MFU) of GPT sizes (a) and (b) in float32 and
 mixed_bfloat16, trained with kerasllm's own model, optimizer and `fit` on the
 Tiny Shakespeare character pipeline; `--only char` times the quickstart
 config's shape (configs/shakespeare-char.yaml) to check its precision choice
