@@ -35,6 +35,7 @@ SIZES = {
 }
 VARIANTS = {
     "fp32": dict(precision="float32", jit_compile=False, steps_per_execution=1),
+    "fp32_spe8": dict(precision="float32", jit_compile=False, steps_per_execution=8),
     "fp32_jit": dict(precision="float32", jit_compile=True, steps_per_execution=1),
     "fp32_jit_spe8": dict(precision="float32", jit_compile=True, steps_per_execution=8),
     "bf16": dict(precision="mixed_bfloat16", jit_compile=False, steps_per_execution=1),
