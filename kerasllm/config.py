@@ -138,7 +138,9 @@ class TrainConfig:
     grad_accum_steps: int = 1
     # Translation: share of the target probability spread over the vocabulary.
     label_smoothing: float = 0.0
-    precision: str = "float32"  # float32 | mixed_bfloat16
+    # float32 | mixed_bfloat16 | auto (mixed_bfloat16 where the hardware
+    # computes bfloat16 natively, else float32: kerasllm.training.precision)
+    precision: str = "float32"
     jit_compile: bool = False
     # Optimizer steps run inside one TensorFlow call; fewer Python round
     # trips, callbacks see every N-th step. Reduced automatically to divide
@@ -198,7 +200,7 @@ _CHOICES = {
     "model.head": ("span", "masked_lm"),
     "train.optimizer": ("adamw", "adam"),
     "train.schedule": ("cosine", "constant"),
-    "train.precision": ("float32", "mixed_bfloat16"),
+    "train.precision": ("float32", "mixed_bfloat16", "auto"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker", "tpu"),
 }
 

@@ -20,6 +20,8 @@ import pytest
 
 from conftest import ROOT
 
+from kerasllm.training import precision
+
 VAL_LINE = re.compile(r"Epoch (\d+)/(\d+), Validation Loss: ([0-9.]+)")
 
 
@@ -305,12 +307,14 @@ def test_max_steps_bf16_jit_and_gradient_accumulation(cli, tiny_config, tmp_path
 
 
 def test_time_limit_stops_and_the_next_run_continues(cli, tiny_config, tmp_path):
-    config = tiny_config({"train.time_limit_minutes": 0.0001})
+    config = tiny_config({"train.time_limit_minutes": 0.0001, "train.precision": "auto"})
     first = cli("train", "--config", config, "--run-dir", tmp_path / "run", "--quiet")
     assert first.code == 0, first.err
+    chosen = precision.resolve("auto")
+    assert f"replica(s); {chosen} (precision auto: " in first.out
     stopped = int(re.search(r"Done: time limit reached at step (\d+)", first.out).group(1))
     assert 1 <= stopped < 40 and len(val_losses(first.out)) == 1
-    rest = cli("train", "--config", tiny_config({"train.time_limit_minutes": 0}), "--run-dir", tmp_path / "run", "--quiet")
+    rest = cli("train", "--config", tiny_config({"train.time_limit_minutes": 0, "train.precision": "auto"}), "--run-dir", tmp_path / "run", "--quiet")
     assert rest.code == 0, rest.err
     assert f"Resuming {tmp_path / 'run'} at step {stopped}" in rest.out and "Done: reached 40 steps" in rest.out
 

@@ -44,6 +44,7 @@ from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
 from kerasllm.models import build_model
 from kerasllm.training import callbacks as cb
+from kerasllm.training import precision
 from kerasllm.training.checkpoint import RunDir, RunState
 from kerasllm.training.optim import make_optimizer
 from kerasllm.training.strategy import is_chief, make_strategy
@@ -207,8 +208,7 @@ def compile_for_training(model, config: RunConfig, total_steps: int, steps_per_e
 
 def build_training_model(config: RunConfig, vocabulary_size: int, total_steps: int, steps_per_execution: int = 1):
     """A language model compiled for training (bench/train_throughput.py)."""
-    dtype = "mixed_bfloat16" if config.train.precision == "mixed_bfloat16" else None
-    model = build_model(config.model, vocabulary_size, dtype=dtype)
+    model = build_model(config.model, vocabulary_size, dtype=precision.dtype_policy(config.train.precision))
     model.compile(
         optimizer=make_optimizer(config.train, total_steps),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -253,6 +253,15 @@ def train(
         return _train(config, run, own, strategy, data_dir, verbose, print_fn)
     finally:
         shutil.rmtree(own.root, ignore_errors=True)
+
+
+def _precision_note(t) -> str:
+    """The precision a run trains in, and why when `auto` chose it."""
+    chosen = precision.resolve(t.precision, t.strategy)
+    if t.precision != "auto":
+        return chosen
+    why = "native bfloat16 on this machine" if chosen == "mixed_bfloat16" else "no native bfloat16 on this machine"
+    return f"{chosen} (precision auto: {why})"
 
 
 @contextlib.contextmanager
@@ -318,7 +327,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
             "so that epochs, checkpoints and the last step fall on execution boundaries"
         )
     with discard_on_error(), strategy.scope():  # e.g. a model that cannot be built or initialised
-        model = task.build_model("mixed_bfloat16" if t.precision == "mixed_bfloat16" else None)
+        model = task.build_model(precision.dtype_policy(t.precision, t.strategy))
         compile_for_training(model, config, total // accum, steps_per_execution, task)
         if state.step:
             model.optimizer.build(model.trainable_variables)
@@ -326,7 +335,8 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         elif t.init_from:
             task.initialise(model, print_fn)
     num_params = model.count_params()
-    print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s)")
+    print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s); "
+             f"{_precision_note(t)}")
     sample = task.sampler(model) if chief else (lambda: [])
     sharding = task.input_sharding(strategy)
     if sharding != "none":
