@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Sets up kerasllm in .venv, trains the character-level Shakespeare model for
-# a few minutes on the CPU, exports it as a TF Serving SavedModel and
-# generates from that.
+# Sets up kerasllm in .venv, trains the character-level Shakespeare model on
+# the CPU for 320 steps or 3 minutes of training, whichever ends first (a
+# 2-core AVX2-only host, float32, gets through about 170 steps: validation
+# loss 2.23, 4 minutes 17 seconds for the whole script), exports it as a TF
+# Serving SavedModel and generates from that. Running it again continues the
+# same run up to its 320 steps and exports the next version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
@@ -11,6 +14,7 @@ python3 -m venv .venv
 if [ -z "${KERASLLM_DATA_DIR:-}" ] && [ -f ../shared/data/tinyshakespeare.txt ]; then
   export KERASLLM_DATA_DIR="$(cd ../shared/data && pwd)"
 fi
-.venv/bin/kerasllm train --config configs/shakespeare-char.yaml --set train.max_steps=${QUICKSTART_STEPS:-300}
+.venv/bin/kerasllm train --config configs/shakespeare-char.yaml --set train.max_steps=${QUICKSTART_STEPS:-320} \
+  --set train.time_limit_minutes=${QUICKSTART_MINUTES:-3}
 .venv/bin/kerasllm export --run runs/shakespeare-char --name shakespeare
 .venv/bin/kerasllm generate --model saved_models/shakespeare "ROMEO:" --max-new-tokens 100 --num-samples 2
