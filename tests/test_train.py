@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import ROOT
 
@@ -98,6 +99,18 @@ def _event_tags(logdir: Path) -> dict:
     root.Reload()
     tags["root"] = set(root.PluginTagToContent("hparams"))
     return tags
+
+
+def _hparams(logdir: Path) -> dict:
+    """The hparams a run recorded for TensorBoard's HParams dashboard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    root = EventAccumulator(str(logdir))
+    root.Reload()
+    content = root.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    return {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind")) for key, value in info.hparams.items()}
 
 
 def test_tensorboard_event_files_have_the_scalars(trained):
@@ -317,6 +330,9 @@ def test_time_limit_stops_and_the_next_run_continues(cli, tiny_config, tmp_path)
     rest = cli("train", "--config", tiny_config({"train.time_limit_minutes": 0, "train.precision": "auto"}), "--run-dir", tmp_path / "run", "--quiet")
     assert rest.code == 0, rest.err
     assert f"Resuming {tmp_path / 'run'} at step {stopped}" in rest.out and "Done: reached 40 steps" in rest.out
+    # TensorBoard's hparams record the precision chosen, the saved config `auto`.
+    assert _hparams(tmp_path / "run/logs")["train.precision"] == chosen
+    assert yaml.safe_load((tmp_path / "run/config.yaml").read_text())["train"]["precision"] == "auto"
 
 
 def test_prepare_shards_then_train_from_them(cli, tiny_config, tmp_path):
