@@ -16,6 +16,9 @@ import pytest
 
 from conftest import ROOT, cli_in_process, data_dir, run_cli
 
+# One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_data_service")
+
 CLI = [sys.executable, "-c", "from kerasllm.cli.main import main; main()"]
 
 

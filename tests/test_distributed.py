@@ -17,6 +17,9 @@ import pytest
 from conftest import ROOT, cli_in_process, run_cli
 from kerasllm.training.strategy import local_worker_addresses
 
+# One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_distributed")
+
 TRAIN = [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "train", "--quiet"]
 
 

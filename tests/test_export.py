@@ -14,6 +14,9 @@ import tensorflow as tf
 
 from conftest import ROOT
 
+# One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_export")
+
 PROMPTS = ["ROMEO:", "", "First Citizen:\nWe are"]
 
 

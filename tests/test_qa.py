@@ -13,6 +13,9 @@ import pytest
 from conftest import ROOT, cli_in_process
 from kerasllm.evaluation.squad_metric import squad_scores
 
+# One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_qa")
+
 NAMES = ["anna", "ben", "carl", "dora", "emil", "fay", "gus", "hana"]
 COLORS = ["red", "blue", "green", "black", "white", "pink", "gold", "grey"]
 

@@ -11,6 +11,9 @@ from kerasllm.data import qa_features as qa
 from kerasllm.data.tokenizers import WordPieceTokenizer, train_tokenizer
 from kerasllm.errors import UserError
 
+# One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_qa_features")
+
 WORDS = (
     "the capital of japan is tokyo . which city is the capital ? paris france river seine "
     "a b c d e f g h zürich café , 東 京 は 日 本 の 首 都 で す"

@@ -14,6 +14,9 @@ from kerasllm.data.sources import resolve_source
 from kerasllm.inference.translate import translate
 from kerasllm.models.seq2seq import Seq2SeqBackbone, Seq2SeqTranslator
 
+# One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_seq2seq")
+
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):

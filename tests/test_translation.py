@@ -13,6 +13,9 @@ import yaml
 
 from conftest import ROOT, cli_in_process
 
+# One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_translation")
+
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
