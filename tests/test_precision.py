@@ -35,3 +35,16 @@ def test_auto_follows_the_hardware_and_explicit_choices_stand(monkeypatch, nativ
 
 def test_tpus_count_as_native():
     assert precision.resolve("auto", strategy="tpu") == "mixed_bfloat16"
+
+
+def test_the_benchmark_model_follows_the_strategy_too(monkeypatch, tiny_config):
+    """bench/train_throughput.py builds through build_training_model: `auto`
+    under a TPU strategy must mean bfloat16 there as in `kerasllm train`."""
+    from kerasllm import config as config_lib
+    from kerasllm.training.trainer import build_training_model
+
+    monkeypatch.setattr(precision, "native_bfloat16", lambda strategy="auto": strategy == "tpu")
+    for strategy, expected in (("tpu", "mixed_bfloat16"), ("auto", "float32")):
+        config = config_lib.load(tiny_config({"train.precision": "auto", "train.strategy": strategy}))
+        model = build_training_model(config, vocabulary_size=40, total_steps=10)
+        assert model.dtype_policy.name == expected

@@ -208,7 +208,8 @@ def compile_for_training(model, config: RunConfig, total_steps: int, steps_per_e
 
 def build_training_model(config: RunConfig, vocabulary_size: int, total_steps: int, steps_per_execution: int = 1):
     """A language model compiled for training (bench/train_throughput.py)."""
-    model = build_model(config.model, vocabulary_size, dtype=precision.dtype_policy(config.train.precision))
+    t = config.train
+    model = build_model(config.model, vocabulary_size, dtype=precision.dtype_policy(t.precision, t.strategy))
     model.compile(
         optimizer=make_optimizer(config.train, total_steps),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -255,9 +256,8 @@ def train(
         shutil.rmtree(own.root, ignore_errors=True)
 
 
-def _precision_note(t) -> str:
+def _precision_note(t, chosen: str) -> str:
     """The precision a run trains in, and why when `auto` chose it."""
-    chosen = precision.resolve(t.precision, t.strategy)
     if t.precision != "auto":
         return chosen
     why = "native bfloat16 on this machine" if chosen == "mixed_bfloat16" else "no native bfloat16 on this machine"
@@ -326,8 +326,9 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
             f"Running {steps_per_execution} step(s) per execution instead of {t.steps_per_execution}, "
             "so that epochs, checkpoints and the last step fall on execution boundaries"
         )
+    chosen = precision.resolve(t.precision, t.strategy)  # float32 or mixed_bfloat16
     with discard_on_error(), strategy.scope():  # e.g. a model that cannot be built or initialised
-        model = task.build_model(precision.dtype_policy(t.precision, t.strategy))
+        model = task.build_model(precision.dtype_policy(chosen))
         compile_for_training(model, config, total // accum, steps_per_execution, task)
         if state.step:
             model.optimizer.build(model.trainable_variables)
@@ -336,7 +337,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
             task.initialise(model, print_fn)
     num_params = model.count_params()
     print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s); "
-             f"{_precision_note(t)}")
+             f"{_precision_note(t, chosen)}")
     sample = task.sampler(model) if chief else (lambda: [])
     sharding = task.input_sharding(strategy)
     if sharding != "none":
@@ -360,7 +361,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     else:
         hparams = cb.flat_hparams(config.to_dict())
         # What the run trains in, so runs compare by it (config.yaml keeps `auto`).
-        hparams["train.precision"] = precision.resolve(t.precision, t.strategy)
+        hparams["train.precision"] = chosen
         cb.write_hparams(str(own.logs), config.name, hparams)
 
     val = task.validation_batches()
