@@ -75,8 +75,7 @@ def main() -> None:
                 return json.load(f)
         if name not in may_train:
             return None
-        if os.path.isdir(os.path.join(out, name)):  # the trainer would resume it with a fresh time limit
-            parser.error(f"{os.path.join(out, name)} holds an unfinished run; remove it to run it again in its budget")
+        # An unfinished run (a crash) resumes within what is left of its time limit.
         config = config_lib.load(os.path.join(ROOT, "configs", config_file),
                                  [f"train.time_limit_minutes={minutes}", "train.epochs=100", "train.num_samples=0",
                                   *extra, *args.overrides])

@@ -327,12 +327,42 @@ def test_time_limit_stops_and_the_next_run_continues(cli, tiny_config, tmp_path)
     assert f"replica(s); {chosen} (precision auto: " in first.out
     stopped = int(re.search(r"Done: time limit reached at step (\d+)", first.out).group(1))
     assert 1 <= stopped < 40 and len(val_losses(first.out)) == 1
+    # The limit is the run's whole budget: the same command again has no time left.
+    again = cli("train", "--config", config, "--run-dir", tmp_path / "run", "--quiet")
+    assert again.code == 0, again.err
+    assert (f"training already complete (time limit reached at step {stopped}); raise train.time_limit_minutes ("
+            in again.out) and "minutes used; 0 = no limit), to continue" in again.out
     rest = cli("train", "--config", tiny_config({"train.time_limit_minutes": 0, "train.precision": "auto"}), "--run-dir", tmp_path / "run", "--quiet")
     assert rest.code == 0, rest.err
     assert f"Resuming {tmp_path / 'run'} at step {stopped}" in rest.out and "Done: reached 40 steps" in rest.out
     # TensorBoard's hparams record the precision chosen, the saved config `auto`.
     assert _hparams(tmp_path / "run/logs")["train.precision"] == chosen
     assert yaml.safe_load((tmp_path / "run/config.yaml").read_text())["train"]["precision"] == "auto"
+
+
+def test_a_time_limited_run_ends_with_its_learning_rate_decayed(cli, tiny_config, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # Planned: 100,000 steps; the 9 seconds allow a few hundred.
+    config = tiny_config({"train.time_limit_minutes": 0.15, "train.epochs": 1, "train.steps_per_epoch": 100_000,
+                          "train.log_every_steps": 1, "train.min_learning_rate": 3.0e-4, "train.num_samples": 0})
+    result = cli("train", "--config", config, "--run-dir", tmp_path / "run", "--quiet")
+    assert result.code == 0, result.err
+    stopped = int(re.search(r"Done: time limit reached at step (\d+)", result.out).group(1))
+    acc = EventAccumulator(str(tmp_path / "run/logs/train"), size_guidance={"tensors": 0})
+    acc.Reload()
+    rates = [float(np.asarray(tf_value(e))) for e in acc.Tensors("step/learning_rate")]
+    assert stopped > 20 and len(rates) >= 20
+    # Warmed up to 3e-3, then cosine towards 3e-4 by the time limit, not by step 100,000.
+    assert max(rates) > 2.5e-3 and rates[-1] < 1.2e-3
+    state = json.loads((tmp_path / "run/checkpoints" / (tmp_path / "run/checkpoints/latest").read_text() / "state.json").read_text())
+    assert state["train_seconds"] >= 9
+
+
+def tf_value(event):
+    import tensorflow as tf
+
+    return tf.make_ndarray(event.tensor_proto)
 
 
 def test_prepare_shards_then_train_from_them(cli, tiny_config, tmp_path):

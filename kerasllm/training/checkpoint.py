@@ -45,6 +45,9 @@ class TrainingState:
     epochs_without_improvement: int = 0
     finished: bool = False
     stop_reason: str = ""
+    # Seconds of training up to this save, over every sitting: a resumed run
+    # gets what is left of train.time_limit_minutes, not the whole again.
+    train_seconds: float = 0.0
 
     @classmethod
     def from_json(cls, text: str) -> "TrainingState":
@@ -136,6 +139,8 @@ class RunState(keras.callbacks.Callback):
       step), skipped if the loss or the weights are not finite;
     - at `max_batches` or past the time limit: asks fit to stop (fit still validates and ends the
       epoch, so the final checkpoint includes the validation result);
+    - under a time limit: from the speed measured so far, moves the end of
+      the learning-rate `schedule`'s decay to the step the limit will stop at;
     - at each epoch end: best weights on a lower validation loss, early
       stopping after `patience` epochs without improvement (0 = off);
     - on a NaN/inf loss: stops without saving, records why.
@@ -150,6 +155,7 @@ class RunState(keras.callbacks.Callback):
         per_epoch: int,
         patience: int = 0,
         time_limit_s: float = 0,
+        schedule=None,
     ):
         super().__init__()
         self.run = run
@@ -158,9 +164,31 @@ class RunState(keras.callbacks.Callback):
         self.max_batches = max_batches
         self.per_epoch = per_epoch
         self.patience = patience
-        self.deadline = time.monotonic() + time_limit_s if time_limit_s else None
+        self._sitting_start = time.monotonic()
+        self._seconds_before = state.train_seconds
+        self.deadline = self._sitting_start + time_limit_s - state.train_seconds if time_limit_s else None
+        self.schedule = schedule if time_limit_s else None
+        self._speed_from = None  # (time, step) where this sitting's speed is measured from
+        if self.schedule is not None and state.step and state.train_seconds > 0:
+            # Until this sitting has measured its own speed: the earlier sittings' speed.
+            self._end_schedule_at(state.step / state.train_seconds)
         self._epoch_start_step = state.step
         self.diverged = False
+
+    def _end_schedule_at(self, batches_per_second: float) -> None:
+        left = max(self.deadline - time.monotonic(), 0.0)
+        self.schedule.end_at(self.state.step + batches_per_second * left)
+
+    def _follow_speed(self) -> None:
+        # Measured from the end of this sitting's first execution (which
+        # includes tracing) over wall-clock time, so validations count too.
+        now = time.monotonic()
+        if self._speed_from is None:
+            self._speed_from = (now, self.state.step)
+            return
+        since, step = self._speed_from
+        if now > since and self.state.step > step:
+            self._end_schedule_at((self.state.step - step) / (now - since))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start_step = self.state.step
@@ -182,6 +210,8 @@ class RunState(keras.callbacks.Callback):
             # (At an epoch's end the save waits for validation, so that a
             # resume never skips an epoch's validation and bookkeeping.)
             self._save()
+        if self.schedule is not None and not self.model.stop_training:
+            self._follow_speed()
 
     def _save(self):
         if self.diverged:
@@ -191,6 +221,7 @@ class RunState(keras.callbacks.Callback):
             self.state.stop_reason = f"weights became NaN/inf at step {self.state.step}"
             self.model.stop_training = True
             return
+        self.state.train_seconds = self._seconds_before + time.monotonic() - self._sitting_start
         self.run.save_checkpoint(self.model, self.state)
 
     def on_epoch_end(self, epoch, logs=None):

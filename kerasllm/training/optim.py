@@ -6,6 +6,12 @@ biases, norms and embeddings (decaying those only hurts).
 
 Keras evaluates the schedule at every batch (also when accumulating), so
 warmup and decay lengths are given in batches here.
+
+A run stopped by `train.time_limit_minutes` would, on a slow machine, stop
+long before the planned epochs end, with the learning rate still near its
+peak. Its decay is brought forward to the step the clock will stop at
+(`CosineDecayToHorizon.end_at`, called by the trainer as it measures its
+speed), so every time-limited run ends annealed.
 """
 
 from __future__ import annotations
@@ -18,14 +24,41 @@ from kerasllm.config import TrainConfig
 NO_DECAY = ["bias", "gamma", "beta", "embeddings"]
 
 
-def make_schedule(config: TrainConfig, total_steps: int):
+class CosineDecayToHorizon(keras.optimizers.schedules.CosineDecay):
+    """Keras' `CosineDecay` (with its optional linear warmup) whose end can
+    be moved while training runs, never past the planned one.
+
+    >>> schedule = CosineDecayToHorizon(initial_learning_rate=1.0, decay_steps=1000, alpha=0.1)
+    >>> _ = schedule.end_at(100)  # the run will stop after 100 batches
+    >>> round(float(schedule(100)), 3)
+    0.1
+    """
+
+    def __init__(self, *, decay_steps: int, **kwargs):
+        super().__init__(decay_steps=decay_steps, **kwargs)
+        self.planned_decay_steps = decay_steps
+        # Read inside the compiled train step, so a new end applies at once.
+        self.decay_steps = keras.Variable(float(decay_steps), dtype="float32", trainable=False, name="decay_steps")
+
+    def end_at(self, batches: float) -> int:
+        """Ends the decay after `batches` batches in all (warmup included),
+        or at the planned end if that comes first; returns the end used."""
+        decay = int(min(max(batches - self.warmup_steps, 1), self.planned_decay_steps))
+        self.decay_steps.assign(float(decay))
+        return decay + self.warmup_steps
+
+    def get_config(self):
+        return {**super().get_config(), "decay_steps": self.planned_decay_steps}
+
+
+def make_schedule(config: TrainConfig, total_steps: int) -> CosineDecayToHorizon:
     accum = config.grad_accum_steps
     warmup = min(config.warmup_steps, max(total_steps - 1, 0)) * accum
     decay = max(total_steps * accum - warmup, 1)
     alpha = 1.0 if config.schedule == "constant" else min(config.min_learning_rate / config.learning_rate, 1.0)
     if warmup == 0:
-        return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=decay, alpha=alpha)
-    return keras.optimizers.schedules.CosineDecay(
+        return CosineDecayToHorizon(initial_learning_rate=config.learning_rate, decay_steps=decay, alpha=alpha)
+    return CosineDecayToHorizon(
         initial_learning_rate=0.0,
         decay_steps=decay,
         alpha=alpha,
@@ -48,6 +81,12 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
     optimizer = keras.optimizers.AdamW(weight_decay=config.weight_decay, **common)
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
     return optimizer
+
+
+def schedule_of(optimizer) -> CosineDecayToHorizon:
+    """The schedule `make_optimizer` gave `optimizer` (Keras keeps it
+    privately; `optimizer.learning_rate` is only its current value)."""
+    return optimizer._learning_rate
 
 
 def current_learning_rate(optimizer) -> float:

@@ -46,7 +46,7 @@ from kerasllm.models import build_model
 from kerasllm.training import callbacks as cb
 from kerasllm.training import precision
 from kerasllm.training.checkpoint import RunDir, RunState
-from kerasllm.training.optim import make_optimizer
+from kerasllm.training.optim import make_optimizer, schedule_of
 from kerasllm.training.strategy import is_chief, make_strategy
 from kerasllm.training.tasks import open_task
 
@@ -349,10 +349,12 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         and t.early_stopping_patience
         and state.epochs_without_improvement >= t.early_stopping_patience
     )
-    if state.step >= total or stopped_early:
+    timed_out = bool(t.time_limit_minutes) and state.train_seconds >= t.time_limit_minutes * 60
+    if state.step >= total or stopped_early or timed_out:
         reason = state.stop_reason or f"reached {state.step // accum} steps"
         more = ["train.epochs or train.max_steps"] if state.step >= total else []
         more += ["train.early_stopping_patience (0 turns early stopping off)"] if stopped_early else []
+        more += [f"train.time_limit_minutes ({state.train_seconds / 60:.1f} minutes used; 0 = no limit)"] if timed_out else []
         print_fn(f"{run.root}: training already complete ({reason}); raise {', and '.join(more)}, to continue")
         return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, sample(), num_params)
     state.finished, state.stop_reason = False, ""
@@ -377,6 +379,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     run_state = RunState(
         own, state, save_every=t.save_every_steps * accum, max_batches=total, per_epoch=per_epoch,
         patience=t.early_stopping_patience, time_limit_s=t.time_limit_minutes * 60,
+        schedule=schedule_of(model.optimizer),
     )
     samples = cb.TextSamples(writer, run_state, sample)
     # Order matters: the progress bar closes its line before the epoch
