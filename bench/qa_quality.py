@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--validate-every", type=int, default=400, help="fine-tuning steps between validations")
     parser.add_argument("--finetune-steps", type=int, default=0,
                         help="fine-tuning steps the learning rate decays over (rounded up to whole --validate-every "
-                             "epochs; the time limit may stop it sooner); 0 = a constant rate until the time limit")
+                             "epochs; the time limit may stop it sooner); 0 = as many as the time limit allows")
     parser.add_argument("--out", default=None, help="directory for the three runs (default: a temporary one)")
     parser.add_argument("--runs", default="pretrain,finetune,scratch",
                         help="runs that may train in this call; the others must have finished under --out before")

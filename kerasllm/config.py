@@ -123,8 +123,9 @@ class TrainConfig:
     # Stop after this many optimizer steps (0 = no limit), then validate,
     # save and sample as at the end of any run.
     max_steps: int = 0
-    # Stop after this many minutes of training in this invocation (0 = no
-    # limit), then validate, save and sample; running again continues.
+    # Stop after this many minutes of training (0 = no limit), then
+    # validate, save and sample. The learning rate's decay ends by then. It
+    # is the run's whole budget: a resumed run gets what is left of it.
     time_limit_minutes: float = 0.0
     optimizer: str = "adamw"  # adamw | adam
     learning_rate: float = 1e-3

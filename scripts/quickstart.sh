@@ -3,8 +3,9 @@
 # the CPU for 320 steps or 3 minutes of training, whichever ends first (a
 # 2-core AVX2-only host, float32, gets through about 170 steps: validation
 # loss 2.23, 4 minutes 17 seconds for the whole script), exports it as a TF
-# Serving SavedModel and generates from that. Running it again continues the
-# same run up to its 320 steps and exports the next version.
+# Serving SavedModel and generates from that. Running it again finds the run
+# complete (its steps or its minutes used up), exports the same weights as
+# the next version and generates again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv

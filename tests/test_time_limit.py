@@ -90,3 +90,37 @@ def test_without_a_time_limit_the_schedule_is_left_as_planned(tmp_path, clock):
         clock.now += 100
         run_state.on_train_batch_end(batch)
     assert not run_state.model.stop_training and lr(schedule, 500) == pytest.approx(0.55, abs=1e-3)
+
+
+def test_a_budget_shorter_than_twice_the_warmup_still_ends_annealed(tmp_path, clock):
+    schedule = make_schedule(train_config(warmup_steps=100), total_steps=10_000)
+    state = TrainingState()
+    run_state = make(tmp_path, state, schedule, limit_s=55)
+    clock.now += 10
+    run_state.on_train_batch_end(9)
+    while not run_state.model.stop_training:  # 2 batches a second: 100 batches in all
+        clock.now += 0.5
+        run_state.on_train_batch_end(state.step)
+    assert state.step == 100
+    # Warmup took half of the 100 batches (not its planned 100), the decay the rest.
+    assert lr(schedule, 25) == pytest.approx(0.5) and lr(schedule, 50) == pytest.approx(1.0)
+    assert lr(schedule, 99) == pytest.approx(0.1, abs=1e-3)
+    assert schedule.get_config()["warmup_steps"] == 100
+
+
+def test_a_limit_passed_during_validation_stops_before_the_next_epoch(tmp_path, clock):
+    state = TrainingState()
+    run_state = make(tmp_path, state, make_schedule(train_config(), total_steps=10_000), limit_s=100)
+    run_state._save = lambda: None  # no model here to save
+    clock.now += 10
+    run_state.on_train_batch_end(39)
+    clock.now += 30  # validation, inside the limit
+    run_state.on_epoch_end(0, {})
+    assert not run_state.model.stop_training and not state.finished
+    run_state.on_epoch_begin(1)
+    clock.now += 50
+    run_state.on_train_batch_end(39)
+    clock.now += 20  # validation ends 10 seconds past the limit
+    run_state.on_epoch_end(1, {})
+    assert run_state.model.stop_training and state.finished
+    assert state.stop_reason == "time limit reached at step 80"

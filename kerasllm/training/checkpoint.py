@@ -138,7 +138,8 @@ class RunState(keras.callbacks.Callback):
     - every `save_every` batches: a resumable checkpoint (weights, optimizer,
       step), skipped if the loss or the weights are not finite;
     - at `max_batches` or past the time limit: asks fit to stop (fit still validates and ends the
-      epoch, so the final checkpoint includes the validation result);
+      epoch, so the final checkpoint includes the validation result); a
+      limit passed during validation stops before the next epoch;
     - under a time limit: from the speed measured so far, moves the end of
       the learning-rate `schedule`'s decay to the step the limit will stop at;
     - at each epoch end: best weights on a lower validation loss, early
@@ -249,6 +250,10 @@ class RunState(keras.callbacks.Callback):
                     self.model.stop_training = True
         if self.state.step >= self.max_batches:
             self.state.finished = True
+        elif not self.model.stop_training and self.deadline is not None and time.monotonic() >= self.deadline:
+            # The clock ran out during validation: another epoch would start.
+            self.state.stop_reason = f"time limit reached at step {self.state.step}"
+            self.model.stop_training = True
         if self.model.stop_training and not self.diverged:
             self.state.finished = True
         self._save()

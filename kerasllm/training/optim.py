@@ -34,21 +34,27 @@ class CosineDecayToHorizon(keras.optimizers.schedules.CosineDecay):
     0.1
     """
 
-    def __init__(self, *, decay_steps: int, **kwargs):
-        super().__init__(decay_steps=decay_steps, **kwargs)
-        self.planned_decay_steps = decay_steps
+    def __init__(self, *, decay_steps: int, warmup_steps: int = 0, **kwargs):
+        super().__init__(decay_steps=decay_steps, warmup_steps=warmup_steps, **kwargs)
+        self.planned_decay_steps, self.planned_warmup_steps = decay_steps, warmup_steps
         # Read inside the compiled train step, so a new end applies at once.
         self.decay_steps = keras.Variable(float(decay_steps), dtype="float32", trainable=False, name="decay_steps")
+        self.warmup_steps = keras.Variable(float(warmup_steps), dtype="float32", trainable=False, name="warmup_steps")
 
     def end_at(self, batches: float) -> int:
         """Ends the decay after `batches` batches in all (warmup included),
-        or at the planned end if that comes first; returns the end used."""
-        decay = int(min(max(batches - self.warmup_steps, 1), self.planned_decay_steps))
+        or at the planned end if that comes first; returns the end used.
+        Warmup keeps its planned length unless that is over half of
+        `batches`, so that a short budget still decays after it."""
+        warmup = min(self.planned_warmup_steps, int(batches // 2))
+        decay = int(min(max(batches - warmup, 1), self.planned_decay_steps))
+        self.warmup_steps.assign(float(warmup))
         self.decay_steps.assign(float(decay))
-        return decay + self.warmup_steps
+        return decay + warmup
 
     def get_config(self):
-        return {**super().get_config(), "decay_steps": self.planned_decay_steps}
+        return {**super().get_config(), "decay_steps": self.planned_decay_steps,
+                "warmup_steps": self.planned_warmup_steps}
 
 
 def make_schedule(config: TrainConfig, total_steps: int) -> CosineDecayToHorizon:
