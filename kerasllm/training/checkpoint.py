@@ -191,6 +191,13 @@ class RunState(keras.callbacks.Callback):
         if now > since and self.state.step > step:
             self._end_schedule_at((self.state.step - step) / (now - since))
 
+    def _stop_if_out_of_time(self) -> bool:
+        if self.deadline is None or time.monotonic() < self.deadline:
+            return False
+        self.state.stop_reason = f"time limit reached at step {self.state.step}"
+        self.model.stop_training = True
+        return True
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start_step = self.state.step
 
@@ -204,10 +211,7 @@ class RunState(keras.callbacks.Callback):
             return
         if self.state.step >= self.max_batches:
             self.model.stop_training = True
-        elif self.deadline is not None and time.monotonic() >= self.deadline:
-            self.state.stop_reason = f"time limit reached at step {self.state.step}"
-            self.model.stop_training = True
-        elif self.state.step % self.save_every == 0 and self.state.step % self.per_epoch:
+        elif not self._stop_if_out_of_time() and self.state.step % self.save_every == 0 and self.state.step % self.per_epoch:
             # (At an epoch's end the save waits for validation, so that a
             # resume never skips an epoch's validation and bookkeeping.)
             self._save()
@@ -250,10 +254,8 @@ class RunState(keras.callbacks.Callback):
                     self.model.stop_training = True
         if self.state.step >= self.max_batches:
             self.state.finished = True
-        elif not self.model.stop_training and self.deadline is not None and time.monotonic() >= self.deadline:
-            # The clock ran out during validation: another epoch would start.
-            self.state.stop_reason = f"time limit reached at step {self.state.step}"
-            self.model.stop_training = True
+        elif not self.model.stop_training:
+            self._stop_if_out_of_time()  # the clock may have run out during validation
         if self.model.stop_training and not self.diverged:
             self.state.finished = True
         self._save()
