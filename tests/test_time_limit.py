@@ -124,3 +124,23 @@ def test_a_limit_passed_during_validation_stops_before_the_next_epoch(tmp_path, 
     run_state.on_epoch_end(1, {})
     assert run_state.model.stop_training and state.finished
     assert state.stop_reason == "time limit reached at step 80"
+
+
+def test_a_crash_between_checkpoints_does_not_give_back_its_time(tmp_path, clock):
+    # A sitting trains 50 seconds and dies before its first checkpoint.
+    state = TrainingState()
+    run_state = make(tmp_path, state, make_schedule(train_config(), total_steps=10_000), limit_s=100)
+    for batch in range(100):
+        clock.now += 0.5
+        run_state.on_train_batch_end(batch)
+    assert not run_state.model.stop_training
+    # The same command again resumes from no checkpoint, but with the time
+    # the run's clock recorded (every 30 s: at 30 of the 50) already spent.
+    assert RunDir(tmp_path).spent_seconds() == pytest.approx(30.0, abs=0.5)
+    clock.now += 5  # start-up
+    state = TrainingState()
+    run_state = make(tmp_path, state, make_schedule(train_config(), total_steps=10_000), limit_s=100)
+    while not run_state.model.stop_training:
+        clock.now += 0.5
+        run_state.on_train_batch_end(state.step)
+    assert state.step == 140  # 70 seconds, not the whole 100 again

@@ -74,6 +74,7 @@ class RunDir:
         self.checkpoints = self.root / "checkpoints"
         self.latest_pointer = self.checkpoints / "latest"
         self.best_weights = self.checkpoints / "best.weights.h5"
+        self.clock = self.checkpoints / "clock.json"
         self.logs = self.root / "logs"
 
     def latest(self) -> Path | None:
@@ -91,6 +92,18 @@ class RunDir:
         if latest is None:
             return TrainingState()
         return TrainingState.from_json((latest / "state.json").read_text())
+
+    def spent_seconds(self) -> float:
+        """Training seconds the run's clock last recorded (0 if none): it runs
+        ahead of the checkpoints, so a crash does not give back the time since
+        the last save."""
+        try:
+            return float(json.loads(self.clock.read_text())["train_seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0
+
+    def record_spent_seconds(self, seconds: float) -> None:
+        atomic_write_text(self.clock, json.dumps({"train_seconds": seconds}))
 
     def inference_weights(self) -> Path | None:
         """Best weights if validation ran, else the newest checkpoint's."""
@@ -132,6 +145,9 @@ def weights_are_finite(model) -> bool:
     return all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in model.trainable_variables)
 
 
+CLOCK_EVERY_S = 30.0  # how often a time-limited run records the training time it has spent
+
+
 class RunState(keras.callbacks.Callback):
     """Counts global steps; saves, stops and tracks the best validation loss.
 
@@ -166,8 +182,11 @@ class RunState(keras.callbacks.Callback):
         self.per_epoch = per_epoch
         self.patience = patience
         self._sitting_start = time.monotonic()
-        self._seconds_before = state.train_seconds
-        self.deadline = self._sitting_start + time_limit_s - state.train_seconds if time_limit_s else None
+        # Under a time limit, time spent after the last checkpoint of a
+        # sitting that crashed counts too (the run's clock, see `_keep_time`).
+        self._seconds_before = max(state.train_seconds, run.spent_seconds()) if time_limit_s else state.train_seconds
+        self._clock_written = self._sitting_start
+        self.deadline = self._sitting_start + time_limit_s - self._seconds_before if time_limit_s else None
         self.schedule = schedule if time_limit_s else None
         self._speed_from = None  # (time, step) where this sitting's speed is measured from
         if self.schedule is not None and state.step and state.train_seconds > 0:
@@ -191,8 +210,23 @@ class RunState(keras.callbacks.Callback):
         if now > since and self.state.step > step:
             self._end_schedule_at((self.state.step - step) / (now - since))
 
+    def _spent(self, now: float) -> float:
+        return self._seconds_before + now - self._sitting_start
+
+    def _keep_time(self) -> None:
+        """Records the training time spent every `CLOCK_EVERY_S` seconds, so
+        a run that crashes between checkpoints loses at most that much of its
+        time limit's accounting, not the time since its last save."""
+        now = time.monotonic()
+        if now - self._clock_written >= CLOCK_EVERY_S:
+            self.run.record_spent_seconds(self._spent(now))
+            self._clock_written = now
+
     def _stop_if_out_of_time(self) -> bool:
-        if self.deadline is None or time.monotonic() < self.deadline:
+        if self.deadline is None:
+            return False
+        self._keep_time()
+        if time.monotonic() < self.deadline:
             return False
         self.state.stop_reason = f"time limit reached at step {self.state.step}"
         self.model.stop_training = True
@@ -226,7 +260,7 @@ class RunState(keras.callbacks.Callback):
             self.state.stop_reason = f"weights became NaN/inf at step {self.state.step}"
             self.model.stop_training = True
             return
-        self.state.train_seconds = self._seconds_before + time.monotonic() - self._sitting_start
+        self.state.train_seconds = self._spent(time.monotonic())
         self.run.save_checkpoint(self.model, self.state)
 
     def on_epoch_end(self, epoch, logs=None):
