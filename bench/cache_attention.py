@@ -15,9 +15,11 @@ them, for cache lengths 64..320, and fits microseconds per position:
   transposed operand (Keras' own layout);
 - `bfloat16_keys_transposed`: half the bytes, products in bfloat16.
 
-`stream_read_gb_per_s` is a plain reduction over a cache-sized tensor. When
-the float32 product already reads at or above it, no layout of the same
-bytes can be much cheaper per position.
+`stream_read_gb_per_s` is a plain sum of every element of a cache-sized
+tensor, which reads it front to back: about the fastest any kernel reads
+those bytes here. The products' own `read_gb_per_s` against it says how
+much a better kernel for the same bytes could still gain. (Summing over the
+first axis instead reads across rows and measures a third of the rate.)
 
     .venv/bin/python bench/cache_attention.py
 
@@ -77,8 +79,8 @@ def _stream_read_gb_per_s() -> float:
 
     @tf.function
     def run(data):
-        return tf.while_loop(lambda i, _: i < 100, lambda i, acc: (i + 1, acc + tf.reduce_sum(data, 0)),
-                             (0, tf.zeros([HEAD_DIM])))[1]
+        return tf.while_loop(lambda i, _: i < 100, lambda i, acc: (i + 1, acc + tf.reduce_sum(data)),
+                             (0, tf.constant(0.0)))[1]
 
     return data.shape.num_elements() * 4 * 100 / _best_seconds(run, (data,)) / 1e9
 
