@@ -185,11 +185,104 @@ class RunConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    def to_dict(self, applicable_only: bool = False) -> dict:
+        """Every key as a nested dict; with `applicable_only`, only the keys
+        that apply to this run's kind (`applicable_keys`)."""
+        values = dataclasses.asdict(self)
+        return applicable_keys(values) if applicable_only else values
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        """The run's config.yaml: the keys that apply to its kind. Loading it
+        gives this config back (defaults fill the keys left out)."""
+        return yaml.safe_dump(self.to_dict(applicable_only=True), sort_keys=False, allow_unicode=True)
+
+
+# The kinds of run: model.kind, and for an encoder its head.
+LANGUAGE_MODELS = ("gpt", "lstm")
+TRANSLATION = ("seq2seq",)
+MASKED_LM = ("encoder/masked_lm",)
+QUESTION_ANSWERING = ("encoder/span",)
+ENCODERS = MASKED_LM + QUESTION_ANSWERING
+TRANSFORMERS = ("gpt",) + TRANSLATION + ENCODERS
+
+# The keys that only some kinds of run use, with those kinds (read off the
+# code that uses each key); every key not listed here applies to all kinds.
+# A run's config.yaml and TensorBoard hparams hold only its kind's keys, and
+# only those count towards its identity (a resumed run is not refused over
+# a key it never reads). A section (data.cleaning) is kept or left out whole.
+KIND_KEYS = {
+    # Text read as documents and packed into blocks (language models and
+    # masked-LM pretraining: kerasllm.data.sources, pipelines, corpus, shards).
+    "data.document": LANGUAGE_MODELS + MASKED_LM,
+    "data.field": LANGUAGE_MODELS + MASKED_LM,
+    "data.prepared": LANGUAGE_MODELS + MASKED_LM,
+    "data.split_group": LANGUAGE_MODELS + MASKED_LM,
+    # Sentence pairs (kerasllm.data.parallel, pair_corpus, pair_batches).
+    "data.source_field": TRANSLATION,
+    "data.target_field": TRANSLATION,
+    "data.strict": TRANSLATION,
+    "data.test_fraction": TRANSLATION,
+    "tokenizer.shared": TRANSLATION,
+    # Question answering reads SQuAD text as it is (kerasllm.data.qa_data).
+    "data.cleaning": LANGUAGE_MODELS + TRANSLATION + MASKED_LM,
+    "model.head": ENCODERS,
+    "model.num_layers": TRANSFORMERS,  # the LSTM has one encoder and one decoder layer
+    "model.num_heads": TRANSFORMERS,
+    "model.intermediate_dim": TRANSFORMERS,
+    "model.tie_embeddings": ("gpt",) + TRANSLATION,  # keras-hub's BERT heads always tie
+    "model.embedding_dim": ("lstm",),
+    "model.doc_stride": QUESTION_ANSWERING,
+    "model.max_question_tokens": QUESTION_ANSWERING,
+    "model.max_answer_tokens": QUESTION_ANSWERING,
+    "model.question_match": QUESTION_ANSWERING,
+    "train.label_smoothing": TRANSLATION,
+    "train.mask_rate": MASKED_LM,
+    "train.init_from": ENCODERS,
+    "train.data_service": LANGUAGE_MODELS,
+    "train.sample_prompt": LANGUAGE_MODELS,
+    "train.sample_tokens": LANGUAGE_MODELS,
+    "train.num_samples": LANGUAGE_MODELS + TRANSLATION + QUESTION_ANSWERING,  # pretraining shows no samples
+}
+
+
+def run_kind(model: "ModelConfig | dict") -> str:
+    """The kind of run a model config makes: gpt, lstm, seq2seq,
+    encoder/masked_lm or encoder/span (the keys of `KIND_KEYS`' lists).
+
+    Example:
+        run_kind(ModelConfig(kind="encoder", head="span"))  # "encoder/span"
+    """
+    values = model if isinstance(model, dict) else dataclasses.asdict(model)
+    kind = values.get("kind", ModelConfig.kind)
+    return f"{kind}/{values.get('head', ModelConfig.head)}" if kind == "encoder" else kind
+
+
+def applies(key: str, kind: str) -> bool:
+    """Whether the dotted config `key` (or a key inside it) is used by runs of `kind`."""
+    for listed, kinds in KIND_KEYS.items():
+        if key == listed or key.startswith(listed + "."):
+            return kind in kinds
+    return True
+
+
+def applicable_keys(values: dict) -> dict:
+    """A nested config dict without the keys its run kind does not use
+    (`KIND_KEYS`); the kind is read from the dict itself.
+
+    Example:
+        applicable_keys(RunConfig().to_dict())["model"]  # a gpt model: no doc_stride, no head
+    """
+    kind = run_kind(values.get("model") or {})
+
+    def keep(node: dict, prefix: str) -> dict:
+        out = {}
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if applies(path, kind):
+                out[key] = keep(value, path) if isinstance(value, dict) else value
+        return out
+
+    return keep(values, "")
 
 
 _CHOICES = {
@@ -450,7 +543,12 @@ IDENTITY_KEYS = ("data", "tokenizer", "model", "train.batch_size", "train.seed",
 
 
 def identity(config: RunConfig | dict) -> dict:
+    """The values of `IDENTITY_KEYS` that apply to the run's kind (`KIND_KEYS`):
+    a key the run never reads is not part of what its directory holds, so a
+    config.yaml written with or without it (older kerasllm wrote every key)
+    belongs to the same run."""
     values = config.to_dict() if isinstance(config, RunConfig) else config
+    values = applicable_keys(values)
     out = {}
     for key in IDENTITY_KEYS:
         node = values
@@ -463,6 +561,20 @@ def identity(config: RunConfig | dict) -> dict:
     if out["train.init_from"]:  # runs/x, ./runs/x/ and ~/... spellings of one run
         out["train.init_from"] = os.path.normpath(os.path.expanduser(out["train.init_from"]))
     return out
+
+
+def identity_hash(config: RunConfig) -> str:
+    """A stable fingerprint of the run's identity (`identity`): the same for
+    every config that may resume the run, whatever else differs.
+
+    Example:
+        identity_hash(load("configs/tiny-char.yaml"))  # "sha256:3f0c..."
+    """
+    import hashlib
+    import json
+
+    text = json.dumps(identity(config), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def diff_identity(old: dict, new: RunConfig) -> list[str]:

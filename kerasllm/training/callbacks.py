@@ -136,6 +136,19 @@ def write_hparams(logdir: str, run_name: str, hparams: dict) -> None:
     writer.close()
 
 
+def run_hparams(config, precision: str) -> dict:
+    """What TensorBoard's HParams dashboard records of a run: the config keys
+    that apply to its kind (`kerasllm.config.KIND_KEYS`), flattened, with the
+    precision it trains in (config.yaml keeps `auto`), so runs compare by it.
+
+    Example:
+        run_hparams(config, "float32")["model.num_layers"]  # 4
+    """
+    hparams = flat_hparams(config.to_dict(applicable_only=True))
+    hparams["train.precision"] = precision
+    return hparams
+
+
 def flat_hparams(config_dict: dict) -> dict:
     """Nested config -> {"model.num_layers": 4, ...} with TensorBoard-safe values."""
     out = {}

@@ -361,10 +361,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     if state.step:
         print_fn(f"Resuming {run.root} at step {state.step // accum} (epoch {state.step // per_epoch + 1}/{epochs})")
     else:
-        hparams = cb.flat_hparams(config.to_dict())
-        # What the run trains in, so runs compare by it (config.yaml keeps `auto`).
-        hparams["train.precision"] = chosen
-        cb.write_hparams(str(own.logs), config.name, hparams)
+        cb.write_hparams(str(own.logs), config.name, cb.run_hparams(config, chosen))
 
     val = task.validation_batches()
     if t.validation_steps:
