@@ -338,9 +338,10 @@ Examples:
   kerasllm evaluate --run runs/squad-qa
 """)
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
-@click.option("--split", type=click.Choice(["train", "validation", "test", "dev"]), default=None,
-              help="Held-out split (default: validation for language models, test for translation, "
-                   "dev for question answering).")
+@click.option("--split", default=None, metavar="NAME",
+              help="The split to score, one the run's kind has: validation or train (the training split) for "
+                   "language models and masked-LM pretraining (default validation); test, validation or train "
+                   "for translation (default test); dev or validation for question answering (default dev).")
 @click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1, max=16), help="Translation: beam width.")
 @click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
               help="Translation: beam search length penalty (GNMT alpha).")
@@ -351,9 +352,10 @@ def evaluate(ctx, run_dir, split, beams, length_penalty, data_dir):
     token accuracy; for translation also BLEU and chrF (sacrebleu), with the
     hypotheses written to <run>/eval/; for question answering SQuAD's Exact
     Match and F1, with the predictions written to <run>/predictions-<split>.json."""
-    _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.evaluation import evaluate_run
+    from kerasllm.evaluation import evaluate_run, resolve_split
 
+    _, split = resolve_split(run_dir, split)  # a wrong split is answered before TensorFlow loads
+    _after_tf_import(ctx.obj["verbose"])
     click.echo(json.dumps(evaluate_run(run_dir, data_dir, split, beams, length_penalty)))
 
 

@@ -84,7 +84,8 @@ def test_evaluate_matches_best_validation_loss(trained, cli):
     assert metrics["loss"] == pytest.approx(min(val_losses(stdout)), abs=2e-3)
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]), rel=1e-3)
     no_test = cli("evaluate", "--run", run_dir, "--split", "test")
-    assert no_test.code == 2 and "train and validation splits only" in no_test.err
+    assert no_test.code == 2 and "--split test: language-model runs are scored on validation, train" in no_test.err
+    assert metrics["run"] == str(run_dir) and metrics["split"] == "validation"
 
 
 def _event_tags(logdir: Path) -> dict:

@@ -29,7 +29,7 @@ from kerasllm.files import atomic_write_text
 # Keep tokenized blocks in memory when the corpus is at most this big (a
 # resumed run then skips already-seen batches in milliseconds).
 CACHE_LIMIT_BYTES = 256 * 2**20
-SPLITS = ("train", "validation")
+SPLITS = pipelines.SPLITS
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Corpus:
         return pipelines.split(keyed_text_dataset(self.source, self.config.data.cleaning), self.config.data, split)
 
     def token_chunks(self, split: str) -> tf.data.Dataset:
+        pipelines.check_split(split, SPLITS)  # also for prepared shards, which `pipelines.split` does not see
         if self.prepared is not None:
             chunks = shards.read_chunks(self.prepared, split)
         else:

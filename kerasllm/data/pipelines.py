@@ -66,6 +66,16 @@ def token_blocks(chunks: tf.data.Dataset, seq_len: int) -> tf.data.Dataset:
     return chunks.scan(tf.zeros([0], tf.int32), pack).unbatch()
 
 
+SPLITS = ("train", "validation")  # of a language-model text source
+
+
+def check_split(which: str, known: tuple) -> None:
+    """Refuses a split name outside `known`: the split choosers test for
+    the held-out name, so any other name would silently be training data."""
+    if which not in known:
+        raise ValueError(f"split {which!r}: expected one of {', '.join(known)}")
+
+
 def is_validation(group_key: tf.Tensor, val_fraction: float, seed: int) -> tf.Tensor:
     """Deterministic, seeded choice of validation pieces by their group's
     key (a string vector): each draw is a hash of (seed, key), so the
@@ -94,7 +104,13 @@ def _validation_mask(key, texts, data_config):
 
 @tf.autograph.experimental.do_not_convert
 def split(batches: tf.data.Dataset, data_config, which: str) -> tf.data.Dataset:
-    """The `train` or `validation` part of keyed batches of `(texts, ends)`."""
+    """The `train` or `validation` part of keyed batches of `(texts, ends)`.
+
+    Raises:
+        ValueError: `which` is another name (a caller's mistake: it would
+            otherwise read as the training split).
+    """
+    check_split(which, SPLITS)
     want_val = which == "validation"
 
     def keep(key, batch):

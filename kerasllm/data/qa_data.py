@@ -47,7 +47,12 @@ def squad_file(config: RunConfig, split: str, data_dir: Optional[str] = None) ->
 
 
 def qa_examples(config: RunConfig, split: str, data_dir: Optional[str] = None) -> SquadData:
-    """Examples of `train`, `validation` (articles held out of train) or `dev`."""
+    """Examples of `train`, `validation` (articles held out of train) or `dev`.
+
+    Raises:
+        ValueError: another split name (it would otherwise read as training data).
+    """
+    pipelines.check_split(split, ("train", "validation", "dev"))
     if split == "dev":  # scored only: its answers' offsets are not used
         return read_squad(squad_file(config, "dev", data_dir), for_scoring=True)
     data = read_squad(squad_file(config, "train", data_dir))

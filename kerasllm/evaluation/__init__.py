@@ -1,35 +1,98 @@
-"""Evaluation: metrics of trained runs on held-out data."""
+"""Evaluation: metrics of trained runs on held-out data.
 
-__all__ = ["evaluate_run"]
+Each kind of run is scored on the splits it has (`SPLITS`, the default
+first); any other `--split` is refused before TensorFlow loads, naming the
+valid ones. Every result names the run and the split.
+
+Example:
+    evaluate_run("runs/shakespeare-char")  # {"run": ..., "split": "validation", "loss": ...}
+"""
+
+from __future__ import annotations
+
+__all__ = ["SPLITS", "evaluate_run", "resolve_split"]
+
+# The splits a run of each kind (`kerasllm.config.run_kind`) can be scored
+# on, its default first. `train` is the training data itself: a score there
+# measures fit, not generalisation, and the result says so.
+SPLITS = {
+    "gpt": ("validation", "train"),
+    "lstm": ("validation", "train"),
+    "encoder/masked_lm": ("validation", "train"),
+    "seq2seq": ("test", "validation", "train"),
+    # dev: the registered dataset's dev file; validation: articles held out of its training file.
+    "encoder/span": ("dev", "validation"),
+}
+_DESCRIPTIONS = {"gpt": "language-model", "lstm": "language-model", "encoder/masked_lm": "masked-LM pretraining",
+                 "seq2seq": "translation", "encoder/span": "question-answering"}
+TRAINING_SPLIT_NOTE = "train is the training split: these scores measure fit to the training data, not held-out quality"
+
+
+def resolve_split(run_dir, split: str | None):
+    """The run's config and the split to score: `split`, or the kind's
+    default when None. Reads only config.yaml (no TensorFlow), so a wrong
+    split is answered at once.
+
+    Args:
+        run_dir: a run directory from `kerasllm train`.
+        split: a split name, or None for the default of the run's kind.
+
+    Raises:
+        UserError: not a run directory, or a split this kind of run does not have.
+
+    Example:
+        resolve_split("runs/shakespeare-char", None)[1]  # "validation"
+    """
+    from pathlib import Path
+
+    from kerasllm import config as config_lib
+    from kerasllm.errors import UserError
+
+    # RunDir(run_dir).config, spelled out here: kerasllm.training imports Keras.
+    config_path = Path(run_dir) / "config.yaml"
+    if not config_path.is_file():
+        raise UserError(f"--run {run_dir}: not a run directory (no config.yaml); train one with `kerasllm train`")
+    config = config_lib.load(config_path)
+    kind = config_lib.run_kind(config.model)
+    valid = SPLITS[kind]
+    if split is None:
+        return config, valid[0]
+    if split not in valid:
+        raise UserError(f"--split {split}: {_DESCRIPTIONS[kind]} runs are scored on {', '.join(valid)} "
+                        f"(default {valid[0]})")
+    return config, split
 
 
 def evaluate_run(run_dir: str, data_dir=None, split: str | None = None, beams: int = 1,
                  length_penalty: float = 0.6) -> dict:
-    """Language-model metrics, or BLEU/chrF for a translation run."""
-    from kerasllm import config as config_lib
-    from kerasllm.errors import UserError
-    from kerasllm.training.checkpoint import RunDir
+    """The metrics of a run's best weights on `split` (None: its kind's
+    default): loss, perplexity and accuracy for language models, masked
+    loss and accuracy for pretraining, BLEU/chrF for translation, Exact
+    Match and F1 for question answering. The result starts with `run` and
+    `split`, and a score on `train` carries a `note` that it is the training split.
 
-    config_path = RunDir(run_dir).config
-    if not config_path.is_file():
-        raise UserError(f"--run {run_dir}: not a run directory (no config.yaml); train one with `kerasllm train`")
-    model = config_lib.load(config_path).model
+    Example:
+        evaluate_run("runs/spa-eng", split="validation", beams=4)["bleu"]
+    """
+    config, split = resolve_split(run_dir, split)
+    model = config.model
     if model.kind == "seq2seq":
         from kerasllm.evaluation.translation import evaluate_translation
 
-        return evaluate_translation(run_dir, data_dir, split or "test", beams, length_penalty)
-    if model.kind == "encoder" and model.head == "span":
+        result = evaluate_translation(run_dir, data_dir, split, beams, length_penalty)
+    elif model.kind == "encoder" and model.head == "span":
         from kerasllm.evaluation.question_answering import evaluate_qa
 
-        if split not in (None, "dev", "validation"):
-            raise UserError(f"--split {split}: question-answering runs are scored on dev or validation")
-        return evaluate_qa(run_dir, data_dir, split or "dev")
-    if model.kind == "encoder":  # masked-LM pretraining
+        result = evaluate_qa(run_dir, data_dir, split)
+    elif model.kind == "encoder":  # masked-LM pretraining
         from kerasllm.evaluation.language_model import evaluate_masked_lm
 
-        return evaluate_masked_lm(run_dir, data_dir, split or "validation")
-    if split == "test":
-        raise UserError("--split test: language-model runs have train and validation splits only")
-    from kerasllm.evaluation.language_model import evaluate_lm
+        result = evaluate_masked_lm(run_dir, data_dir, split)
+    else:
+        from kerasllm.evaluation.language_model import evaluate_lm
 
-    return evaluate_lm(run_dir, data_dir, split or "validation")
+        result = evaluate_lm(run_dir, data_dir, split)
+    named = {"run": str(run_dir), "split": split}
+    if split == "train":
+        named["note"] = TRAINING_SPLIT_NOTE
+    return {**named, **{k: v for k, v in result.items() if k not in named}}

@@ -32,7 +32,8 @@ def evaluate_qa(run_dir: str, data_dir=None, split: str = "dev", limit: int = 0)
     path = Path(run_dir) / f"predictions-{split}.json"
     write_predictions(path, predictions)
     scores = squad_scores(predictions, {e.id: e.answers for e in examples})
-    result = {"split": split, "exact_match": round(scores["exact_match"], 2), "f1": round(scores["f1"], 2),
+    result = {"run": run_dir, "split": split, "exact_match": round(scores["exact_match"], 2),
+              "f1": round(scores["f1"], 2),
               "questions": scores["count"], "questions_per_second": round(len(examples) / seconds, 1),
               "predictions": str(path)}
     if split == "dev":  # the whole file (validation is part of the training file)
