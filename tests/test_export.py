@@ -356,3 +356,28 @@ def test_new_tokens_default_to_half_the_context_and_stay_within_it(kerasllm_warn
     assert cap_new_tokens(63, 64) == 63 and kerasllm_warnings == []
     assert cap_new_tokens(64, 64) == 63 and kerasllm_warnings == ["max_new_tokens=64 lowered to 63: the model's context is 64 tokens"]
     assert cap_new_tokens(5000, None) == 4096 and "lowered to 4096" in kerasllm_warnings[-1]
+
+
+def test_kerasllm_json_says_which_run_step_and_config_the_weights_come_from(exported, trained, monkeypatch):
+    import re
+
+    from export_meta import check_provenance
+    from kerasllm import config as config_lib
+    from kerasllm.export.runs import provenance
+
+    run_dir, base, report = exported
+    meta = check_provenance(report["path"], run_dir)
+    # The weights exported are the best validation's: its epoch's last step (20 steps an epoch).
+    config = config_lib.load(ROOT / "configs/tiny-char.yaml")
+    losses = [float(v) for v in re.findall(r"Validation Loss: ([0-9.]+)", trained[1])]
+    best = losses.index(min(losses))
+    assert meta["step"] == (best + 1) * config.train.steps_per_epoch
+    assert meta["best_val_loss"] == pytest.approx(min(losses), abs=1e-4)
+    # The hash is the run's identity: the same for the config it was trained from
+    # and for settings a resume may change, another for another model.
+    assert meta["config_hash"] == config_lib.identity_hash(config)
+    longer = config_lib.load(ROOT / "configs/tiny-char.yaml", ["train.epochs=9"])
+    deeper = config_lib.load(ROOT / "configs/tiny-char.yaml", ["model.num_layers=2"])
+    assert config_lib.identity_hash(longer) == meta["config_hash"] != config_lib.identity_hash(deeper)
+    monkeypatch.chdir(run_dir.parent)  # a relative --run is recorded as an absolute path
+    assert provenance(config, run_dir.name)["run"] == str(run_dir.resolve())

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from conftest import ROOT, cli_in_process
+from export_meta import check_provenance
 from kerasllm.evaluation.squad_metric import squad_scores
 
 # One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
@@ -127,6 +128,7 @@ def test_evaluate_scores_held_out_articles_with_the_official_metric(cli, runs):
     result = cli("evaluate", "--run", str(tmp / "qa"), "--split", "validation")
     assert result.code == 0, result.err[-3000:]
     scores = json.loads(result.out)
+    assert scores["run"] == str(tmp / "qa") and scores["split"] == "validation"
     predictions = json.loads((tmp / "qa/predictions-validation.json").read_text())
     gold = {q["id"]: [a["text"] for a in q["answers"]] for art in json.loads(squad.read_text())["data"]
             for p in art["paragraphs"] for q in p["qas"] if q["id"] in predictions}
@@ -248,6 +250,17 @@ def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(cli, runs, 
     assert scratch.code == 2 and "belongs to a different config (train.init_from (" in scratch.err
 
 
+def test_evaluating_pretraining_names_the_run_and_split(cli, runs):
+    run = runs[0] / "mlm"
+    held_out = cli("evaluate", "--run", run)
+    assert held_out.code == 0, held_out.err[-3000:]
+    scores = json.loads(held_out.out)
+    assert scores["run"] == str(run) and scores["split"] == "validation" and scores["masked_loss"] > 0
+    assert "note" not in scores
+    wrong = cli("evaluate", "--run", run, "--split", "dev")
+    assert wrong.code == 2 and "masked-LM pretraining runs are scored on validation, train" in wrong.err
+
+
 def test_evaluate_on_dev_reports_what_it_read_and_refuses_no_questions(cli, runs, tmp_path):
     import shutil
 
@@ -295,7 +308,7 @@ def exported(runs):
     return export_run(str(tmp / "qa"), "toy-qa", str(tmp / "models"))
 
 
-def test_export_layout_ops_and_warmup(exported):
+def test_export_layout_ops_and_warmup(exported, runs):
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
     from tensorflow_serving.apis import prediction_log_pb2
@@ -303,7 +316,7 @@ def test_export_layout_ops_and_warmup(exported):
     from kerasllm.export.saved_model import allowed_ops, graph_ops
 
     path = exported["path"]
-    meta = json.loads(open(f"{path}/assets.extra/kerasllm.json").read())
+    meta = check_provenance(path, runs[0] / "qa")
     assert meta["kind"] == "question_answering" and meta["signatures"] == ["serving_default"]
     ops = graph_ops(path)
     assert {"FastWordpieceTokenizeWithOffsets", "RegexSplitWithOffsets"} <= ops

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, cli_in_process
+from export_meta import check_provenance
 
 # One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("test_translation")
@@ -52,7 +53,7 @@ def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
     report = cli("evaluate", "--run", run_dir)
     assert report.code == 0, report.err
     scores = json.loads(report.out)
-    assert scores["split"] == "test" and 100 < scores["pairs"] < 220
+    assert scores["run"] == str(run_dir) and scores["split"] == "test" and 100 < scores["pairs"] < 220
     assert scores["bleu"] > 50 and scores["chrf"] > 60 and scores["accuracy"] > 0.9, scores
     hyps = (run_dir / "eval/test.hyp.txt").read_text().splitlines()
     refs = (run_dir / "eval/test.ref.txt").read_text().splitlines()
@@ -84,7 +85,7 @@ def exported_translator(toy_run):
     return export_run(str(tmp / "run"), "toy", str(tmp / "models"), beams=3, length_penalty=1.0)
 
 
-def test_export_layout_ops_and_warmup(exported_translator):
+def test_export_layout_ops_and_warmup(exported_translator, toy_run):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -92,7 +93,7 @@ def test_export_layout_ops_and_warmup(exported_translator):
 
     path = exported_translator["path"]
     assert exported_translator["version"] == 1 and path.endswith("toy/1")
-    meta = json.loads(open(f"{path}/assets.extra/kerasllm.json").read())
+    meta = check_provenance(path, toy_run[0] / "run")
     assert meta["kind"] == "translator" and meta["signatures"] == ["serving_default"]
     assert meta["beams"] == 3 and meta["length_penalty"] == 1.0 and meta["max_length"] == 12
     ops = graph_ops(path)

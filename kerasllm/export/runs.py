@@ -4,6 +4,9 @@ signature."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
 
 from kerasllm.errors import UserError
@@ -12,6 +15,7 @@ from kerasllm.export.question_answering import QuestionAnsweringModule
 from kerasllm.export.saved_model import write_version
 from kerasllm.export.translator import TranslatorModule
 from kerasllm.inference.generate import load_run
+from kerasllm.training.checkpoint import RunDir
 
 
 def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_models",
@@ -35,7 +39,7 @@ def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_mod
     ]
     meta = {
         "kind": "language_model",
-        "run": str(run_dir),
+        **provenance(lm.config, run_dir),
         "model": lm.config.model.kind,
         "tokenizer": lm.tokenizer.kind,
         "vocabulary_size": lm.tokenizer.vocabulary_size,
@@ -44,6 +48,43 @@ def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_mod
         "beams": beams,
     }
     return write_version(module, base_dir, name or lm.config.name, version, warmup, meta)
+
+
+def kerasllm_version() -> str:
+    """The installed kerasllm's version (its package metadata)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("kerasllm")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        from kerasllm import __version__
+
+        return __version__
+
+
+def provenance(config, run_dir: str) -> dict:
+    """Where an export's weights come from, for its kerasllm.json: the run
+    (absolute path), the training step of the weights exported (optimizer
+    steps, as `train` counts them), the run's best validation loss (None
+    before any validation), a hash of the run's identity config
+    (`config.identity_hash`) and the kerasllm version that exported it.
+
+    Example:
+        provenance(load_run("runs/tiny").config, "runs/tiny")["step"]  # 40
+    """
+    from kerasllm import config as config_lib
+
+    run = RunDir(run_dir)
+    state = run.load_state()  # the newest checkpoint's: it is saved right after the best weights
+    exported = run.inference_weights()
+    batches = state.best_step if exported == run.best_weights else state.step
+    return {
+        "run": str(Path(run_dir).resolve()),
+        "step": max(batches, 0) // config.train.grad_accum_steps,
+        "best_val_loss": state.best_val_loss if math.isfinite(state.best_val_loss) else None,
+        "config_hash": config_lib.identity_hash(config),
+        "kerasllm_version": kerasllm_version(),
+    }
 
 
 def _export_translator(lm, run_dir, name, base_dir, version, beams, length_penalty) -> dict:
@@ -58,7 +99,7 @@ def _export_translator(lm, run_dir, name, base_dir, version, beams, length_penal
     ]
     meta = {
         "kind": "translator",
-        "run": str(run_dir),
+        **provenance(lm.config, run_dir),
         "model": "seq2seq",
         "tokenizer": lm.tokenizer.kind,
         "shared_vocabulary": lm.target_tokenizer is lm.tokenizer,
@@ -83,7 +124,7 @@ def _export_question_answering(lm, run_dir, name, base_dir, version) -> dict:
     ]
     meta = {
         "kind": "question_answering",
-        "run": str(run_dir),
+        **provenance(lm.config, run_dir),
         "model": "encoder",
         "tokenizer": lm.tokenizer.kind,
         "seq_len": lm.config.model.seq_len,

@@ -2,7 +2,10 @@
 
 Layout (TF Serving's): `<base>/<name>/<version>/` with `saved_model.pb`,
 `variables/`, and `assets.extra/` (`tf_serving_warmup_requests`, replayed by
-the server on load, and `kerasllm.json`, what the export holds). A version is
+the server on load, and `kerasllm.json`, what the export holds and where
+it comes from: the run's absolute path, the training step of the weights,
+the best validation loss, a hash of the run's identity config and the
+kerasllm version, besides the name, version and signatures). A version is
 written under a hidden name and renamed into place, so a server watching
 `<base>/<name>` never sees a half-written one. The export is refused if its
 graph holds an op outside `serving_ops.txt` (core TF and TF Text ops that
