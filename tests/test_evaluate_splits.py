@@ -51,7 +51,7 @@ def test_split_choosers_refuse_an_unknown_name():
     """They test for the held-out split's name, so any other name used to be training data."""
     import tensorflow as tf
 
-    from kerasllm.data import pipelines, qa_data
+    from kerasllm.data import parallel, pipelines, qa_data
 
     config = config_lib.load(ROOT / "configs/tiny-char.yaml")
     batches = tf.data.Dataset.from_tensors((tf.constant([0, 0], tf.int64), (tf.constant(["a"]), tf.constant([True]))))
@@ -59,6 +59,9 @@ def test_split_choosers_refuse_an_unknown_name():
         with pytest.raises(ValueError, match=f"split '{name}': expected one of train, validation"):
             pipelines.split(batches, config.data, name)
     assert pipelines.count(pipelines.split(batches, config.data, "train")) == 1
+    pairs = tf.data.Dataset.from_tensors((tf.constant(["a"]), tf.constant(["b"])))
+    with pytest.raises(ValueError, match="split 'dev': expected one of train, validation, test"):
+        parallel.split_pairs(pairs, config.data, "dev")
     qa = config_lib.load(ROOT / "configs/squad-qa.yaml")
     with pytest.raises(ValueError, match="split 'test': expected one of train, validation, dev"):
         qa_data.qa_examples(qa, "test")

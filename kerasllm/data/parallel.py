@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from kerasllm.config import DataConfig
 from kerasllm.data.cleaning import make_cleaner
+from kerasllm.data.pipelines import check_split
 from kerasllm.data.sources import Source
 from kerasllm.errors import UserError
 
@@ -179,8 +180,7 @@ def split_of(sources: tf.Tensor, config: DataConfig) -> tf.Tensor:
 
 def split_pairs(pairs: tf.data.Dataset, config: DataConfig, split: str) -> tf.data.Dataset:
     """The pair batches' members that belong to `split`."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}")
+    check_split(split, SPLITS)
     index = SPLITS.index(split)
 
     def keep(sources, targets):
