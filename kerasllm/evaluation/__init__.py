@@ -71,6 +71,15 @@ def evaluate_run(run_dir: str, data_dir=None, split: str | None = None, beams: i
     Match and F1 for question answering. The result starts with `run` and
     `split`, and a score on `train` carries a `note` that it is the training split.
 
+    Args:
+        run_dir: a run directory from `kerasllm train`.
+        data_dir: where the datasets are (default: $KERASLLM_DATA_DIR).
+        split: one of `SPLITS` for the run's kind, or None for its default.
+        beams, length_penalty: translation only: the beam search scored.
+
+    Raises:
+        UserError: not a run directory, or a split this kind of run does not have.
+
     Example:
         evaluate_run("runs/spa-eng", split="validation", beams=4)["bleu"]
     """

@@ -69,6 +69,10 @@ def provenance(config, run_dir: str) -> dict:
     before any validation), a hash of the run's identity config
     (`config.identity_hash`) and the kerasllm version that exported it.
 
+    Args:
+        config: the run's `RunConfig` (as `load_run` read it).
+        run_dir: the run directory, as given (a relative path is made absolute).
+
     Example:
         provenance(load_run("runs/tiny").config, "runs/tiny")["step"]  # 40
     """
