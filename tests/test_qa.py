@@ -181,8 +181,8 @@ def test_qa_command_answers_with_offsets(cli, runs):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["What?"], "give the passage with --context TEXT or --context-file FILE"),
-    (["What?", "--context", "a", "--context-file", "x"], "give the passage with --context TEXT or --context-file FILE"),
+    (["What?"], "give the passage with --context TEXT or --input FILE"),
+    (["What?", "--context", "a", "--context-file", "x"], "give the passage with --context TEXT or --input FILE"),
     (["  ", "--context", "Anna likes red."], "question 1 is empty"),
     (["What?", "--context", " "], "the context of question 1 is empty"),
     (["What?", "--context-file", "NONUTF8"], "not UTF-8 text"),

@@ -63,6 +63,10 @@ def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
     assert "a translation run" in cli("generate", "--run", run_dir, "x").err
     too_long = cli("translate", "--run", run_dir, "ab c", "--max-length", "99")
     assert too_long.code == 2 and "model.seq_len=12" in too_long.err
+    # --max-new-tokens counts new tokens; the old --max-length also counted the start token.
+    short = cli("translate", "--run", run_dir, "ab c de f", "--max-new-tokens", "2")
+    assert short.code == 0 and short.out == cli("translate", "--run", run_dir, "ab c de f", "--max-length", "3").out
+    assert len(short.out.rstrip("\n")) <= 2 < len(cli("translate", "--run", run_dir, "ab c de f").out.rstrip("\n"))
 
 
 def test_strict_data_fails_on_the_first_malformed_line(toy_run, cli):
