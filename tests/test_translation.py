@@ -39,6 +39,7 @@ def toy_run(tmp_path_factory):
     return tmp, result.out
 
 
+@pytest.mark.slow
 def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
     tmp, trained = toy_run
     run_dir = tmp / "run"
@@ -69,6 +70,7 @@ def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
     assert len(short.out.rstrip("\n")) <= 2 < len(cli("translate", "--run", run_dir, "ab c de f").out.rstrip("\n"))
 
 
+@pytest.mark.slow
 def test_strict_data_fails_on_the_first_malformed_line(toy_run, cli):
     tmp, _ = toy_run
     result = cli("train", "--config", tmp / "toy.yaml", "--set", "data.strict=true", "--run-dir", tmp / "strict", "--quiet")
@@ -88,6 +90,7 @@ def exported_translator(toy_run):
     return export_run(str(tmp / "run"), "toy", str(tmp / "models"), beams=3, length_penalty=1.0)
 
 
+@pytest.mark.slow
 def test_export_layout_ops_and_warmup(exported_translator):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
@@ -122,6 +125,7 @@ def test_export_layout_ops_and_warmup(exported_translator):
     assert requests == 3
 
 
+@pytest.mark.slow
 def test_exported_translations_equal_in_process_decoding(toy_run, exported_translator, cli):
     tmp, _ = toy_run
     path = exported_translator["path"]
@@ -153,6 +157,7 @@ def test_exported_translations_equal_in_process_decoding(toy_run, exported_trans
     assert via_cli.code == 0 and via_cli.out.splitlines() == served["beam4"]
 
 
+@pytest.mark.slow
 def test_bad_requests_and_wrong_models(toy_run, exported_translator, cli):
     import tensorflow as tf
 
@@ -174,6 +179,7 @@ def test_bad_requests_and_wrong_models(toy_run, exported_translator, cli):
     assert both.code == 2 and "exactly one of --model" in both.err
 
 
+@pytest.mark.slow
 def test_killed_mid_epoch_then_resumed_equals_one_uninterrupted_run(toy_run, cli):
     """A training process killed with SIGKILL mid-epoch resumes with its
     weights, optimizer state and place in the shuffled data: it ends with
