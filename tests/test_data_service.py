@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli_in_process, data_dir, run_cli
+from conftest import ROOT, cli_in_process, dataset_file, run_cli
 
 # One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("test_data_service")
@@ -73,7 +73,7 @@ def service():
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory):
     """Tiny Shakespeare cut into 6 files: the service's splits."""
-    text = (data_dir() / "tinyshakespeare.txt").read_text(encoding="utf-8")[:300_000]
+    text = dataset_file("tinyshakespeare").read_text(encoding="utf-8")[:300_000]
     out = tmp_path_factory.mktemp("corpus")
     size = len(text) // 6
     for i in range(6):

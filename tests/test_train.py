@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, dataset_file
 
 from kerasllm.training import precision
 
@@ -403,7 +403,7 @@ def test_prepare_shards_then_train_from_them(cli, tiny_config, tmp_path):
 def test_seed_lstm_on_csv_files(cli, tmp_path):
     import csv
 
-    lines = (Path(__import__("os").environ["KERASLLM_DATA_DIR"]) / "tinyshakespeare.txt").read_text().splitlines()[:4000]
+    lines = dataset_file("tinyshakespeare").read_text().splitlines()[:4000]
     for part in range(2):
         with open(tmp_path / f"part{part}.csv", "w", newline="") as f:
             writer = csv.writer(f)
