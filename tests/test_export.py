@@ -277,6 +277,7 @@ def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp
     assert no_prompts.code == 2 and "no prompts in it" in no_prompts.err
     beams = cli("generate", "--model", model, "ROMEO:", "--beams", "3")
     assert beams.code == 2 and "exported for beam search with 4 beams" in beams.err
+    assert "re-export with `kerasllm export --beam-search-width 3`" in beams.err
     same_beams = cli("generate", "--model", model, "ROMEO:", "--beams", "4", "--num-samples", "2")
     assert same_beams.code == 2 and "beam search is deterministic" in same_beams.err
     # Past the first batch of 32, samples get their own seed instead of
