@@ -368,7 +368,7 @@ Examples:
 """)
 @model_source
 @click.argument("file", type=str, required=False)
-@input_option("The lines to score, one per line (or give FILE as an argument)")
+@input_option("The lines to score; a FILE argument does the same")
 @verbose_option
 @click.pass_context
 def score(ctx, model_dir, run_dir, file, input_path):
@@ -516,7 +516,7 @@ Examples:
 @click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
               help="Beam search: rank by log-prob / ((5 + length) / 6) ** this (0 = raw log-prob, favours short).")
 @click.option("--max-new-tokens", default=None, type=click.IntRange(min=1),
-              help="Longest translation in tokens; a source is read up to one token more. "
+              help="Longest translation in tokens (a source is cut to one token more). "
                    "[default and most: model.seq_len - 1]")
 @hidden_alias("--max-length", "--max-new-tokens", "max_new_tokens", convert=lambda n: n - 1, type=click.IntRange(min=2))
 @verbose_option
