@@ -8,6 +8,7 @@ and its log noise is silenced unless `--verbose` is given.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -49,7 +50,9 @@ def _quiet_tensorflow(verbose: bool) -> None:
 
 
 def _after_tf_import(verbose: bool) -> None:
-    """Imports TensorFlow and friends, quietly unless --verbose."""
+    """Imports TensorFlow and friends, quietly unless --verbose (given before
+    or after the command name: both set ctx.obj["verbose"] before this runs)."""
+    _quiet_tensorflow(verbose)
     if verbose:
         return
     with stderr_silenced():
@@ -78,15 +81,78 @@ def _setup_logging() -> None:
         logger.propagate = False
 
 
+VERBOSE_HELP = "Show TensorFlow's log messages and full tracebacks (before or after the command name)."
+
+
 @click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--verbose", is_flag=True, help="Show TensorFlow's log messages and full tracebacks.")
+@click.option("--verbose", is_flag=True, help=VERBOSE_HELP)
 @click.version_option(package_name="kerasllm")
 @click.pass_context
 def cli(ctx, verbose):
-    """kerasllm: prepare text, train Transformer language models with Keras, export them for TF Serving, generate and score."""
+    """kerasllm: prepare text and train Transformer models with Keras -- language
+    models, translators and question answerers -- then export them for TF
+    Serving, generate, score, translate and answer questions with them."""
     ctx.obj = {"verbose": verbose}
-    _quiet_tensorflow(verbose)
     _setup_logging()
+
+
+def _set_verbose(ctx, param, value):
+    if value:
+        ctx.find_root().obj["verbose"] = True
+
+
+def verbose_option(f):
+    """`--verbose` after the command name (`kerasllm train --verbose ...`):
+    the same switch as `kerasllm --verbose train ...`."""
+    return click.option("--verbose", is_flag=True, expose_value=False, callback=_set_verbose, help=VERBOSE_HELP)(f)
+
+
+def hidden_alias(old_flag: str, new_flag: str, param: str, convert=None, **option_kwargs):
+    """Keeps an option's old spelling working, hidden from --help.
+
+    The old option's value goes to `param`, the new option's parameter
+    (through `convert` if the old one counted differently); giving both is a
+    mistake. A wrapper rather than two options on one parameter name: how
+    click arbitrates such a pair differs between click versions.
+
+    Args:
+        old_flag: the old spelling, e.g. "--prompts-file".
+        new_flag: the spelling it stands for, e.g. "--input" (for messages).
+        param: the new option's parameter name.
+        convert: old value -> new value (default: the same).
+        option_kwargs: click.option arguments for the old spelling (its type).
+
+    Example:
+        @hidden_alias("--max-length", "--max-new-tokens", "max_new_tokens", convert=lambda n: n - 1,
+                      type=click.IntRange(min=2))
+    """
+    alias_param = "old_" + old_flag.lstrip("-").replace("-", "_")
+
+    def decorate(f):
+        @functools.wraps(f)
+        def command(*args, **kwargs):
+            old_value = kwargs.pop(alias_param)
+            if old_value is not None:
+                if kwargs[param] is not None:
+                    raise UserError(f"{old_flag} is the old spelling of {new_flag}: give one of them")
+                kwargs[param] = convert(old_value) if convert else old_value
+            return f(*args, **kwargs)
+
+        return click.option(old_flag, alias_param, hidden=True, default=None, **option_kwargs)(command)
+
+    return decorate
+
+
+def input_option(what: str, alias: str | None = None):
+    """`--input FILE` ('-' = stdin), the one spelling of an input file in
+    every command; `alias` is the command's old spelling, still accepted."""
+
+    def decorate(f):
+        f = click.option("--input", "input_path", type=str, default=None, metavar="FILE",
+                         help=f"{what} ('-' reads stdin).")(f)
+        return hidden_alias(alias, "--input", "input_path", type=str)(f) if alias else f
+
+    return decorate
 
 
 config_option = click.option(
@@ -116,6 +182,7 @@ Examples:
 @click.option("--workers", default=None, help="Multi-worker training: every worker's host:port, comma-separated "
               "(writes TF_CONFIG; worker 0 is the chief).")
 @click.option("--worker-index", type=click.IntRange(min=0), default=None, help="This worker's place in --workers.")
+@verbose_option
 @click.pass_context
 def train(ctx, config_path, overrides, run_dir, data_dir, quiet, workers, worker_index):
     """Train a model; run the same command again to resume after a crash."""
@@ -194,11 +261,13 @@ def _read_lines(path: str, what: str) -> list[str]:
     return [line.decode("utf-8") for line in lines]
 
 
+ONE_MODEL = "exactly one of --run / --model"
 model_source_options = [
     click.option("--model", "model_dir", type=click.Path(), default=None,
-                 help="An exported SavedModel: saved_models/<name> (newest version) or saved_models/<name>/<version>."),
+                 help=f"An exported SavedModel: saved_models/<name> (newest version) or saved_models/<name>/<version> "
+                      f"({ONE_MODEL})."),
     click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
-                 help="A run directory from `kerasllm train` (its best weights)."),
+                 help=f"A run directory from `kerasllm train`: its best weights ({ONE_MODEL})."),
 ]
 
 
@@ -206,6 +275,23 @@ def model_source(f):
     for option in reversed(model_source_options):
         f = option(f)
     return f
+
+
+def _check_model_source(model_dir: str | None, run_dir: str | None) -> None:
+    """The mistakes in --run / --model found without TensorFlow (the
+    clients check the rest once it is loaded), so they are answered at once."""
+    if (model_dir is None) == (run_dir is None):
+        raise UserError("give exactly one of --model (an exported SavedModel) or --run (a run directory)")
+    if run_dir is not None:
+        _check_run_dir(run_dir)
+    elif not os.path.exists(model_dir):
+        raise UserError(f"--model {model_dir}: no SavedModel there (expected {model_dir}/<version>/saved_model.pb); "
+                        "make one with `kerasllm export`")
+
+
+def _check_run_dir(run_dir: str) -> None:
+    if not os.path.isfile(os.path.join(run_dir, "config.yaml")):
+        raise UserError(f"--run {run_dir}: not a run directory (no config.yaml); train one with `kerasllm train`")
 
 
 BATCH = 32  # prompts or lines per call
@@ -216,30 +302,35 @@ SEED_MAX = 2**31 - 1  # seeds are int32 in the graph
 Examples:
   kerasllm generate --run runs/shakespeare-char "ROMEO:" --top-k 10
   kerasllm generate --model saved_models/shakespeare "ROMEO:" --top-p 0.9 --stop "\\n\\n"
-  kerasllm generate --model saved_models/shakespeare --prompts-file prompts.txt --temperature 0
+  kerasllm generate --model saved_models/shakespeare --input prompts.txt --temperature 0
   kerasllm generate --model saved_models/shakespeare "ROMEO:" --beams 4 --max-new-tokens 30
 """)
 @model_source
 @click.argument("prompts", nargs=-1)
-@click.option("--prompts-file", type=str, default=None, help="More prompts, one per line ('-' reads stdin).")
+@input_option("More prompts, one per line", alias="--prompts-file")
 @click.option("--max-new-tokens", default=None, type=click.IntRange(min=1),
               help="At most context - 1. [default: 100, at most half the model's context]")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0.0), help="0 = greedy.")
 @click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0, max=2**31 - 1), help="Sample among the k most likely tokens (0 = all).")
 @click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(min=0.0, max=1.0, min_open=True),
               help="Sample from the smallest set of tokens whose probability reaches p (1 = all).")
-@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1), help="Beam search with this many beams (1 = sampling); the sampling options do not apply to it.")
+@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Beam search with this many beams (1 = no beam search: sample); the sampling options do not apply "
+                   "to it. An exported model searches with the width it was exported with (export --beam-search-width).")
 @click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1), help="Continuations per prompt.")
 @click.option("--seed", default=None, type=click.IntRange(min=0, max=SEED_MAX), help="Seed for reproducible sampling.")
 @click.option("--stop", multiple=True, help="Stop at this string, which is not printed (repeatable; '\\n' is a newline).")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print a single sample as it is generated.")
+@verbose_option
 @click.pass_context
-def generate(ctx, model_dir, run_dir, prompts, prompts_file, max_new_tokens, temperature, top_k, top_p, beams,
+def generate(ctx, model_dir, run_dir, prompts, input_path, max_new_tokens, temperature, top_k, top_p, beams,
              num_samples, seed, stop, stream):
-    """Continue PROMPTS (default: an empty prompt) with a run or an exported model."""
-    from_file = _read_lines(prompts_file, "--prompts-file") if prompts_file else []
-    if prompts_file and not from_file and not prompts:
-        raise UserError(f"--prompts-file {prompts_file}: no prompts in it (one per line)")
+    """Continue PROMPTS (and --input lines; default: an empty prompt) with a
+    language model: a run or an exported model, exactly one of --run / --model."""
+    _check_model_source(model_dir, run_dir)
+    from_file = _read_lines(input_path, "--input") if input_path else []
+    if input_path and not from_file and not prompts:
+        raise UserError(f"--input {input_path}: no prompts in it (one per line)")
     prompts = _utf8_args(prompts, "PROMPT") + from_file
     stop = [_unescape(s, "--stop") for s in _utf8_args(stop, "--stop")]
     _after_tf_import(ctx.obj["verbose"])
@@ -272,22 +363,30 @@ def generate(ctx, model_dir, run_dir, prompts, prompts_file, max_new_tokens, tem
 
 @cli.command(epilog="""\b
 Examples:
-  kerasllm score --model saved_models/shakespeare nbest.txt
-  kerasllm score --run runs/shakespeare-char - < lines.txt
+  kerasllm score --model saved_models/shakespeare --input nbest.txt
+  kerasllm score --run runs/shakespeare-char --input - < lines.txt
 """)
 @model_source
-@click.argument("file", type=str)
+@click.argument("file", type=str, required=False)
+@input_option("The lines to score; a FILE argument does the same")
+@verbose_option
 @click.pass_context
-def score(ctx, model_dir, run_dir, file):
-    """Log-probability, token count and perplexity of each line of FILE ('-' = stdin).
+def score(ctx, model_dir, run_dir, file, input_path):
+    """Log-probability, token count and perplexity of each line of --input
+    FILE (or a FILE argument; '-' = stdin) under a language model: a run or
+    an exported model, exactly one of --run / --model.
 
     Prints one tab-separated line per input line, then the corpus perplexity
     (exp of the mean negative log-likelihood over all tokens) on a line
     starting with '#'.
     """
-    lines = _read_lines(file, "FILE")
+    _check_model_source(model_dir, run_dir)
+    if (file is None) == (input_path is None):
+        raise UserError("give the lines to score with --input FILE or as a FILE argument (one of them)")
+    what, path = ("FILE", file) if input_path is None else ("--input", input_path)
+    lines = _read_lines(path, what)
     if not lines:
-        raise UserError(f"FILE {file}: no lines to score")
+        raise UserError(f"{what} {path}: no lines to score")
     _after_tf_import(ctx.obj["verbose"])
     import math
 
@@ -309,26 +408,70 @@ def score(ctx, model_dir, run_dir, file):
 @cli.command(epilog="""\b
 Examples:
   kerasllm export --run runs/shakespeare-char --name shakespeare
-  kerasllm export --run runs/shakespeare-char --name shakespeare --version 7 --beams 8
+  kerasllm export --run runs/shakespeare-char --name shakespeare --version 7 --beam-search-width 8
+  kerasllm export --run runs/spa-eng --name spa-eng --beams 4
 """)
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
 @click.option("--name", default=None, help="Model name: the directory under --base-dir (default: the run's config name).")
 @click.option("--version", "version", default=None, type=int, help="Version number (default: the next free one).")
 @click.option("--base-dir", default="saved_models", show_default=True, type=click.Path(file_okay=False),
               help="Where model directories live (TF Serving's --model_base_path is <base-dir>/<name>).")
-@click.option("--beams", default=4, show_default=True, type=click.IntRange(min=1, max=16),
-              help="Language models: the beam_search signature's width; translators: the default of the beams input.")
+@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1, max=16),
+              help="Translators: the beam width of a request that names none (its `beams` input; 1 = greedy), "
+                   "as --beams in translate and evaluate.")
+@click.option("--beam-search-width", default=4, show_default=True, type=click.IntRange(min=1, max=16),
+              help="Language models: the fixed width of the beam_search signature "
+                   "(`kerasllm generate --model ... --beams` must equal it).")
 @click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
               help="Translators: the default of the length_penalty input.")
+@verbose_option
 @click.pass_context
-def export(ctx, run_dir, name, version, base_dir, beams, length_penalty):
+def export(ctx, run_dir, name, version, base_dir, beams, beam_search_width, length_penalty):
     """Write a run's best weights as a TF Serving SavedModel version: a
-    language model (generate, beam_search, score, tokenize, detokenize) or a
-    translator (sources -> translations)."""
+    language model (generate, beam_search, score, tokenize, detokenize), a
+    translator (sources -> translations) or a question answerer.
+
+    --beams is a beam width with default 1, as in every command; here it is
+    a translator's default, since a translator's requests choose their
+    width. A language model's beam_search signature has a width fixed at
+    export: --beam-search-width.
+    """
+    _check_run_dir(run_dir)
+    width = _export_width(ctx, _run_model_kind(run_dir), beams, beam_search_width)
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.export.runs import export_run
 
-    click.echo(json.dumps(export_run(run_dir, name, base_dir, version, beams, length_penalty)))
+    click.echo(json.dumps(export_run(run_dir, name, base_dir, version, width, length_penalty)))
+
+
+def _run_model_kind(run_dir: str) -> str | None:
+    """A run's model.kind, read without TensorFlow; None where its config
+    cannot be read (loading the run then says why)."""
+    import yaml
+
+    try:
+        with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
+            return yaml.safe_load(f)["model"]["kind"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def _export_width(ctx, kind: str | None, beams: int, beam_search_width: int) -> int:
+    """The one width `export_run` takes for the run's kind: a translator's
+    default --beams, or a language model's --beam-search-width. An option
+    given for a kind it does not apply to is a mistake (before --beams got
+    its one meaning, `--beams` set a language model's beam_search width)."""
+    given = {name for name in ("beams", "beam_search_width")
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    if kind == "seq2seq":
+        if "beam_search_width" in given:
+            raise UserError("--beam-search-width: a translator has no beam_search signature; "
+                            "its requests choose their width, --beams sets the default")
+        return beams
+    if kind in ("gpt", "lstm") and "beams" in given and beams != 1:
+        raise UserError(f"--beams {beams}: a language model's requests do not choose a width; for the width of its "
+                        f"beam_search signature give --beam-search-width {beams}")
+    return beam_search_width
 
 
 @cli.command(epilog="""\b
@@ -342,10 +485,12 @@ Examples:
               help="The split to score, one the run's kind has: validation or train (the training split) for "
                    "language models and masked-LM pretraining (default validation); test, validation or train "
                    "for translation (default test); dev or validation for question answering (default dev).")
-@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1, max=16), help="Translation: beam width.")
+@click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1, max=16),
+              help="Translation: beam search width (1 = greedy).")
 @click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
               help="Translation: beam search length penalty (GNMT alpha).")
 @data_dir_option
+@verbose_option
 @click.pass_context
 def evaluate(ctx, run_dir, split, beams, length_penalty, data_dir):
     """Held-out metrics of a run's best weights, as JSON: loss, perplexity and
@@ -362,55 +507,68 @@ def evaluate(ctx, run_dir, split, beams, length_penalty, data_dir):
 @cli.command(epilog="""\b
 Examples:
   kerasllm translate --run runs/spa-eng "Where is the station?"
-  kerasllm translate --model saved_models/spa-eng --file sentences.txt --beams 4 --length-penalty 1.0
-  echo "I like tea." | kerasllm translate --model saved_models/spa-eng --file -
+  kerasllm translate --model saved_models/spa-eng --input sentences.txt --beams 4 --length-penalty 1.0
+  echo "I like tea." | kerasllm translate --model saved_models/spa-eng --input -
 """)
 @model_source
 @click.argument("sentences", nargs=-1)
-@click.option("--file", "sentences_file", type=str, default=None, help="More sentences, one per line ('-' reads stdin).")
+@input_option("More sentences, one per line", alias="--file")
 @click.option("--beams", default=1, show_default=True, type=click.IntRange(min=1, max=16), help="Beam search width (1 = greedy).")
 @click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
               help="Beam search: rank by log-prob / ((5 + length) / 6) ** this (0 = raw log-prob, favours short).")
-@click.option("--max-length", default=None, type=click.IntRange(min=2), help="Longest translation in tokens (default: model.seq_len).")
+@click.option("--max-new-tokens", default=None, type=click.IntRange(min=1),
+              help="Longest translation in tokens (a source is cut to one token more). "
+                   "[default and most: model.seq_len - 1]")
+@hidden_alias("--max-length", "--max-new-tokens", "max_new_tokens", convert=lambda n: n - 1, type=click.IntRange(min=2))
+@verbose_option
 @click.pass_context
-def translate(ctx, model_dir, run_dir, sentences, sentences_file, beams, length_penalty, max_length):
-    """Translate SENTENCES (and --file lines), one translation per line, with
-    an exported translator or a translation run's best weights."""
-    sentences = _utf8_args(sentences, "SENTENCE") + (_read_lines(sentences_file, "--file") if sentences_file else [])
+def translate(ctx, model_dir, run_dir, sentences, input_path, beams, length_penalty, max_new_tokens):
+    """Translate SENTENCES (and --input lines), one translation per line, with
+    a translator: an exported one or a translation run's best weights,
+    exactly one of --run / --model."""
+    _check_model_source(model_dir, run_dir)
+    sentences = _utf8_args(sentences, "SENTENCE") + (_read_lines(input_path, "--input") if input_path else [])
     if not sentences:
-        raise UserError("nothing to translate: give sentences as arguments or with --file")
+        raise UserError("nothing to translate: give sentences as arguments or with --input")
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.inference.client import TranslatorClient
 
     translator = TranslatorClient.open(model=model_dir, run=run_dir)
+    # The translator's max_length counts the decoder's start token, so
+    # max_length - 1 tokens are new.
     limit = translator.max_length
-    if max_length is not None and max_length > limit:
-        raise UserError(f"--max-length {max_length}: this model translates at most model.seq_len={limit} tokens")
+    if max_new_tokens is not None and max_new_tokens > limit - 1:
+        raise UserError(f"--max-new-tokens {max_new_tokens}: this model translates at most {limit - 1} tokens "
+                        f"(model.seq_len={limit} less the start token)")
+    max_length = limit if max_new_tokens is None else max_new_tokens + 1
     for start in range(0, len(sentences), BATCH):
-        for text in translator.translate(sentences[start : start + BATCH], beams, length_penalty, max_length or limit):
+        for text in translator.translate(sentences[start : start + BATCH], beams, length_penalty, max_length):
             click.echo(text)
 
 
 @cli.command(epilog="""\b
 Examples:
   kerasllm qa --run runs/squad-qa "Who wrote Hamlet?" --context "Hamlet is a tragedy by William Shakespeare."
-  kerasllm qa --run runs/squad-qa "When was it written?" "Who is its hero?" --context-file passage.txt
+  kerasllm qa --run runs/squad-qa "When was it written?" "Who is its hero?" --input passage.txt
   kerasllm export --run runs/squad-qa --name squad && kerasllm qa --model saved_models/squad "Who?" --context "..."
 """)
 @model_source
 @click.argument("questions", nargs=-1, required=True)
 @click.option("--context", default=None, help="The passage the answers come from.")
-@click.option("--context-file", default=None, type=str, help="Read the passage from this file ('-' reads stdin).")
+@input_option("The passage, read from this file instead of --context", alias="--context-file")
+@verbose_option
 @click.pass_context
-def qa(ctx, model_dir, run_dir, questions, context, context_file):
-    """Answer QUESTIONS from a passage with an exported question answerer or
-    a QA run's best weights: one JSON line each with the answer, its score
-    and its character offsets [start, end) in the passage."""
-    if (context is None) == (context_file is None):
-        raise UserError("give the passage with --context TEXT or --context-file FILE (one of them)")
+def qa(ctx, model_dir, run_dir, questions, context, input_path):
+    """Answer QUESTIONS from a passage with a question answerer: an exported
+    one or a QA run's best weights, exactly one of --run / --model. Prints
+    one JSON line each with the answer, its score and its character offsets
+    [start, end) in the passage."""
+    _check_model_source(model_dir, run_dir)
+    if (context is None) == (input_path is None):
+        raise UserError("give the passage with --context TEXT or --input FILE (one of them)")
     questions = _utf8_args(questions, "QUESTION")
-    if context_file is not None:
-        context = _read_text(context_file, "--context-file")
+    if input_path is not None:
+        context = _read_text(input_path, "--input")
     else:
         _utf8_args([context], "--context", numbered=False)
     _after_tf_import(ctx.obj["verbose"])
@@ -435,6 +593,7 @@ def _read_text(path: str, what: str) -> str:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New directory for the shards and tokenizer.")
 @click.option("--shard-mb", default=64.0, show_default=True, type=click.FloatRange(min=0.01), help="Size at which a shard file is closed.")
 @data_dir_option
+@verbose_option
 @click.pass_context
 def prepare(ctx, config_path, overrides, out, shard_mb, data_dir):
     """Tokenize a corpus once into TFRecord shards; train with --set data.prepared=OUT."""
@@ -474,6 +633,7 @@ Example (on host0; workers and trainers then name host0:5050):
 @click.option("--port", required=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None,
               help="Journal the dispatcher's state here, so a restarted dispatcher keeps its jobs.")
+@verbose_option
 @click.pass_context
 def data_service_dispatcher(ctx, port, work_dir):
     """Start the dispatcher: it hands out the training text's files to the workers."""
@@ -491,6 +651,7 @@ Example (on host1, with a dispatcher on host0:5050):
 @click.option("--dispatcher", required=True, help="The dispatcher's host:port.")
 @click.option("--port", required=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--host", default=None, help="Name or address trainers reach this machine by (default: its hostname).")
+@verbose_option
 @click.pass_context
 def data_service_worker(ctx, dispatcher, port, host):
     """Start a worker: it reads and tokenizes the files the dispatcher gives it."""

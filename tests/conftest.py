@@ -16,15 +16,28 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-# Tests read datasets from ../shared/data unless told otherwise; nothing is
-# downloaded.
+# Tests read datasets where the library does, from $KERASLLM_DATA_DIR; when it
+# is not set, from ../shared/data if that exists, else from the library's
+# default ~/.cache/kerasllm, where a registered dataset is downloaded the first
+# time a test needs it (README, Development).
 if "KERASLLM_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
     os.environ["KERASLLM_DATA_DIR"] = str(SHARED_DATA)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def data_dir() -> Path:
-    return Path(os.environ["KERASLLM_DATA_DIR"])
+    """The data directory the library reads: $KERASLLM_DATA_DIR, else ~/.cache/kerasllm."""
+    from kerasllm.data import registry
+
+    return registry.data_dir()
+
+
+def dataset_file(name: str, split: str = "train") -> Path:
+    """A registered dataset's file in data_dir(), downloaded there first if it
+    is missing (as a training run would)."""
+    from kerasllm.data import registry
+
+    return registry.resolve(name, split)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli_in_process, data_dir, run_cli
+from conftest import ROOT, cli_in_process, dataset_file, run_cli
 
 # One test process builds this file's module fixtures once (setup.cfg: --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("test_data_service")
@@ -73,7 +73,7 @@ def service():
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory):
     """Tiny Shakespeare cut into 6 files: the service's splits."""
-    text = (data_dir() / "tinyshakespeare.txt").read_text(encoding="utf-8")[:300_000]
+    text = dataset_file("tinyshakespeare").read_text(encoding="utf-8")[:300_000]
     out = tmp_path_factory.mktemp("corpus")
     size = len(text) // 6
     for i in range(6):
@@ -88,6 +88,7 @@ def _config(corpus_dir: Path, **train):
     return config_lib.load(ROOT / "configs" / "tiny-char.yaml", overrides)
 
 
+@pytest.mark.slow
 def test_every_training_chunk_arrives_once_per_pass(service, corpus_dir, tmp_path):
     from kerasllm.data.corpus import open_corpus
 
@@ -107,6 +108,7 @@ def test_every_training_chunk_arrives_once_per_pass(service, corpus_dir, tmp_pat
     assert chunks(served.token_chunks("validation")) == chunks(local.token_chunks("validation"))
 
 
+@pytest.mark.slow
 def test_training_run_reads_through_the_service(service, corpus_dir, tmp_path):
     run_dir = tmp_path / "run"
     result = cli_in_process("train", "--quiet", "--config", ROOT / "configs" / "tiny-char.yaml", "--run-dir", run_dir,
@@ -144,6 +146,7 @@ def test_service_mistakes_are_one_line(changes, message, corpus_dir, tmp_path, c
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_busy_port_is_refused(service):
     port = service.rsplit(":", 1)[1]
     result = run_cli("data-service", "dispatcher", "--port", port, timeout=120)

@@ -53,6 +53,7 @@ def one_device(tmp_path_factory):
     return config, tmp / "run", result.out
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_one_device(one_device, tmp_path):
     config, reference, _ = one_device
     result = run_cli("train", "--config", str(config), "--set", "train.max_steps=12", "--set", "train.strategy=mirrored",
@@ -86,6 +87,7 @@ def _finish(procs, timeout=600):
     return outs
 
 
+@pytest.mark.slow
 def test_two_workers_train_in_sync_and_only_the_chief_writes(one_device, tmp_path):
     config, reference, _ = one_device
     run_dir = tmp_path / "run"
@@ -108,6 +110,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(one_device, tmp_pat
     _assert_close(_final_weights(run_dir), _final_weights(reference), atol=5e-3)
 
 
+@pytest.mark.slow
 def test_workers_with_different_configs_are_refused(one_device, tmp_path):
     config, _, _ = one_device
     workers = local_worker_addresses(2)
@@ -121,6 +124,7 @@ def test_workers_with_different_configs_are_refused(one_device, tmp_path):
         assert code == 2 and "the workers do not have the same config and tokenizer" in err, err[-2000:]
 
 
+@pytest.mark.slow
 def test_keras_still_needs_the_multi_worker_fixes(tmp_path):
     """Without kerasllm.training.keras_distribution_fixes, Keras' fit fails
     under MultiWorkerMirroredStrategy (keras-team/keras#20585); with them it
@@ -177,6 +181,7 @@ def test_symbolic_build_no_longer_reads_the_training_data():
     (["--set", "train.strategy=tpu", "--set", "train.tpu=local"], "train.tpu: no TPU reachable at 'local'"),
     (["--set", "train.strategy=multi_worker", "--set", "train.time_limit_minutes=5"], "not with multi_worker"),
 ])
+@pytest.mark.slow
 def test_distribution_mistakes_are_one_line_errors(one_device, tmp_path, args, message):
     config, _, _ = one_device
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
@@ -187,6 +192,7 @@ def test_distribution_mistakes_are_one_line_errors(one_device, tmp_path, args, m
 
 
 
+@pytest.mark.slow
 def test_a_lost_worker_stops_the_other_and_both_resume_together(one_device, tmp_path):
     """Killing a worker mid-run makes the other stop with one clear line
     (not a hang); launching both again resumes from the chief's newest
@@ -218,6 +224,7 @@ def test_a_lost_worker_stops_the_other_and_both_resume_together(one_device, tmp_
     assert list((tmp_path / "tmp").glob("kerasllm-worker-*")) == []
 
 
+@pytest.mark.slow
 def test_a_worker_whose_peer_never_starts_gives_up_naming_it(one_device, tmp_path):
     config, _, _ = one_device
     workers = local_worker_addresses(2)
@@ -241,6 +248,7 @@ def _prepared(tmp_path, shard_mb=0.25):
     return tmp_path / "prepared", counts
 
 
+@pytest.mark.slow
 def test_prepared_shards_are_split_by_file_across_workers(tmp_path):
     """Several workers on `prepare`d TFRecord shards: worker i reads only
     files i, i+N, ...; together one pass of each covers every block but at
@@ -278,6 +286,7 @@ def test_prepared_shards_are_split_by_file_across_workers(tmp_path):
     assert tf.data.experimental.AutoShardPolicy.DATA == task.train_batches(0).options().experimental_distribute.auto_shard_policy
 
 
+@pytest.mark.slow
 def test_two_workers_train_on_prepared_shards_by_file(tmp_path):
     prepared, _ = _prepared(tmp_path)
     config = tmp_path / "tiny.yaml"

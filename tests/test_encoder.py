@@ -8,6 +8,7 @@ import random
 import keras
 import keras_hub
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from kerasllm.config import ModelConfig
@@ -50,6 +51,7 @@ def _features(tok, examples):
     return windows, inputs, labels, contexts
 
 
+@pytest.mark.slow
 def test_a_tiny_span_model_answers_the_questions_it_was_trained_on():
     keras.utils.set_random_seed(0)
     tok = WordPieceTokenizer(VOCAB)
@@ -112,6 +114,7 @@ def test_question_match_marks_context_tokens_that_occur_in_the_question():
     assert tuple(model.backbone.get_layer("segment_embedding").embeddings.shape) == (3, SMALL.hidden_dim)
 
 
+@pytest.mark.slow
 def test_masked_lm_head_learns_and_shares_the_backbone_with_the_span_model():
     keras.utils.set_random_seed(0)
     tok = WordPieceTokenizer(VOCAB)

@@ -10,6 +10,7 @@ import sys
 import warnings
 
 import numpy as np
+import pytest
 import yaml
 
 from kerasllm import config as config_lib
@@ -109,6 +110,7 @@ def test_question_answering_batches_are_cut_and_resume_exactly(tmp_path):
     assert all((a[0] == b[0]).all() and (a[1] == b[1]).all() for a, b in zip(stream[5:], resumed))
 
 
+@pytest.mark.slow
 def test_every_validation_scores_the_same_batches_and_masks(tmp_path):
     """With train.validation_steps, each epoch's validation reads the same
     first batches (Keras would continue its validation iterator where the

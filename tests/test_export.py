@@ -56,6 +56,7 @@ def served(exported):
     return tf.saved_model.load(exported[2]["path"])
 
 
+@pytest.mark.slow
 def test_layout_versions_and_no_leftovers(exported, cli):
     run_dir, base, report = exported
     version = base / "tiny" / "1"
@@ -93,6 +94,7 @@ def test_layout_versions_and_no_leftovers(exported, cli):
     assert defaults == {"max_new_tokens": 16, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": -1}  # 16: half of 32
 
 
+@pytest.mark.slow
 def test_an_export_that_loses_its_version_to_another_says_so(exported, monkeypatch):
     from kerasllm.errors import UserError
     from kerasllm.export import saved_model
@@ -112,6 +114,7 @@ def test_an_export_that_loses_its_version_to_another_says_so(exported, monkeypat
     assert [p.name for p in (base / "race").iterdir()] == ["1"] and (taken / "saved_model.pb").read_text() == "theirs"
 
 
+@pytest.mark.slow
 def test_graph_has_only_allowed_ops(exported):
     from kerasllm.export.saved_model import allowed_ops, graph_ops
 
@@ -140,6 +143,7 @@ def test_keras_slice_update_still_needs_the_workaround():
     np.testing.assert_array_equal(plain(x, i).numpy(), patched(x, i).numpy())
 
 
+@pytest.mark.slow
 def test_warmup_requests_parse_and_run(exported, served):
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -157,6 +161,7 @@ def test_warmup_requests_parse_and_run(exported, served):
     assert signatures == {"serving_default", "beam_search", "score", "tokenize", "detokenize"}
 
 
+@pytest.mark.slow
 def test_fresh_process_with_only_tensorflow_serves_every_signature(trained, exported):
     from kerasllm.inference.generate import generate, load_run
 
@@ -177,6 +182,7 @@ def test_fresh_process_with_only_tensorflow_serves_every_signature(trained, expo
     assert all(p > 1 for p in result["perplexity"][:1])
 
 
+@pytest.mark.slow
 def test_score_equals_keras_model_likelihood(trained, served):
     from kerasllm.inference.generate import load_run
 
@@ -223,6 +229,7 @@ def test_score_equals_keras_model_likelihood(trained, served):
         ({"prompts": []}, "prompts: empty batch"),
     ],
 )
+@pytest.mark.slow
 def test_bad_requests_fail_with_a_clear_invalid_argument(served, request_, message):
     inputs = {"prompts": tf.constant(["ROMEO:"])}
     for key, value in request_.items():
@@ -231,6 +238,7 @@ def test_bad_requests_fail_with_a_clear_invalid_argument(served, request_, messa
         served.generate(**inputs)
 
 
+@pytest.mark.slow
 def test_request_sampler_settings(served):
     def run(**settings):
         out = served.generate(tf.constant(PROMPTS), max_new_tokens=tf.constant(16),
@@ -244,6 +252,7 @@ def test_request_sampler_settings(served):
     assert len({tuple(run(temperature=1.5, seed=s)) for s in range(4)}) > 1
 
 
+@pytest.mark.slow
 def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp_path):
     run_dir, base, _ = exported
     model = base / "tiny"
@@ -268,6 +277,7 @@ def test_cli_generate_and_score_from_the_saved_model(trained, exported, cli, tmp
     assert no_prompts.code == 2 and "no prompts in it" in no_prompts.err
     beams = cli("generate", "--model", model, "ROMEO:", "--beams", "3")
     assert beams.code == 2 and "exported for beam search with 4 beams" in beams.err
+    assert "re-export with `kerasllm export --beam-search-width 3`" in beams.err
     same_beams = cli("generate", "--model", model, "ROMEO:", "--beams", "4", "--num-samples", "2")
     assert same_beams.code == 2 and "beam search is deterministic" in same_beams.err
     # Past the first batch of 32, samples get their own seed instead of
@@ -321,6 +331,7 @@ def test_stop_strings_read_backslash_escapes_and_keep_other_characters():
         _unescape("a\\ud800", "--stop")
 
 
+@pytest.mark.slow
 def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported):
     from kerasllm.inference.client import LanguageModelClient, stream
 
@@ -335,6 +346,7 @@ def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported):
     assert "".join(stream(lm, "ROMEO:", 24, chunk=8, **sampled)) == lm.generate(["ROMEO:"], 24, **sampled).texts[0]
 
 
+@pytest.mark.slow
 def test_streaming_cuts_a_long_prompt_once(exported, kerasllm_warnings):
     from kerasllm.inference.client import LanguageModelClient, stream
 

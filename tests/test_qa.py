@@ -86,6 +86,7 @@ def _val_losses(stdout):
     return [float(v) for v in re.findall(r"Validation Loss: ([0-9.]+)", stdout)]
 
 
+@pytest.mark.slow
 def test_pretraining_then_fine_tuning_from_it(runs):
     tmp, _, pretrained, tuned = runs
     assert "masked-LM pretraining (15% of tokens)" in pretrained and len(_val_losses(pretrained)) == 2
@@ -103,6 +104,7 @@ def test_pretraining_then_fine_tuning_from_it(runs):
     assert int(counts.group(1)) + int(counts.group(2)) == int(counts.group(3))
 
 
+@pytest.mark.slow
 def test_loading_a_checkpoint_for_inference_is_quiet(runs):
     """A checkpoint also holds optimizer state; loading it for inference or
     as `init_from` must not warn about skipping it (train() is also called
@@ -123,6 +125,7 @@ def test_loading_a_checkpoint_for_inference_is_quiet(runs):
     assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
 
 
+@pytest.mark.slow
 def test_evaluate_scores_held_out_articles_with_the_official_metric(cli, runs):
     tmp, squad, _, _ = runs
     result = cli("evaluate", "--run", str(tmp / "qa"), "--split", "validation")
@@ -169,6 +172,7 @@ def test_answering_batches_passages_of_similar_length_in_the_callers_order():
     assert len(batches) == 9 and lengths == sorted(lengths)
 
 
+@pytest.mark.slow
 def test_qa_command_answers_with_offsets(cli, runs):
     tmp, squad, _, _ = runs
     context, questions, gold = _a_paragraph(squad)
@@ -183,14 +187,15 @@ def test_qa_command_answers_with_offsets(cli, runs):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["What?"], "give the passage with --context TEXT or --context-file FILE"),
-    (["What?", "--context", "a", "--context-file", "x"], "give the passage with --context TEXT or --context-file FILE"),
+    (["What?"], "give the passage with --context TEXT or --input FILE"),
+    (["What?", "--context", "a", "--context-file", "x"], "give the passage with --context TEXT or --input FILE"),
     (["  ", "--context", "Anna likes red."], "question 1 is empty"),
     (["What?", "--context", " "], "the context of question 1 is empty"),
     (["What?", "--context-file", "NONUTF8"], "not UTF-8 text"),
     (["What?", "Who is caf\udce9?", "--context", "Anna likes red."], "QUESTION 2: not valid UTF-8 text"),
     (["What?", "--context", "caf\udce9"], "--context: not valid UTF-8 text"),
 ])
+@pytest.mark.slow
 def test_qa_mistakes_are_one_line(cli, runs, args, message):
     tmp, _, _, _ = runs
     (tmp / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
@@ -200,6 +205,7 @@ def test_qa_mistakes_are_one_line(cli, runs, args, message):
     assert len(result.err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_passage_without_tokens_has_no_answer(cli, runs):
     tmp, _, _, _ = runs
     result = cli("qa", "--run", str(tmp / "qa"), "What?", "--context", "\u200b")  # not blank, yet no tokens
@@ -207,6 +213,7 @@ def test_a_passage_without_tokens_has_no_answer(cli, runs):
     assert json.loads(result.out) == {"answer": "", "score": None, "start": 0, "end": 0}
 
 
+@pytest.mark.slow
 def test_config_mistakes_are_one_line(cli, runs, trained, tmp_path):
     _, squad, _, _ = runs
     cases = [
@@ -228,6 +235,7 @@ def test_config_mistakes_are_one_line(cli, runs, trained, tmp_path):
         assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(cli, runs, tmp_path):
     tmp, _, _, _ = runs
     (tmp_path / "lines.txt").write_text("Anna likes red.\n")
@@ -250,6 +258,7 @@ def test_encoder_runs_refuse_generate_and_score_and_keep_their_start(cli, runs, 
     assert scratch.code == 2 and "belongs to a different config (train.init_from (" in scratch.err
 
 
+@pytest.mark.slow
 def test_evaluating_pretraining_names_the_run_and_split(cli, runs):
     run = runs[0] / "mlm"
     held_out = cli("evaluate", "--run", run)
@@ -261,6 +270,7 @@ def test_evaluating_pretraining_names_the_run_and_split(cli, runs):
     assert wrong.code == 2 and "masked-LM pretraining runs are scored on validation, train" in wrong.err
 
 
+@pytest.mark.slow
 def test_evaluate_on_dev_reports_what_it_read_and_refuses_no_questions(cli, runs, tmp_path):
     import shutil
 
@@ -308,6 +318,7 @@ def exported(runs):
     return export_run(str(tmp / "qa"), "toy-qa", str(tmp / "models"))
 
 
+@pytest.mark.slow
 def test_export_layout_ops_and_warmup(exported, runs):
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
@@ -337,6 +348,7 @@ def test_export_layout_ops_and_warmup(exported, runs):
     assert requests == 2
 
 
+@pytest.mark.slow
 def test_exported_answers_equal_the_run_and_load_without_keras(cli, runs, exported):
     tmp, squad = runs[0], runs[1]
     CONTEXT, QUESTIONS, gold = _a_paragraph(squad)
@@ -367,6 +379,7 @@ def test_exported_answers_equal_the_run_and_load_without_keras(cli, runs, export
         served["answers"]
 
 
+@pytest.mark.slow
 def test_bad_requests_fail_with_invalid_argument(cli, runs, exported):
     import tensorflow as tf
 

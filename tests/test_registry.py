@@ -95,10 +95,10 @@ def test_unknown_dataset():
 
 
 def test_registered_files_match_the_shared_copies():
-    from conftest import data_dir
+    from conftest import data_dir, dataset_file
 
     for name, info in registry.DATASETS.items():
-        for remote in info.files.values():
-            assert (data_dir() / remote.filename).is_file(), f"{name}: {remote.filename}"
-    text = (data_dir() / "tinyshakespeare.txt").read_bytes()
+        for split, remote in info.files.items():
+            assert dataset_file(name, split) == data_dir() / remote.filename, f"{name}: {remote.filename}"
+    text = dataset_file("tinyshakespeare").read_bytes()
     assert hashlib.sha256(text).hexdigest() == registry.DATASETS["tinyshakespeare"].files["train"].digest

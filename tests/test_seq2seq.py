@@ -40,6 +40,7 @@ def toy(tmp_path_factory):
     return model, tok, history, held_out
 
 
+@pytest.mark.slow
 def test_tiny_translator_learns_a_toy_mapping(toy):
     model, tok, history, held_out = toy
     assert history.history["accuracy"][-1] > 0.9  # chance is about 1/14
@@ -58,6 +59,7 @@ def _inputs(src, src_mask, length=10, start=1):
     return {"encoder_token_ids": src, "encoder_padding_mask": src_mask, "decoder_token_ids": dec, "decoder_padding_mask": mask}
 
 
+@pytest.mark.slow
 def test_cached_decoding_matches_full_recompute_and_padding_is_masked(toy):
     model, tok, _, _ = toy
     rng = np.random.default_rng(1)

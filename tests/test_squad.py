@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from kerasllm.data import registry
 from kerasllm.data.squad import load_split, read_squad
 from kerasllm.errors import UserError
 from kerasllm.evaluation.squad_metric import exact_match, f1, normalize_answer, squad_scores, write_predictions
@@ -277,12 +275,8 @@ def test_unreadable_files_are_user_errors(tmp_path):
 
 
 def shared_split(split: str):
-    """The split read through the registry from $KERASLLM_DATA_DIR (set by conftest), or a skip."""
-    from conftest import data_dir
-
-    filename = registry.DATASETS["squad-v1.1"].files[split].filename
-    if "KERASLLM_DATA_DIR" not in os.environ or not (data_dir() / filename).is_file():
-        pytest.skip(f"{filename} is not in the data directory")
+    """The split read through the registry from the tests' data directory
+    (conftest: ../shared/data, or downloaded into the library's default)."""
     return load_split(split)
 
 

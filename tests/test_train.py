@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, dataset_file
 
 from kerasllm.training import precision
 
@@ -30,6 +30,7 @@ def val_losses(text):
     return [float(m.group(3)) for m in VAL_LINE.finditer(text)]
 
 
+@pytest.mark.slow
 def test_training_reports_and_loss_falls(trained):
     run_dir, stdout = trained
     losses = val_losses(stdout)
@@ -42,6 +43,7 @@ def test_training_reports_and_loss_falls(trained):
     assert state["step"] == 40 and state["finished"] and state["best_val_loss"] == pytest.approx(losses[1], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_generate_from_run_is_seeded_and_greedy_is_deterministic(trained, cli):
     run_dir, _ = trained
     a = cli("generate", "--run", run_dir, "ROMEO:", "--max-new-tokens", "20", "--seed", "3", "--top-k", "5")
@@ -58,6 +60,7 @@ def test_generate_from_run_is_seeded_and_greedy_is_deterministic(trained, cli):
     assert "warning: prompt of 71 tokens cut to its last 1" in capped.err
 
 
+@pytest.mark.slow
 def test_repeated_generation_keeps_its_traced_function_and_seeds_restart(trained):
     """Per-epoch samples call generate() on one model again and again: the
     same unseeded settings keep keras-hub's traced function (tracing costs
@@ -76,6 +79,7 @@ def test_repeated_generation_keeps_its_traced_function_and_seeds_restart(trained
     assert seeded[0] == seeded[1]
 
 
+@pytest.mark.slow
 def test_evaluate_matches_best_validation_loss(trained, cli):
     run_dir, stdout = trained
     result = cli("evaluate", "--run", run_dir)
@@ -114,6 +118,7 @@ def _hparams(logdir: Path) -> dict:
     return {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind")) for key, value in info.hparams.items()}
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files_have_the_scalars(trained):
     run_dir, _ = trained
     tags = _event_tags(run_dir / "logs")
@@ -122,6 +127,7 @@ def test_tensorboard_event_files_have_the_scalars(trained):
     assert "_hparams_/session_start_info" in tags["root"]
 
 
+@pytest.mark.slow
 def test_real_tensorboard_serves_the_scalars(trained):
     run_dir, _ = trained
     with socket.socket() as s:
@@ -149,6 +155,7 @@ def test_real_tensorboard_serves_the_scalars(trained):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_progress_bar_of_an_epoch_cut_short_ends_where_training_stopped(cli, tiny_config, tmp_path):
     result = cli("train", "--config", tiny_config({"train.max_steps": 7, "train.num_samples": 0}),
                  "--run-dir", tmp_path / "run")
@@ -175,6 +182,7 @@ def test_every_command_help_has_an_example(cli):
         assert shown.code == 0 and "Example" in shown.out and "kerasllm " + " ".join(path) in shown.out, path
 
 
+@pytest.mark.slow
 def test_early_stopping_then_continuing_with_more_patience(cli, tiny_config, tmp_path):
     """At a learning rate too small to move a float32 weight, validation
     (the same batches each epoch) never improves after the first epoch."""
@@ -199,6 +207,7 @@ def test_early_stopping_then_continuing_with_more_patience(cli, tiny_config, tmp
     assert "raise train.epochs or train.max_steps, and train.early_stopping_patience (0 turns" in again.out
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_run_and_a_foreign_config(trained, cli, tiny_config):
     run_dir, _ = trained
     again = cli("train", "--config", ROOT / "configs/tiny-char.yaml", "--run-dir", run_dir, "--quiet")
@@ -246,6 +255,7 @@ def _latest_step(run_dir: Path) -> int:
     return int(pointer.read_text().strip().split("-")[1].split(".")[0])
 
 
+@pytest.mark.slow
 def test_kill_9_twice_then_resume_to_the_exact_end(tiny_config, tmp_path):
     """A real training process is killed with SIGKILL twice; each restart
     continues from the saved step and the run ends at the planned step."""
@@ -278,6 +288,7 @@ def test_kill_9_twice_then_resume_to_the_exact_end(tiny_config, tmp_path):
     assert len(val_losses(final.stdout)) == 3 - saved[1] // 100
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(trained, cli, tiny_config, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(trained[0], run_dir)  # a finished run of 40 steps (on a copy: the fixture is shared)
@@ -310,6 +321,7 @@ def test_a_worker_that_is_not_the_chief_does_not_claim_there_is_no_checkpoint(tm
     assert other.startswith("training stopped: loss became nan at step 7; ")
 
 
+@pytest.mark.slow
 def test_max_steps_bf16_jit_and_gradient_accumulation(cli, tiny_config, tmp_path):
     config = tiny_config({"train.precision": "mixed_bfloat16", "train.jit_compile": True, "train.grad_accum_steps": 2,
                           "train.max_steps": 7, "train.save_every_steps": 100})
@@ -320,6 +332,7 @@ def test_max_steps_bf16_jit_and_gradient_accumulation(cli, tiny_config, tmp_path
     assert state["step"] == 14  # batches: 7 optimizer steps x 2 accumulated batches
 
 
+@pytest.mark.slow
 def test_time_limit_stops_and_the_next_run_continues(cli, tiny_config, tmp_path):
     config = tiny_config({"train.time_limit_minutes": 0.0001, "train.precision": "auto"})
     first = cli("train", "--config", config, "--run-dir", tmp_path / "run", "--quiet")
@@ -341,6 +354,7 @@ def test_time_limit_stops_and_the_next_run_continues(cli, tiny_config, tmp_path)
     assert yaml.safe_load((tmp_path / "run/config.yaml").read_text())["train"]["precision"] == "auto"
 
 
+@pytest.mark.slow
 def test_a_time_limited_run_ends_with_its_learning_rate_decayed(cli, tiny_config, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -368,6 +382,7 @@ def tf_value(event):
     return tf.make_ndarray(event.tensor_proto)
 
 
+@pytest.mark.slow
 def test_prepare_shards_then_train_from_them(cli, tiny_config, tmp_path):
     config = tiny_config({"tokenizer.kind": "wordpiece", "tokenizer.vocab_size": 500, "data.document": "line"})
     out = tmp_path / "prepared"
@@ -385,10 +400,11 @@ def test_prepare_shards_then_train_from_them(cli, tiny_config, tmp_path):
     assert vocab["tokens"]["train"] == report["tokens"]["train"]
 
 
+@pytest.mark.slow
 def test_seed_lstm_on_csv_files(cli, tmp_path):
     import csv
 
-    lines = (Path(__import__("os").environ["KERASLLM_DATA_DIR"]) / "tinyshakespeare.txt").read_text().splitlines()[:4000]
+    lines = dataset_file("tinyshakespeare").read_text().splitlines()[:4000]
     for part in range(2):
         with open(tmp_path / f"part{part}.csv", "w", newline="") as f:
             writer = csv.writer(f)

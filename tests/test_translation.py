@@ -40,6 +40,7 @@ def toy_run(tmp_path_factory):
     return tmp, result.out
 
 
+@pytest.mark.slow
 def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
     tmp, trained = toy_run
     run_dir = tmp / "run"
@@ -64,8 +65,13 @@ def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
     assert "a translation run" in cli("generate", "--run", run_dir, "x").err
     too_long = cli("translate", "--run", run_dir, "ab c", "--max-length", "99")
     assert too_long.code == 2 and "model.seq_len=12" in too_long.err
+    # --max-new-tokens counts new tokens; the old --max-length also counted the start token.
+    short = cli("translate", "--run", run_dir, "ab c de f", "--max-new-tokens", "2")
+    assert short.code == 0 and short.out == cli("translate", "--run", run_dir, "ab c de f", "--max-length", "3").out
+    assert len(short.out.rstrip("\n")) <= 2 < len(cli("translate", "--run", run_dir, "ab c de f").out.rstrip("\n"))
 
 
+@pytest.mark.slow
 def test_strict_data_fails_on_the_first_malformed_line(toy_run, cli):
     tmp, _ = toy_run
     result = cli("train", "--config", tmp / "toy.yaml", "--set", "data.strict=true", "--run-dir", tmp / "strict", "--quiet")
@@ -85,6 +91,7 @@ def exported_translator(toy_run):
     return export_run(str(tmp / "run"), "toy", str(tmp / "models"), beams=3, length_penalty=1.0)
 
 
+@pytest.mark.slow
 def test_export_layout_ops_and_warmup(exported_translator, toy_run):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
@@ -119,6 +126,7 @@ def test_export_layout_ops_and_warmup(exported_translator, toy_run):
     assert requests == 3
 
 
+@pytest.mark.slow
 def test_exported_translations_equal_in_process_decoding(toy_run, exported_translator, cli):
     tmp, _ = toy_run
     path = exported_translator["path"]
@@ -150,6 +158,7 @@ def test_exported_translations_equal_in_process_decoding(toy_run, exported_trans
     assert via_cli.code == 0 and via_cli.out.splitlines() == served["beam4"]
 
 
+@pytest.mark.slow
 def test_bad_requests_and_wrong_models(toy_run, exported_translator, cli):
     import tensorflow as tf
 
@@ -171,6 +180,7 @@ def test_bad_requests_and_wrong_models(toy_run, exported_translator, cli):
     assert both.code == 2 and "exactly one of --model" in both.err
 
 
+@pytest.mark.slow
 def test_killed_mid_epoch_then_resumed_equals_one_uninterrupted_run(toy_run, cli):
     """A training process killed with SIGKILL mid-epoch resumes with its
     weights, optimizer state and place in the shuffled data: it ends with

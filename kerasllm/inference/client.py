@@ -102,7 +102,7 @@ class LanguageModelClient:
             if beams > 1:
                 if beams != self.beams:
                     raise UserError(f"--beams {beams}: this model was exported for beam search with {self.beams} "
-                                    f"beams; use --beams {self.beams} or re-export with `kerasllm export --beams {beams}`")
+                                    f"beams; use --beams {self.beams} or re-export with `kerasllm export --beam-search-width {beams}`")
                 out = self._f.beam_search(texts, max_new_tokens=new)
             else:
                 out = self._f.generate(
