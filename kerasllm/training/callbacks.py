@@ -1,5 +1,6 @@
-"""Callbacks for what a user watches during training: the progress bar and
-epoch lines on the terminal, and TensorBoard scalars, samples and hparams.
+"""Callbacks for what a user watches during training: the progress bar (on
+a terminal) or plain step lines (a file or pipe), the validation lines with
+the metrics of the run's kind, and TensorBoard scalars, samples and hparams.
 
 Keras' own `TensorBoard` callback writes the epoch scalars; these add what it
 lacks: step-level loss, learning rate and tokens/s keyed by the global step

@@ -13,8 +13,10 @@ write their checkpoints, logs and tokenizer copy to a temporary directory
 that is removed at the end, and all workers check at start-up that they
 train the same config with the same tokenizer.
 
-Resuming mid-epoch: Keras starts every `fit` at an epoch boundary, so the
-trainer finishes an interrupted epoch with a shorter `fit` call (the
+Each Keras epoch of `fit` is one stretch between validations (`Plan`): an
+epoch of data, or `train.eval_every_steps` steps of the endless stream.
+Resuming mid-way: Keras starts every `fit` at an epoch boundary, so the
+trainer finishes an interrupted stretch with a shorter `fit` call (the
 remaining batches) and then runs the rest. The training stream is
 deterministic and is resumed by skipping the batches already seen, so no
 example is repeated or lost.
@@ -337,13 +339,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     created = not run.root.exists()
     discard_on_error = (lambda: _removed_on_error(run.root)) if created and chief else contextlib.nullcontext
     with discard_on_error():
-        own.root.mkdir(parents=True, exist_ok=True)
-        lock = _lock(own)
-        # A new run writes its config first, so a run killed while it
-        # prepares its data is still recognised as this run next time; an
-        # existing run keeps its config until the new values are known to work.
-        if created or not chief:
-            atomic_write_text(own.config, config.to_yaml())
+        lock = _open_run(config, own, write_config_first=created or not chief)  # held until training ends
         task = open_task(config, own, data_dir)
         plan = _plan_batches(t, task.batches_per_pass)
         atomic_write_text(own.config, config.to_yaml())
@@ -355,13 +351,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     steps_per_execution = _choose_steps_per_execution(t, plan, state.step, strategy, print_fn)
     chosen = precision.resolve(t.precision, t.strategy)  # float32 or mixed_bfloat16
     with discard_on_error(), strategy.scope():  # e.g. a model that cannot be built or initialised
-        model = task.build_model(precision.dtype_policy(chosen))
-        compile_for_training(model, config, plan.total // accum, steps_per_execution, task)
-        if state.step:
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(str(run.latest() / "weights.weights.h5"))
-        elif t.init_from:
-            task.initialise(model, print_fn)
+        model = _build_model(config, task, plan, steps_per_execution, chosen, state, run, print_fn)
     num_params = model.count_params()
     print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s); "
              f"{_precision_note(t, chosen)}")
@@ -408,6 +398,33 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         resolver = strategy.cluster_resolver
         print_fn(f"{resolver.task_type} {resolver.task_id}: weights sha256 {weights_digest(model)[:16]}")
     return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, samples.last or sample(), num_params)
+
+
+def _open_run(config, own: RunDir, write_config_first: bool):
+    """Creates and locks this worker's run directory; returns the lock (held
+    while it is referenced)."""
+    own.root.mkdir(parents=True, exist_ok=True)
+    lock = _lock(own)
+    # A new run writes its config first, so a run killed while it prepares
+    # its data is still recognised as this run next time; an existing run
+    # keeps its config until the new values are known to work.
+    if write_config_first:
+        atomic_write_text(own.config, config.to_yaml())
+    return lock
+
+
+def _build_model(config, task, plan: Plan, steps_per_execution: int, chosen: str, state, run: RunDir, print_fn):
+    """The task's model, compiled, with the saved step's weights and
+    optimizer state, or `train.init_from`'s weights on a new run (under the
+    strategy's scope)."""
+    model = task.build_model(precision.dtype_policy(chosen))
+    compile_for_training(model, config, plan.total // plan.accum, steps_per_execution, task)
+    if state.step:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(run.latest() / "weights.weights.h5"))
+    elif config.train.init_from:
+        task.initialise(model, print_fn)
+    return model
 
 
 def _choose_steps_per_execution(t, plan: Plan, start: int, strategy, print_fn) -> int:
