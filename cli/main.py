@@ -178,7 +178,7 @@ Examples:
 @set_option
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/<name>).")
 @data_dir_option
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar or step lines; validation lines still print.")
 @click.option("--workers", default=None, help="Multi-worker training: every worker's host:port, comma-separated "
               "(writes TF_CONFIG; worker 0 is the chief).")
 @click.option("--worker-index", type=click.IntRange(min=0), default=None, help="This worker's place in --workers.")

@@ -167,6 +167,12 @@ class TrainConfig:
     # 80% become [MASK], 10% a random token, 10% stay).
     mask_rate: float = 0.15
     save_every_steps: int = 200
+    # Resumable checkpoints kept, the newest ones (best.weights.h5 besides).
+    keep_checkpoints: int = 2
+    # Validate every N optimizer steps instead of at each epoch's end (0 =
+    # at epoch ends), and at the run's end. Best weights, samples and early
+    # stopping (its patience then counts validations) follow validation.
+    eval_every_steps: int = 0
     validation_steps: int = 0  # 0 = the whole validation split
     seed: int = 1337
     log_every_steps: int = 50
@@ -436,6 +442,8 @@ _MINIMUMS = {
     "train.grad_accum_steps": 1,
     "train.steps_per_execution": 1,
     "train.save_every_steps": 1,
+    "train.keep_checkpoints": 1,
+    "train.eval_every_steps": 0,
     "train.log_every_steps": 1,
     "train.steps_per_epoch": 0,
     "train.max_steps": 0,

@@ -10,7 +10,7 @@ import pytest
 
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
-from kerasllm.training.checkpoint import RunDir, TrainingState
+from kerasllm.training.checkpoint import RunDir, RunState, TrainingState
 from kerasllm.training.trainer import _lock
 
 
@@ -62,3 +62,30 @@ def test_a_run_directory_is_locked_while_training(tmp_path):
         _lock(run)
     held.close()
     _lock(run).close()
+
+
+def test_early_stopping_counts_validations_under_eval_every_steps(tmp_path):
+    """With a validation every 10 batches of a 100-batch epoch, patience 2
+    stops after two whole periods without a better loss (a period cut short
+    does not count), and the run's epoch count stays that of the data."""
+    run_state = RunState(RunDir(tmp_path), TrainingState(), save_every=10**9, max_batches=1000, per_epoch=100,
+                         patience=2, period=10, keep=1)
+    run_state.set_model(_model())
+    run_state.model.stop_training = False
+
+    def period(batches: int, val_loss: float) -> None:
+        run_state.on_epoch_begin(0)
+        for batch in range(batches):
+            run_state.on_train_batch_end(batch, {"loss": 1.0})
+        run_state.on_epoch_end(0, {"val_loss": val_loss})
+
+    period(10, 2.0)
+    period(10, 2.5)
+    period(4, 2.5)  # cut short (a time limit): validated, not counted
+    assert not run_state.model.stop_training and run_state.state.epochs_without_improvement == 1
+    period(6, 2.1)
+    assert run_state.model.stop_training and run_state.state.step == 30
+    assert run_state.state.stop_reason == "early stopping: validation loss has not improved for 2 validations"
+    assert run_state.state.best_step == 10 and run_state.state.epoch == 0
+    # keep=1: only the newest checkpoint stays.
+    assert [p.name for p in (tmp_path / "checkpoints").glob("step-*")] == ["step-000000030"]

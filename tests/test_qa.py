@@ -104,6 +104,30 @@ def test_pretraining_then_fine_tuning_from_it(runs):
     assert int(counts.group(1)) + int(counts.group(2)) == int(counts.group(3))
 
 
+def _logged_tags(logdir) -> set:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    acc.Reload()
+    return set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
+
+
+@pytest.mark.slow
+def test_each_run_reports_the_metrics_that_mean_something_for_it(runs):
+    """Span QA: loss and start/end accuracy, no perplexity (of two positions
+    in a window it means nothing); masked LM: the masked tokens' loss and
+    accuracy. Printed after each epoch and written for TensorBoard."""
+    tmp, _, pretrained, tuned = runs
+    assert "Perplexity" not in tuned and "Perplexity" not in pretrained
+    qa = re.findall(r"Epoch \d+/18, Validation Loss: [0-9.]+, Validation Start Accuracy: ([0-9.]+), "
+                    r"Validation End Accuracy: ([0-9.]+)\n", tuned)
+    assert len(qa) == 18 and all(0 <= float(v) <= 1 for pair in qa for v in pair)
+    assert len(re.findall(r"Epoch \d+/2, Validation Loss: [0-9.]+, Validation Accuracy: [0-9.]+\n", pretrained)) == 2
+    assert {"epoch_start_accuracy", "epoch_end_accuracy"} <= _logged_tags(tmp / "qa/logs/validation")
+    assert not any("perplexity" in tag for tag in _logged_tags(tmp / "qa/logs/train"))
+    assert "epoch_accuracy" in _logged_tags(tmp / "mlm/logs/validation")
+
+
 @pytest.mark.slow
 def test_loading_a_checkpoint_for_inference_is_quiet(runs):
     """A checkpoint also holds optimizer state; loading it for inference or

@@ -37,6 +37,12 @@ def test_training_reports_and_loss_falls(trained):
     assert [m.group(1) + "/" + m.group(2) for m in VAL_LINE.finditer(stdout)] == ["1/2", "2/2"]
     assert losses[1] < losses[0] < math.log(68) - 0.5  # well below chance after 20 steps
     assert "parameters" in stdout and "Done: reached 40 steps" in stdout
+    # A language model's validation line: loss, perplexity and token accuracy.
+    line = re.search(r"Epoch 2/2, Validation Loss: ([0-9.]+), Validation Perplexity: ([0-9.]+), "
+                     r"Validation Accuracy: ([0-9.]+)\n", stdout)
+    assert line and float(line.group(2)) == pytest.approx(math.exp(float(line.group(1))), rel=1e-3)
+    assert 0 < float(line.group(3)) < 1
+    assert not re.search(r"^step \d+/", stdout, re.M)  # --quiet: no step lines
     for name in ("config.yaml", "data.json", "tokenizer/tokenizer.json", "checkpoints/best.weights.h5", "checkpoints/latest"):
         assert (run_dir / name).exists(), name
     state = json.loads((run_dir / "checkpoints" / (run_dir / "checkpoints/latest").read_text() / "state.json").read_text())
@@ -155,13 +161,55 @@ def test_real_tensorboard_serves_the_scalars(trained):
         proc.wait(timeout=30)
 
 
+def _train_command(config, run_dir, *more) -> list:
+    return [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "train", "--config", str(config),
+            "--run-dir", str(run_dir), *more]
+
+
+def _run_on_a_terminal(cmd) -> str:
+    """What `cmd` writes to a pseudo-terminal as its stdout."""
+    import os
+    import pty
+
+    parent, child = pty.openpty()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=child, stderr=subprocess.DEVNULL)
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(parent, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(parent)
+    assert proc.wait(timeout=600) == 0
+    return out.decode("utf-8", "replace")
+
+
 @pytest.mark.slow
-def test_progress_bar_of_an_epoch_cut_short_ends_where_training_stopped(cli, tiny_config, tmp_path):
-    result = cli("train", "--config", tiny_config({"train.max_steps": 7, "train.num_samples": 0}),
-                 "--run-dir", tmp_path / "run")
-    assert result.code == 0, result.err
-    bar = re.sub(r"\x1b\[[0-9;]*m", "", result.out)  # without colours
+def test_on_a_terminal_the_progress_bar_of_an_epoch_cut_short_ends_where_training_stopped(tiny_config, tmp_path):
+    out = _run_on_a_terminal(_train_command(tiny_config({"train.max_steps": 7, "train.num_samples": 0}),
+                                            tmp_path / "run"))
+    assert "\r" in out and "\x1b[" in out  # Keras' bar, redrawn in place
+    bar = re.sub(r"\x1b\[[0-9;]*m", "", out)  # without colours
     assert " 7/20 " in bar and "20/20" not in bar and "Done: reached 7 steps" in bar
+    assert "Epoch 1/1" in bar and not re.search(r"^step \d+/", bar, re.M)
+
+
+@pytest.mark.slow
+def test_output_to_a_pipe_is_plain_lines(tiny_config, tmp_path):
+    """A log file or pipe gets one line per train.log_every_steps (5 here),
+    no carriage returns or colour codes."""
+    result = subprocess.run(_train_command(tiny_config({"train.num_samples": 0}), tmp_path / "run"),
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout
+    steps = re.findall(r"^step (\d+)/40  loss [0-9.]+  tokens/s [0-9,]+  eta \d+(?:h\d\dm|m\d\ds|s)$",
+                       result.stdout, re.M)
+    assert [int(s) for s in steps] == list(range(5, 41, 5))
+    assert [m.group(1) for m in VAL_LINE.finditer(result.stdout)] == ["1", "2"]
 
 
 def test_every_command_help_has_an_example(cli):
@@ -229,6 +277,7 @@ def test_rerun_of_a_finished_run_and_a_foreign_config(trained, cli, tiny_config)
          "larger than this corpus allows"),
         ({"train.batchsize": 3}, "unknown key 'train.batchsize'"),
         ({"train.batch_size": 0}, "train.batch_size must be at least 1"),
+        ({"train.keep_checkpoints": 0}, "train.keep_checkpoints must be at least 1"),
     ],
 )
 def test_user_mistakes_are_one_line_exit_2_and_leave_no_run_dir(cli, tiny_config, tmp_path, changes, message):
@@ -286,6 +335,47 @@ def test_kill_9_twice_then_resume_to_the_exact_end(tiny_config, tmp_path):
     assert state["step"] == 300 and state["epoch"] == 3
     # Every epoch that was completed after the restarts printed its validation loss.
     assert len(val_losses(final.stdout)) == 3 - saved[1] // 100
+
+
+def _scalar_steps(logdir: Path, tag: str) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    acc.Reload()
+    return {e.step: round(float(tf_value(e)), 4) for e in acc.Tensors(tag)}
+
+
+STEP_VAL_LINE = re.compile(r"Step (\d+)/40, Validation Loss: ([0-9.]+)")
+
+
+@pytest.mark.slow
+def test_validation_every_n_steps_keeps_n_checkpoints_and_resumes_exactly(cli, tiny_config, tmp_path):
+    """train.eval_every_steps=15 over 40 steps validates at steps 15, 30 and
+    the end; train.keep_checkpoints=3 leaves three; a run killed after its
+    checkpoint at step 35 (mid-way between validations) ends exactly as the
+    whole run did."""
+    config = tiny_config({"train.eval_every_steps": 15, "train.keep_checkpoints": 3, "train.save_every_steps": 5,
+                          "train.num_samples": 0})
+    whole = cli("train", "--config", config, "--run-dir", tmp_path / "run")
+    assert whole.code == 0, whole.err
+    validations = {int(m.group(1)): float(m.group(2)) for m in STEP_VAL_LINE.finditer(whole.out)}
+    assert list(validations) == [15, 30, 40] and not VAL_LINE.search(whole.out)
+    # TensorBoard's validation scalars are keyed by the step they were taken at.
+    scored = _scalar_steps(tmp_path / "run/logs/validation", "epoch_loss")
+    assert scored == pytest.approx(validations, abs=1e-4)
+    names = sorted(p.name for p in (tmp_path / "run/checkpoints").glob("step-*"))
+    assert names == ["step-000000030", "step-000000035", "step-000000040"]
+
+    # What a kill -9 right after the save at step 35 leaves behind.
+    killed = tmp_path / "killed"
+    shutil.copytree(tmp_path / "run", killed, ignore=shutil.ignore_patterns("logs"))
+    shutil.rmtree(killed / "checkpoints/step-000000040")
+    (killed / "checkpoints/latest").write_text("step-000000035")
+    resumed = cli("train", "--config", config, "--run-dir", killed)
+    assert resumed.code == 0, resumed.err
+    assert f"Resuming {killed} at step 35" in resumed.out
+    again = {int(m.group(1)): float(m.group(2)) for m in STEP_VAL_LINE.finditer(resumed.out)}
+    assert again == {40: validations[40]}
 
 
 @pytest.mark.slow

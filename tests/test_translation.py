@@ -48,6 +48,9 @@ def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
     padding = float(re.search(r"batches per epoch \((\d+)% padding\)", trained).group(1))
     assert padding < 15  # length buckets: sentences of 7-11 characters
     assert "Epoch 3/3, Validation Loss:" in trained and " -> " in trained  # samples: source -> translation
+    # The target's token-level perplexity and accuracy mean something here (BLEU and chrF come from evaluate).
+    assert re.search(r"Epoch 3/3, Validation Loss: [0-9.]+, Validation Perplexity: [0-9.]+, "
+                     r"Validation Accuracy: [0-9.]+\n", trained)
     out = cli("translate", "--run", run_dir, "ab c de f", "fe d cb a", "--beams", "2")
     assert out.code == 0, out.err
     assert out.out.splitlines() == ["AB C DE F", "FE D CB A"]

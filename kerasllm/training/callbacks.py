@@ -1,5 +1,6 @@
-"""Callbacks for what a user watches during training: the progress bar and
-epoch lines on the terminal, and TensorBoard scalars, samples and hparams.
+"""Callbacks for what a user watches during training: the progress bar (on
+a terminal) or plain step lines (a file or pipe), the validation lines with
+the metrics of the run's kind, and TensorBoard scalars, samples and hparams.
 
 Keras' own `TensorBoard` callback writes the epoch scalars; these add what it
 lacks: step-level loss, learning rate and tokens/s keyed by the global step
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable
 
 import keras
 import tensorflow as tf
@@ -19,19 +21,23 @@ from kerasllm.training.optim import current_learning_rate
 
 
 class Progress(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, numbering epochs out of the whole run's total.
+    """Keras' progress bar for a terminal, headed by `header(epoch)`.
 
-    The trainer may run one epoch per `fit` call (to resume mid-epoch); the
-    stock bar would then print `Epoch 4/4` instead of `Epoch 4/10`.
+    The trainer may run one epoch per `fit` call (to resume mid-epoch), and
+    under `train.eval_every_steps` a Keras epoch is a stretch of steps between
+    validations; the stock bar would print `Epoch 4/4` instead of `Epoch
+    4/10`, or call a stretch of steps an epoch.
     """
 
-    def __init__(self, total_epochs: int):
+    def __init__(self, header: Callable[[int], str]):
         super().__init__()
-        self.total_epochs = total_epochs
+        self.header = header
 
-    def set_params(self, params):
-        super().set_params(params)
-        self.epochs = self.total_epochs
+    def on_epoch_begin(self, epoch, logs=None):
+        # ProgbarLogger.on_epoch_begin, with our header for its `Epoch x/y`.
+        self._reset_progbar()
+        self._maybe_init_progbar()
+        print(self.header(epoch), flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
         # An epoch cut short (train.max_steps, the time limit) ends its bar
@@ -45,64 +51,142 @@ class Progress(keras.callbacks.ProgbarLogger):
             self.target = length
 
 
-class EpochSummary(keras.callbacks.Callback):
-    """Adds perplexities to the logs and prints `Epoch 3/10, Validation Loss: …`."""
+# How each metric a task reports is named and written on the epoch line.
+_METRIC_FORMATS = {"loss": "Loss: {:.4f}", "perplexity": "Perplexity: {:.2f}"}
 
-    def __init__(self, total_epochs: int, print_fn=print):
+
+def _perplexity(loss) -> float:
+    value = float(loss)
+    return math.exp(value) if value < 50 else math.inf
+
+
+class EpochSummary(keras.callbacks.Callback):
+    """At each validation: prints `Epoch 3/10, Validation Loss: …` with the
+    task's `metrics` (e.g. loss, perplexity, accuracy), and adds perplexities
+    to the logs where `perplexity` is among them (for TensorBoard).
+
+    Args:
+        label: the line's start for a Keras epoch index, e.g. `Epoch 3/10`.
+        metrics: names of the logs' metrics to print, in order (`val_` is
+            added); `perplexity` is computed from the loss.
+
+    Example:
+        EpochSummary(lambda e: f"Epoch {e + 1}/10", ("loss", "perplexity", "accuracy"))
+    """
+
+    def __init__(self, label: Callable[[int], str], metrics=("loss", "perplexity", "accuracy"), print_fn=print):
         super().__init__()
-        self.total_epochs = total_epochs
+        self.label = label
+        self.metrics = tuple(metrics)
         self.print_fn = print_fn
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        for key in ("loss", "val_loss"):
-            if key in logs:
-                value = float(logs[key])
-                logs[key.replace("loss", "perplexity")] = math.exp(value) if value < 50 else math.inf
-        if "val_loss" in logs:
-            self.print_fn(
-                f"Epoch {epoch + 1}/{self.total_epochs}, Validation Loss: {float(logs['val_loss']):.4f}, "
-                f"Validation Perplexity: {logs['val_perplexity']:.2f}"
-            )
+        if "perplexity" in self.metrics:
+            for key in ("loss", "val_loss"):
+                if key in logs:
+                    logs[key.replace("loss", "perplexity")] = _perplexity(logs[key])
+        if "val_loss" not in logs:
+            return
+        parts = [self.label(epoch)]
+        for name in self.metrics:
+            if f"val_{name}" in logs:
+                shown = _METRIC_FORMATS.get(name, name.replace("_", " ").title() + ": {:.4f}")
+                parts.append("Validation " + shown.format(float(logs[f"val_{name}"])))
+        self.print_fn(", ".join(parts))
+
+
+def duration(seconds: float) -> str:
+    """`3m10s`, `1h02m`, `45s`: a short time for a log line."""
+    seconds = max(int(round(seconds)), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class StepScalars(keras.callbacks.Callback):
-    """Every `every` batches: loss, perplexity, learning rate, tokens/s."""
+    """Every `every` batches: loss, perplexity (if `perplexity`), learning
+    rate and tokens/s into TensorBoard and, given `print_fn`, one plain line
+    `step 120/2400  loss 1.8321  tokens/s 9,812  eta 3m10s` (the output for a
+    log file or a pipe, where a redrawn progress bar would be noise).
 
-    def __init__(self, writer, run_state, tokens_per_batch: int, every: int):
+    Steps are counted in batches; `accum` batches make one optimizer step
+    and `total` batches the run.
+    """
+
+    def __init__(self, writer, run_state, tokens_per_batch: float, every: int, perplexity: bool = True,
+                 print_fn=None, total: int = 0, accum: int = 1):
         super().__init__()
         self.writer = writer
         self.run_state = run_state
         self.tokens_per_batch = tokens_per_batch
         self.every = every
-        self._t0 = None
-        self._step0 = None
+        self.perplexity = perplexity
+        self.print_fn = print_fn
+        self.total = total
+        self.accum = accum
+        self._last = None  # the step of the last log, or where this sitting started
+        self._since = None  # (time, step) the speed is measured from
+        self._traced = False
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._t0 is None:
-            self._t0, self._step0 = time.perf_counter(), self.run_state.state.step
+        if self._since is None:  # at the start, or after a validation (not training time)
+            step = self.run_state.state.step
+            self._since = (time.perf_counter(), step)
+            self._last = step if self._last is None else self._last
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self.run_state.state.step
+        step, now = self.run_state.state.step, time.perf_counter()
+        if not self._traced:  # the sitting's first execution traces the step function: not its speed
+            self._traced, self._since = True, (now, step)
         # With steps_per_execution > 1 the step advances several at a time.
-        if self._step0 is None or step // self.every == self._step0 // self.every or not logs or "loss" not in logs:
+        if step // self.every == self._last // self.every or not logs or "loss" not in logs:
             return
-        now = time.perf_counter()
-        elapsed = now - (self._t0 or now)
-        batches = step - (self._step0 or step)
+        since, since_step = self._since
+        speed = (step - since_step) / (now - since) if step > since_step and now > since else None  # batches/s
         loss = float(logs["loss"])
         with self.writer.as_default(step=step):
             tf.summary.scalar("step/loss", loss)
-            tf.summary.scalar("step/perplexity", math.exp(min(loss, 50.0)))
+            if self.perplexity:
+                tf.summary.scalar("step/perplexity", math.exp(min(loss, 50.0)))
             tf.summary.scalar("step/learning_rate", current_learning_rate(self.model.optimizer))
-            if batches > 0 and elapsed > 0:
-                tf.summary.scalar("step/tokens_per_second", batches * self.tokens_per_batch / elapsed)
+            if speed:
+                tf.summary.scalar("step/tokens_per_second", speed * self.tokens_per_batch)
         self.writer.flush()
-        self._t0, self._step0 = now, step
+        if self.print_fn is not None:
+            self.print_fn(self._line(step, loss, speed))
+        self._last, self._since = step, (now, step)
+
+    def _line(self, step: int, loss: float, speed) -> str:
+        line = f"step {step // self.accum}/{self.total // self.accum}  loss {loss:.4f}"
+        if speed:
+            line += f"  tokens/s {speed * self.tokens_per_batch:,.0f}  eta {duration((self.total - step) / speed)}"
+        return line
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = None  # validation time is not training throughput
+        self._since = None  # validation time is not training throughput
+
+
+class EpochScalars(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback with its `epoch_*` scalars written at
+    `step_of(epoch)`: under `train.eval_every_steps` a Keras epoch is a
+    stretch of steps between validations, and the scalars are keyed by the
+    global step so that they line up with `step/*`.
+
+    Keras' `on_epoch_end(epoch)` uses `epoch` only as the scalars' step (and
+    for histograms and embeddings, which are off here);
+    tests/test_train.py checks the steps written.
+    """
+
+    def __init__(self, log_dir: str, step_of: Callable[[int], int]):
+        super().__init__(log_dir=log_dir, write_graph=False, update_freq="epoch")
+        self.step_of = step_of
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(self.step_of(epoch), logs)
 
 
 class TextSamples(keras.callbacks.Callback):

@@ -42,7 +42,7 @@ class TrainingState:
     epoch: int = 0  # epochs completed
     best_val_loss: float = math.inf
     best_step: int = -1
-    epochs_without_improvement: int = 0
+    epochs_without_improvement: int = 0  # validations, under train.eval_every_steps
     finished: bool = False
     stop_reason: str = ""
     # Seconds of training up to this save, over every sitting: a resumed run
@@ -158,9 +158,13 @@ class RunState(keras.callbacks.Callback):
       limit passed during validation stops before the next epoch;
     - under a time limit: from the speed measured so far, moves the end of
       the learning-rate `schedule`'s decay to the step the limit will stop at;
-    - at each epoch end: best weights on a lower validation loss, early
-      stopping after `patience` epochs without improvement (0 = off);
+    - at each validation (the end of a Keras epoch: every `period` batches,
+      `per_epoch` unless `train.eval_every_steps` says otherwise): best
+      weights on a lower validation loss, early stopping after `patience`
+      validations of a whole period without improvement (0 = off);
     - on a NaN/inf loss: stops without saving, records why.
+
+    Checkpoints keep the newest `keep` resumable ones.
     """
 
     def __init__(
@@ -173,6 +177,8 @@ class RunState(keras.callbacks.Callback):
         patience: int = 0,
         time_limit_s: float = 0,
         schedule=None,
+        period: int = 0,
+        keep: int = 2,
     ):
         super().__init__()
         self.run = run
@@ -180,7 +186,9 @@ class RunState(keras.callbacks.Callback):
         self.save_every = save_every
         self.max_batches = max_batches
         self.per_epoch = per_epoch
+        self.period = period or per_epoch  # batches between validations: one Keras epoch
         self.patience = patience
+        self.keep = keep
         self._sitting_start = time.monotonic()
         # Under a time limit, time spent after the last checkpoint of a
         # sitting that crashed counts too (the run's clock, see `_keep_time`).
@@ -245,9 +253,9 @@ class RunState(keras.callbacks.Callback):
             return
         if self.state.step >= self.max_batches:
             self.model.stop_training = True
-        elif not self._stop_if_out_of_time() and self.state.step % self.save_every == 0 and self.state.step % self.per_epoch:
-            # (At an epoch's end the save waits for validation, so that a
-            # resume never skips an epoch's validation and bookkeeping.)
+        elif not self._stop_if_out_of_time() and self.state.step % self.save_every == 0 and self.state.step % self.period:
+            # (Before a validation the save waits for it, so that a resume
+            # never skips a validation and its bookkeeping.)
             self._save()
         if self.schedule is not None and not self.model.stop_training:
             self._follow_speed()
@@ -261,17 +269,16 @@ class RunState(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         self.state.train_seconds = self._spent(time.monotonic())
-        self.run.save_checkpoint(self.model, self.state)
+        self.run.save_checkpoint(self.model, self.state, keep=self.keep)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged:
             return
         logs = logs or {}
-        # An epoch cut short (max_steps, time limit) is validated, but only a
-        # whole epoch counts as done and towards early stopping's patience.
-        whole = self.state.step % self.per_epoch == 0
-        if whole:
-            self.state.epoch = epoch + 1
+        # A period cut short (max_steps, time limit) is validated, but only a
+        # whole one counts towards early stopping's patience.
+        whole = self.state.step % self.period == 0
+        self.state.epoch = self.state.step // self.per_epoch
         val_loss = logs.get("val_loss")
         if val_loss is not None and math.isfinite(float(val_loss)):
             if float(val_loss) < self.state.best_val_loss:
@@ -282,8 +289,9 @@ class RunState(keras.callbacks.Callback):
             elif whole:
                 self.state.epochs_without_improvement += 1
                 if self.patience and self.state.epochs_without_improvement >= self.patience:
+                    unit = "epoch(s)" if self.period == self.per_epoch else "validations"
                     self.state.stop_reason = (
-                        f"early stopping: validation loss has not improved for {self.patience} epoch(s)"
+                        f"early stopping: validation loss has not improved for {self.patience} {unit}"
                     )
                     self.model.stop_training = True
         if self.state.step >= self.max_batches:

@@ -55,6 +55,7 @@ class MaskedLMTask(LanguageModelTask):
     block_len_offset = -3  # blocks of block_len + 1 = seq_len - 2 tokens, framed by [CLS] and [SEP]
     weighted_metrics = True  # only the masked positions count
     random_validation_examples = True  # masks: drawn once, so validations compare
+    epoch_metrics = ("loss", "accuracy")  # of the masked tokens
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         _take_init_tokenizer(config, run)
@@ -111,6 +112,9 @@ class QuestionAnsweringTask:
 
     weighted_metrics = False
     random_validation_examples = False
+    # Perplexity means nothing for a span's two positions; exact match and F1
+    # are `kerasllm evaluate`'s.
+    epoch_metrics = ("loss", "start_accuracy", "end_accuracy")
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         from kerasllm.data import qa_data

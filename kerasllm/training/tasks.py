@@ -23,6 +23,8 @@ class LanguageModelTask:
     block_len_offset = 0
     weighted_metrics = False
     random_validation_examples = False  # the trainer caches validation batches drawn at random
+    # What each validation prints and TensorBoard shows; perplexity is exp(loss).
+    epoch_metrics = ("loss", "perplexity", "accuracy")
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         from kerasllm.data.corpus import count_blocks, open_corpus
@@ -137,6 +139,8 @@ class LanguageModelTask:
 class TranslationTask:
     weighted_metrics = True  # label padding is weighted out
     random_validation_examples = False
+    # The target's token-level perplexity; BLEU and chrF are `kerasllm evaluate`'s.
+    epoch_metrics = ("loss", "perplexity", "accuracy")
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         from kerasllm.data.pair_corpus import count_pair_batches, open_pair_corpus

@@ -13,8 +13,10 @@ write their checkpoints, logs and tokenizer copy to a temporary directory
 that is removed at the end, and all workers check at start-up that they
 train the same config with the same tokenizer.
 
-Resuming mid-epoch: Keras starts every `fit` at an epoch boundary, so the
-trainer finishes an interrupted epoch with a shorter `fit` call (the
+Each Keras epoch of `fit` is one stretch between validations (`Plan`): an
+epoch of data, or `train.eval_every_steps` steps of the endless stream.
+Resuming mid-way: Keras starts every `fit` at an epoch boundary, so the
+trainer finishes an interrupted stretch with a shorter `fit` call (the
 remaining batches) and then runs the rest. The training stream is
 deterministic and is resumed by skipping the batches already seen, so no
 example is repeated or lost.
@@ -27,6 +29,7 @@ import hashlib
 import math
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -157,9 +160,47 @@ def _check_workers_agree(strategy, own: RunDir) -> None:
                         "start every worker with the same config file and --set options")
 
 
-def _plan_batches(t, available: int) -> tuple[int, int]:
-    """(batches per epoch, batches in the whole run) from the batches one pass
-    over the training data gives; a batch is 1/grad_accum_steps of a step."""
+@dataclass(frozen=True)
+class Plan:
+    """A run's length in batches (a batch is 1/accum of an optimizer step).
+
+    Each `period` of batches, between two validations, is one Keras epoch
+    of `fit` over the endless training stream: an epoch of data, or
+    `train.eval_every_steps` steps.
+    """
+
+    per_epoch: int  # one epoch: a pass over the training data, or train.steps_per_epoch
+    total: int  # the whole run
+    period: int  # between validations
+    accum: int
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.total / self.per_epoch)
+
+    @property
+    def periods(self) -> int:
+        return math.ceil(self.total / self.period)
+
+    @property
+    def by_epoch(self) -> bool:
+        return self.period == self.per_epoch
+
+    def header(self, period: int) -> str:
+        """The progress bar's title for Keras epoch `period` (0-based)."""
+        if self.by_epoch:
+            return f"Epoch {period + 1}/{self.periods}"
+        first, last = period * self.period // self.accum + 1, min((period + 1) * self.period, self.total) // self.accum
+        return f"Steps {first}-{last} of {self.total // self.accum}"
+
+    def label(self, period: int, step: int) -> str:
+        """How a validation line starts: `Epoch 3/10` or `Step 300/2400`."""
+        return f"Epoch {period + 1}/{self.periods}" if self.by_epoch else f"Step {step // self.accum}/{self.total // self.accum}"
+
+
+def _plan_batches(t, available: int) -> Plan:
+    """The run's plan from the batches one pass over the training data
+    gives; a batch is 1/grad_accum_steps of a step."""
     accum = t.grad_accum_steps
     # An automatic epoch is rounded down to whole executions and whole
     # accumulated steps (the few batches left over are simply next epoch's).
@@ -173,15 +214,15 @@ def _plan_batches(t, available: int) -> tuple[int, int]:
     total = t.epochs * per_epoch
     if t.max_steps:
         total = min(total, t.max_steps * accum)
-    return per_epoch, total
+    return Plan(per_epoch, total, t.eval_every_steps * accum or per_epoch, accum)
 
 
-def _steps_per_execution(t, per_epoch: int, total: int, start: int) -> int:
-    """`train.steps_per_execution`, reduced so that every epoch, checkpoint
-    and the run's end fall on an execution boundary (Keras runs whole
-    executions and would otherwise overshoot them)."""
+def _steps_per_execution(t, plan: Plan, start: int) -> int:
+    """`train.steps_per_execution`, reduced so that every validation,
+    checkpoint and the run's end fall on an execution boundary (Keras runs
+    whole executions and would otherwise overshoot them)."""
     n = t.steps_per_execution
-    for boundary in (per_epoch, total, t.save_every_steps * t.grad_accum_steps, start):
+    for boundary in (plan.period, plan.total, t.save_every_steps * t.grad_accum_steps, start):
         if boundary:
             n = math.gcd(n, boundary)
     return n
@@ -298,43 +339,19 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     created = not run.root.exists()
     discard_on_error = (lambda: _removed_on_error(run.root)) if created and chief else contextlib.nullcontext
     with discard_on_error():
-        own.root.mkdir(parents=True, exist_ok=True)
-        lock = _lock(own)
-        # A new run writes its config first, so a run killed while it
-        # prepares its data is still recognised as this run next time; an
-        # existing run keeps its config until the new values are known to work.
-        if created or not chief:
-            atomic_write_text(own.config, config.to_yaml())
+        lock = _open_run(config, own, write_config_first=created or not chief)  # held until training ends
         task = open_task(config, own, data_dir)
-        per_epoch, total = _plan_batches(t, task.batches_per_pass)
+        plan = _plan_batches(t, task.batches_per_pass)
         atomic_write_text(own.config, config.to_yaml())
         if strategy.extended._in_multi_worker_mode():
             _check_workers_agree(strategy, own)
-    accum = t.grad_accum_steps
-    epochs = math.ceil(total / per_epoch)
+    accum = plan.accum
 
     state = run.load_state()
-    steps_per_execution = _steps_per_execution(t, per_epoch, total, state.step)
-    if steps_per_execution > 1 and strategy.extended._in_multi_worker_mode():
-        # Keras' multi-step loop fails under MultiWorkerMirroredStrategy
-        # ("You must feed a value for placeholder tensor" in its has_next).
-        print_fn(f"Running 1 step per execution instead of {t.steps_per_execution}: Keras' multi-step loop "
-                 "does not work with multi_worker")
-        steps_per_execution = 1
-    elif steps_per_execution != t.steps_per_execution:
-        print_fn(
-            f"Running {steps_per_execution} step(s) per execution instead of {t.steps_per_execution}, "
-            "so that epochs, checkpoints and the last step fall on execution boundaries"
-        )
+    steps_per_execution = _choose_steps_per_execution(t, plan, state.step, strategy, print_fn)
     chosen = precision.resolve(t.precision, t.strategy)  # float32 or mixed_bfloat16
     with discard_on_error(), strategy.scope():  # e.g. a model that cannot be built or initialised
-        model = task.build_model(precision.dtype_policy(chosen))
-        compile_for_training(model, config, total // accum, steps_per_execution, task)
-        if state.step:
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(str(run.latest() / "weights.weights.h5"))
-        elif t.init_from:
-            task.initialise(model, print_fn)
+        model = _build_model(config, task, plan, steps_per_execution, chosen, state, run, print_fn)
     num_params = model.count_params()
     print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s); "
              f"{_precision_note(t, chosen)}")
@@ -344,25 +361,107 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         print_fn("Input: each worker reads its own shard files (FILE sharding)" if sharding == "file" else
                  "Input: each worker keeps its share of every global batch (DATA sharding)")
 
+    complete = _already_complete(t, state, plan, run, print_fn)
+    if complete:
+        return TrainResult(str(run.root), state.step // accum, state.best_val_loss, complete, sample(), num_params)
+    state.finished, state.stop_reason = False, ""
+    if state.step:
+        print_fn(f"Resuming {run.root} at step {state.step // accum} "
+                 f"(epoch {state.step // plan.per_epoch + 1}/{plan.epochs})")
+    else:
+        cb.write_hparams(str(own.logs), config.name, cb.run_hparams(config, chosen))
+
+    writer = tf.summary.create_file_writer(str(own.logs / "train"))
+    run_state = RunState(
+        own, state, save_every=t.save_every_steps * accum, max_batches=plan.total, per_epoch=plan.per_epoch,
+        patience=t.early_stopping_patience, time_limit_s=t.time_limit_minutes * 60,
+        schedule=schedule_of(model.optimizer), period=plan.period, keep=t.keep_checkpoints,
+    )
+    samples = cb.TextSamples(writer, run_state, sample)
+    callbacks, fit_verbose = _callbacks(config, task, plan, own, writer, run_state, samples, verbose, print_fn)
+    try:
+        _fit_run(model, task, plan, run_state, strategy, _validation_batches(task, t), callbacks, fit_verbose)
+    except _PEER_ERRORS as e:
+        if not strategy.extended._in_multi_worker_mode():
+            raise
+        raise _worker_lost(e, strategy, run) from None
+    finally:
+        writer.close()
+
+    if run_state.diverged:
+        raise TrainingDiverged(diverged_message(state.stop_reason, run, chief))
+    reason = state.stop_reason or f"reached {state.step // accum} steps"
+    if strategy.extended._in_multi_worker_mode():
+        resolver = strategy.cluster_resolver
+        print_fn(f"{resolver.task_type} {resolver.task_id}: weights sha256 {weights_digest(model)[:16]}")
+    return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, samples.last or sample(), num_params)
+
+
+def _open_run(config, own: RunDir, write_config_first: bool):
+    """Creates and locks this worker's run directory; returns the lock (held
+    while it is referenced)."""
+    own.root.mkdir(parents=True, exist_ok=True)
+    lock = _lock(own)
+    # A new run writes its config first, so a run killed while it prepares
+    # its data is still recognised as this run next time; an existing run
+    # keeps its config until the new values are known to work.
+    if write_config_first:
+        atomic_write_text(own.config, config.to_yaml())
+    return lock
+
+
+def _build_model(config, task, plan: Plan, steps_per_execution: int, chosen: str, state, run: RunDir, print_fn):
+    """The task's model, compiled, with the saved step's weights and
+    optimizer state, or `train.init_from`'s weights on a new run (under the
+    strategy's scope)."""
+    model = task.build_model(precision.dtype_policy(chosen))
+    compile_for_training(model, config, plan.total // plan.accum, steps_per_execution, task)
+    if state.step:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(run.latest() / "weights.weights.h5"))
+    elif config.train.init_from:
+        task.initialise(model, print_fn)
+    return model
+
+
+def _choose_steps_per_execution(t, plan: Plan, start: int, strategy, print_fn) -> int:
+    """Steps per execution for this sitting, saying why when it is not
+    `train.steps_per_execution`."""
+    steps_per_execution = _steps_per_execution(t, plan, start)
+    if steps_per_execution > 1 and strategy.extended._in_multi_worker_mode():
+        # Keras' multi-step loop fails under MultiWorkerMirroredStrategy
+        # ("You must feed a value for placeholder tensor" in its has_next).
+        print_fn(f"Running 1 step per execution instead of {t.steps_per_execution}: Keras' multi-step loop "
+                 "does not work with multi_worker")
+        return 1
+    if steps_per_execution != t.steps_per_execution:
+        print_fn(
+            f"Running {steps_per_execution} step(s) per execution instead of {t.steps_per_execution}, "
+            "so that validations, checkpoints and the last step fall on execution boundaries"
+        )
+    return steps_per_execution
+
+
+def _already_complete(t, state, plan: Plan, run: RunDir, print_fn) -> str:
+    """Why a run has nothing left to train (printed with what to raise to go
+    on), or "" when it has."""
     stopped_early = (
         state.stop_reason.startswith("early stopping")
         and t.early_stopping_patience
         and state.epochs_without_improvement >= t.early_stopping_patience
     )
     timed_out = bool(t.time_limit_minutes) and state.train_seconds >= t.time_limit_minutes * 60
-    if state.step >= total or stopped_early or timed_out:
-        reason = state.stop_reason or f"reached {state.step // accum} steps"
-        more = ["train.epochs or train.max_steps"] if state.step >= total else []
-        more += ["train.early_stopping_patience (0 turns early stopping off)"] if stopped_early else []
-        more += [f"train.time_limit_minutes ({state.train_seconds / 60:.1f} minutes used; 0 = no limit)"] if timed_out else []
-        print_fn(f"{run.root}: training already complete ({reason}); raise {', and '.join(more)}, to continue")
-        return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, sample(), num_params)
-    state.finished, state.stop_reason = False, ""
-    if state.step:
-        print_fn(f"Resuming {run.root} at step {state.step // accum} (epoch {state.step // per_epoch + 1}/{epochs})")
-    else:
-        cb.write_hparams(str(own.logs), config.name, cb.run_hparams(config, chosen))
+    if not (state.step >= plan.total or stopped_early or timed_out):
+        return ""
+    reason = state.stop_reason or f"reached {state.step // plan.accum} steps"
+    more = ["train.epochs or train.max_steps"] if state.step >= plan.total else []
+    more += ["train.early_stopping_patience (0 turns early stopping off)"] if stopped_early else []
+    more += [f"train.time_limit_minutes ({state.train_seconds / 60:.1f} minutes used; 0 = no limit)"] if timed_out else []
+    print_fn(f"{run.root}: training already complete ({reason}); raise {', and '.join(more)}, to continue")
+    return reason
 
+
+def _validation_batches(task, t):
     val = task.validation_batches()
     if t.validation_steps:
         # Keras keeps one validation iterator for the whole fit and, given
@@ -372,22 +471,40 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         val = val.take(t.validation_steps)
     if task.random_validation_examples:
         val = val.cache()  # drawn once (e.g. masked-LM masks): every validation scores the same examples
-    writer = tf.summary.create_file_writer(str(own.logs / "train"))
-    run_state = RunState(
-        own, state, save_every=t.save_every_steps * accum, max_batches=total, per_epoch=per_epoch,
-        patience=t.early_stopping_patience, time_limit_s=t.time_limit_minutes * 60,
-        schedule=schedule_of(model.optimizer),
-    )
-    samples = cb.TextSamples(writer, run_state, sample)
+    return val
+
+
+def _callbacks(config, task, plan: Plan, own: RunDir, writer, run_state, samples, verbose, print_fn):
+    """The callbacks of `fit`, and the `verbose` to give it.
+
+    On a terminal (`verbose` and stdout a TTY) Keras' progress bar; in a
+    log file or pipe, where its redrawn line would leave carriage returns
+    and colour codes, one plain line per `train.log_every_steps`; neither
+    with `verbose=0` (`--quiet`). The validation lines print in every case.
+    """
+    bar = bool(verbose) and getattr(sys.stdout, "isatty", lambda: False)()
+    step_lines = print_fn if verbose and not bar else None
+    perplexity = "perplexity" in task.epoch_metrics
+    # Under eval_every_steps the epoch_* scalars are keyed by the step that
+    # step/* and the samples use (batches, as in RunState), not by period.
+    by_step = (lambda epoch: epoch) if plan.by_epoch else (lambda epoch: run_state.state.step)
     # Order matters: the progress bar closes its line before the epoch
     # summary prints, and the summary adds perplexities before TensorBoard
     # writes the epoch's scalars.
-    callbacks = [run_state] + ([cb.Progress(epochs)] if verbose else []) + [
-        cb.EpochSummary(epochs, print_fn),
-        cb.StepScalars(writer, run_state, task.tokens_per_batch, t.log_every_steps * accum),
+    callbacks = [run_state] + ([cb.Progress(plan.header)] if bar else []) + [
+        cb.EpochSummary(lambda epoch: plan.label(epoch, run_state.state.step), task.epoch_metrics, print_fn),
+        cb.StepScalars(writer, run_state, task.tokens_per_batch, config.train.log_every_steps * plan.accum,
+                       perplexity=perplexity, print_fn=step_lines, total=plan.total, accum=plan.accum),
         samples,
-        keras.callbacks.TensorBoard(log_dir=str(own.logs), write_graph=False, update_freq="epoch"),
+        cb.EpochScalars(str(own.logs), by_step),
     ]
+    return callbacks, 1 if bar else 0
+
+
+def _fit_run(model, task, plan: Plan, run_state, strategy, val, callbacks, verbose) -> None:
+    """Fits from the saved step to the end of the run: first what is left of
+    an interrupted period (a shorter `fit`), then the remaining periods."""
+    state = run_state.state
 
     def fit(first_epoch: int, last_epoch: int, steps: int) -> None:
         data = task.train_batches(state.step, strategy)
@@ -413,27 +530,12 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
                 callbacks=callbacks, verbose=verbose,
             )
 
-    epoch, done_in_epoch = divmod(state.step, per_epoch)
-    try:
-        if done_in_epoch:  # finish the interrupted epoch first
-            fit(epoch, epoch + 1, min(per_epoch, total - epoch * per_epoch) - done_in_epoch)
-            epoch += 1
-        if not run_state.diverged and not state.finished and state.step < total:
-            fit(epoch, epochs, per_epoch)
-    except _PEER_ERRORS as e:
-        if not strategy.extended._in_multi_worker_mode():
-            raise
-        raise _worker_lost(e, strategy, run) from None
-    finally:
-        writer.close()
-
-    if run_state.diverged:
-        raise TrainingDiverged(diverged_message(state.stop_reason, run, chief))
-    reason = state.stop_reason or f"reached {state.step // accum} steps"
-    if strategy.extended._in_multi_worker_mode():
-        resolver = strategy.cluster_resolver
-        print_fn(f"{resolver.task_type} {resolver.task_id}: weights sha256 {weights_digest(model)[:16]}")
-    return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, samples.last or sample(), num_params)
+    period, done_in_period = divmod(state.step, plan.period)
+    if done_in_period:  # finish the interrupted period first
+        fit(period, period + 1, min(plan.period, plan.total - period * plan.period) - done_in_period)
+        period += 1
+    if not run_state.diverged and not state.finished and state.step < plan.total:
+        fit(period, plan.periods, plan.period)
 
 
 def weights_digest(model) -> str:
