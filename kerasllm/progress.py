@@ -259,8 +259,9 @@ class Progress:
     def _line(self, elapsed: float, final: bool) -> str:
         status = self._status() if callable(self._status) else self._status
         if self.unit:
-            counted = f"{self.count}/{self.total} {self.unit}" if self.total is not None else f"{self.count} {self.unit}"
-            rate = f", {self.count / elapsed:.1f}/s" if elapsed > 0 and self.count else ""
+            counted = f"{self.count:,}" + (f"/{self.total:,}" if self.total is not None else "") + f" {self.unit}"
+            per_second = self.count / elapsed if elapsed > 0 else 0
+            rate = f", {per_second:,.0f}/s" if per_second >= 100 else f", {per_second:.1f}/s" if per_second else ""
             status = f"{counted}{rate}" + (f", {status}" if status else "")
         line = self.what + (f": {status}" if status else "")
         return f"{line}, done in {elapsed_text(elapsed)}" if final else f"{line} ({elapsed_text(elapsed)})"
@@ -384,3 +385,12 @@ class Preparing(Progress):
 def preparing(**kwargs) -> Preparing:
     """The progress of `prepare` (see `Preparing`)."""
     return Preparing(**kwargs)
+
+
+def counting_tokens(split: str, service: str = "") -> Progress:
+    """Counting a split's tokens before training; through the tf.data
+    service at `service`, the wait for its workers' first text is named."""
+    report = Progress(f"data: counting the {split} split's tokens", unit="tokens", ticking=True)
+    if service:
+        report.update(lambda: "" if report.count else f"waiting for the tf.data service at {service} and its workers")
+    return report
