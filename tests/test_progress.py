@@ -165,3 +165,45 @@ def test_prepare_evaluate_and_export_show_progress_on_stderr_only(cli, shown, tr
 
     quiet = cli("evaluate", "--run", run_dir, "--quiet")
     assert quiet.code == 0 and quiet.err == "" and _one_json_line(quiet.out) == _one_json_line(evaluated.out)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_counting_through_the_data_service_says_it_waits_for_workers(tmp_path, capsys, monkeypatch):
+    """No worker has registered yet: the trainer's count of the training
+    tokens names the wait, and goes on once a worker comes."""
+    import threading
+
+    from conftest import data_dir
+    from kerasllm import config as config_lib
+    from kerasllm.data import service
+    from kerasllm.data.corpus import count_blocks, open_corpus
+
+    text = (data_dir() / "tinyshakespeare.txt").read_text(encoding="utf-8")[:60_000]
+    for i in range(2):
+        (tmp_path / f"part{i}.txt").write_text(text[i * 30_000:(i + 1) * 30_000], encoding="utf-8")
+    port = _free_port()
+    dispatcher = service.start_dispatcher(port)
+    config = config_lib.load(ROOT / "configs" / "tiny-char.yaml",
+                             [f"data.source={tmp_path}", f"train.data_service=grpc://127.0.0.1:{port}"])
+    corpus = open_corpus(config, tmp_path / "tokenizer", for_training=True)
+    workers = []
+    threading.Timer(3.0, lambda: workers.append(service.start_worker(f"127.0.0.1:{port}", _free_port(),
+                                                                    "127.0.0.1"))).start()
+    monkeypatch.setattr(progress, "SETTINGS", progress.Settings(delay=0.0, interval_log=0.5))
+    capsys.readouterr()
+    try:
+        counts = count_blocks(corpus, 32)
+    finally:
+        for server in workers + [dispatcher]:
+            server.stop()
+    assert counts["train"] > 0
+    lines = _progress_lines(capsys.readouterr().err, "data: counting the train split's tokens")
+    assert f"waiting for the tf.data service at grpc://127.0.0.1:{port} and its workers" in lines[0]
+    assert "waiting" not in lines[-1] and ", done in" in lines[-1]
