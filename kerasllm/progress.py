@@ -333,7 +333,7 @@ def count_text_bytes(batches, texts_of: Optional[Callable] = None):
         with tf.control_dependencies([added]):
             return tf.nest.map_structure(tf.identity, element if len(element) > 1 else element[0])
 
-    return batches.map(add), lambda: int(counter.numpy())
+    return batches.map(add, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), lambda: int(counter.numpy())
 
 
 @contextlib.contextmanager
