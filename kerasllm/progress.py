@@ -191,8 +191,9 @@ class Progress:
         self.tick()
 
     def advance(self, n: int = 1) -> None:
-        """`n` more `unit` done."""
-        self.count += n
+        """`n` more `unit` done (Keras may call it from its callback threads)."""
+        with self._lock:
+            self.count += n
         self.tick()
 
     def done(self, status: Optional[Status] = None) -> None:

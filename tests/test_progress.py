@@ -207,3 +207,43 @@ def test_counting_through_the_data_service_says_it_waits_for_workers(tmp_path, c
     lines = _progress_lines(capsys.readouterr().err, "data: counting the train split's tokens")
     assert f"waiting for the tf.data service at grpc://127.0.0.1:{port} and its workers" in lines[0]
     assert "waiting" not in lines[-1] and ", done in" in lines[-1]
+
+
+def test_a_warning_clears_the_terminal_line_and_the_next_tick_redraws_it():
+    report, clock, stream = _report(terminal=True)
+    with report:
+        clock.now += 3
+        report.advance()
+        drawn = stream.getvalue()
+        progress.clear_line()  # what the CLI's warning handler does first
+        cleared = stream.getvalue()[len(drawn):]
+        assert cleared.strip() == "" and cleared.startswith("\r") and cleared.endswith("\r")
+        clock.now += 0.01  # sooner than the redraw interval: redrawn anyway, the line is gone
+        report.advance()
+        assert stream.getvalue()[len(drawn) + len(cleared):].startswith("\revaluate: 2/100 batches")
+
+
+def test_counting_blocks_per_batch_of_chunks_counts_what_the_graph_counts():
+    import tensorflow as tf
+
+    from kerasllm.data import pipelines
+
+    chunks = tf.data.Dataset.from_tensor_slices(tf.range(5000)).batch(3)  # 1667 chunks: two batches of 1024
+    heard = []
+    assert pipelines.count_blocks(chunks, 9, heard.append) == pipelines.count_blocks(chunks, 9) == 500
+    assert heard == [3072, 1928]
+
+
+def test_question_answering_reports_each_batch_of_answers():
+    import tensorflow as tf
+
+    from kerasllm.inference.qa import answer_questions
+
+    def answer(questions, contexts):
+        n = int(tf.size(questions))
+        return {"answer": tf.fill([n], "x"), "score": tf.zeros([n]), "start": tf.zeros([n], tf.int32),
+                "end": tf.ones([n], tf.int32)}
+
+    heard = []
+    answers = answer_questions(answer, ["Who?"] * 70, ["Anna."] * 70, batch_size=32, on_batch=heard.append)
+    assert heard == [32, 32, 6] and len(answers) == 70
