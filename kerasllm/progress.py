@@ -14,11 +14,12 @@ Where it goes and how it looks:
   `delay`), so quick commands and one-line errors stay as they were;
 - `--quiet`, `silenced()` or `configure(enabled=False)` turn it off.
 
-Why not an existing progress bar: `keras.utils.Progbar` decides between
-redrawing and plain output by looking at *stdout* and, redrawing, writes
-ANSI cursor escapes; tqdm writes '\\r' whether or not the stream is a
-terminal, and rich's live display prints nothing until the end when it is
-not. None prints rate-limited plain lines to a log, so this module does.
+Why not an existing progress bar: `keras.utils.Progbar` (Keras 3.15)
+prints through stdout, and redraws with '\\b', '\\r' and ANSI colours
+whenever the `posix` module is loaded, i.e. on every Linux, whatever the
+stream is; tqdm writes '\\r' whether or not the stream is a terminal, and
+rich's live display draws nothing until the end when it is not. None prints
+rate-limited plain lines to a log, so this module does.
 
 Counting never runs Python per element: loops report once per batch, and
 text read inside a tf.data pipeline is summed per batch by a graph op into a
@@ -355,7 +356,7 @@ def learning_tokenizer(config, label: str = ""):
             if not report._enabled:
                 return texts
             texts, read = count_text_bytes(texts)
-            report.update(lambda: f"{read() / 1e6:.1f} MB of text read (at most {config.sample_mb:g})")
+            report.update(lambda: f"{read() / 1e6:.1f} MB of text read")
             return texts
 
         yield counted
