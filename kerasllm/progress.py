@@ -90,7 +90,9 @@ def clear_line() -> None:
     """Clears a progress line drawn on the terminal, so that a message printed
     next (a warning) starts on a clean line; the next redraw restores it."""
     with _drawn_lock:
-        for progress in _drawn:
+        drawn = list(_drawn)
+    for progress in drawn:  # each under its own lock, taken first as everywhere (no lock-order deadlock)
+        with progress._lock:
             progress._erase()
 
 
@@ -121,6 +123,18 @@ def _is_terminal(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+def _columns(stream) -> int:
+    """The width of the terminal `stream` is on (stdout may be a file)."""
+    from kerasllm import quiet
+
+    fd = quiet.saved_stderr_fd() if _fd(stream) == 2 and quiet.saved_stderr_fd() is not None else _fd(stream)
+    try:
+        columns = os.get_terminal_size(fd).columns
+    except (OSError, TypeError, ValueError):
+        columns = 0
+    return columns or shutil.get_terminal_size().columns  # 0: a terminal that does not know its size
 
 
 def _write(stream, text: str) -> None:
@@ -273,7 +287,7 @@ class Progress:
         if not self._terminal:
             _write(self._stream, line + "\n")
             return
-        width = max(shutil.get_terminal_size().columns - 1, 20)
+        width = max(_columns(self._stream) - 1, 20)
         line = line if len(line) <= width else line[: width - 1] + "…"
         _write(self._stream, "\r" + line.ljust(self._width) + ("\n" if final else ""))
         self._width = 0 if final else len(line)
@@ -288,8 +302,9 @@ class Progress:
             _write(self._stream, "\r" + " " * self._width + "\r")
             self._width = 0
             self._last = None  # redraw at the next tick
-        if self in _drawn:
-            _drawn.remove(self)
+        with _drawn_lock:
+            if self in _drawn:
+                _drawn.remove(self)
 
     def _tick_forever(self) -> None:
         pause = min(self._settings.interval_terminal, 0.5)
