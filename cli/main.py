@@ -18,6 +18,7 @@ import warnings
 
 import click
 
+from kerasllm import progress
 from kerasllm.errors import UserError
 from kerasllm.quiet import stderr_silenced
 
@@ -70,6 +71,7 @@ class _EchoHandler(logging.Handler):
     """Prints the library's warnings as `warning: ...` on stderr."""
 
     def emit(self, record):
+        progress.clear_line()  # a progress line drawn on the terminal would run into the warning
         click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
 
 
@@ -161,6 +163,7 @@ config_option = click.option(
 set_option = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set train.batch_size=32 (repeatable)."
 )
+quiet_option = click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), default=None,
     help="Directory with dataset files (default: $KERASLLM_DATA_DIR, else ~/.cache/kerasllm).",
@@ -201,7 +204,8 @@ def train(ctx, config_path, overrides, run_dir, data_dir, quiet, workers, worker
         os.environ["TF_CONFIG"] = worker_tf_config(workers, worker_index)
     from kerasllm.training.trainer import train as run_training
 
-    result = run_training(config, run_dir=run_dir, data_dir=data_dir, verbose=0 if quiet else 1)
+    with progress.silenced(quiet):
+        result = run_training(config, run_dir=run_dir, data_dir=data_dir, verbose=0 if quiet else 1)
     click.echo(f"Done: {result.stop_reason}; best validation loss {result.best_val_loss:.4f}. Run directory: {result.run_dir}")
     for text in result.samples:
         click.echo("-" * 40)
@@ -425,8 +429,9 @@ Examples:
 @click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
               help="Translators: the default of the length_penalty input.")
 @verbose_option
+@quiet_option
 @click.pass_context
-def export(ctx, run_dir, name, version, base_dir, beams, beam_search_width, length_penalty):
+def export(ctx, run_dir, name, version, base_dir, beams, beam_search_width, length_penalty, quiet):
     """Write a run's best weights as a TF Serving SavedModel version: a
     language model (generate, beam_search, score, tokenize, detokenize), a
     translator (sources -> translations) or a question answerer.
@@ -441,7 +446,8 @@ def export(ctx, run_dir, name, version, base_dir, beams, beam_search_width, leng
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.export.runs import export_run
 
-    click.echo(json.dumps(export_run(run_dir, name, base_dir, version, width, length_penalty)))
+    with progress.silenced(quiet):
+        click.echo(json.dumps(export_run(run_dir, name, base_dir, version, width, length_penalty)))
 
 
 def _run_model_kind(run_dir: str) -> str | None:
@@ -491,8 +497,9 @@ Examples:
               help="Translation: beam search length penalty (GNMT alpha).")
 @data_dir_option
 @verbose_option
+@quiet_option
 @click.pass_context
-def evaluate(ctx, run_dir, split, beams, length_penalty, data_dir):
+def evaluate(ctx, run_dir, split, beams, length_penalty, data_dir, quiet):
     """Held-out metrics of a run's best weights, as JSON: loss, perplexity and
     token accuracy; for translation also BLEU and chrF (sacrebleu), with the
     hypotheses written to <run>/eval/; for question answering SQuAD's Exact
@@ -501,7 +508,8 @@ def evaluate(ctx, run_dir, split, beams, length_penalty, data_dir):
 
     _, split = resolve_split(run_dir, split)  # a wrong split is answered before TensorFlow loads
     _after_tf_import(ctx.obj["verbose"])
-    click.echo(json.dumps(evaluate_run(run_dir, data_dir, split, beams, length_penalty)))
+    with progress.silenced(quiet):
+        click.echo(json.dumps(evaluate_run(run_dir, data_dir, split, beams, length_penalty)))
 
 
 @cli.command(epilog="""\b
@@ -594,8 +602,9 @@ def _read_text(path: str, what: str) -> str:
 @click.option("--shard-mb", default=64.0, show_default=True, type=click.FloatRange(min=0.01), help="Size at which a shard file is closed.")
 @data_dir_option
 @verbose_option
+@quiet_option
 @click.pass_context
-def prepare(ctx, config_path, overrides, out, shard_mb, data_dir):
+def prepare(ctx, config_path, overrides, out, shard_mb, data_dir, quiet):
     """Tokenize a corpus once into TFRecord shards; train with --set data.prepared=OUT."""
     from kerasllm import config as config_lib
 
@@ -605,7 +614,8 @@ def prepare(ctx, config_path, overrides, out, shard_mb, data_dir):
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.data.shards import prepare as run_prepare
 
-    click.echo(json.dumps(run_prepare(config, out, data_dir, shard_mb)))
+    with progress.silenced(quiet):
+        click.echo(json.dumps(run_prepare(config, out, data_dir, shard_mb)))
 
 
 @cli.group("data-service", epilog="""\b

@@ -19,6 +19,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from kerasllm import progress
 from kerasllm.config import RunConfig
 from kerasllm.data import pipelines, shards
 from kerasllm.data.sources import Source, keyed_text_dataset, resolve_source
@@ -115,7 +116,8 @@ def count_blocks(corpus: Corpus, seq_len: int, cache_file: Optional[Path] = None
             return counts
     counts = {"seq_len": seq_len}
     for split in SPLITS:
-        counts[split] = pipelines.count_blocks(corpus.token_chunks(split), seq_len)
+        with progress.counting_tokens(split, corpus.service if split == "train" else "") as report:
+            counts[split] = pipelines.count_blocks(corpus.token_chunks(split), seq_len, report.advance)
     if counts["train"] == 0:
         raise UserError(
             f"the training split has no block of model.seq_len+1 = {seq_len + 1} tokens; "

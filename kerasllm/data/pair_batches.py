@@ -35,8 +35,8 @@ def train_pair_tokenizers(config, train_pairs: tf.data.Dataset):
     if config.shared:
         tokenizer = train_tokenizer(config, train_pairs.map(lambda s, t: tf.concat([s, t], axis=0)))
         return tokenizer, tokenizer
-    return (train_tokenizer(config, train_pairs.map(lambda s, t: s)),
-            train_tokenizer(config, train_pairs.map(lambda s, t: t)))
+    return (train_tokenizer(config, train_pairs.map(lambda s, t: s), label="source"),
+            train_tokenizer(config, train_pairs.map(lambda s, t: t), label="target"))
 
 
 def _encode(source_tokenizer, target_tokenizer, sources, targets):

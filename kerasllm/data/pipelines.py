@@ -176,9 +176,17 @@ def count(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def count_blocks(chunks: tf.data.Dataset, seq_len: int) -> int:
+def count_blocks(chunks: tf.data.Dataset, seq_len: int, on_tokens=None) -> int:
     """How many blocks `token_blocks(chunks, seq_len)` makes, by one pass
     over the chunks: packing keeps every token, so it is the stream's
-    length // (seq_len + 1), without building and counting the blocks."""
-    tokens = chunks.reduce(tf.constant(0, tf.int64), lambda n, chunk: n + tf.size(chunk, out_type=tf.int64))
-    return int(tokens) // (seq_len + 1)
+    length // (seq_len + 1), without building and counting the blocks.
+    `on_tokens(n)` hears the tokens counted, per batch of chunks."""
+    if on_tokens is None:
+        tokens = chunks.reduce(tf.constant(0, tf.int64), lambda n, chunk: n + tf.size(chunk, out_type=tf.int64))
+        return int(tokens) // (seq_len + 1)
+    tokens = 0
+    sizes = chunks.map(lambda chunk: tf.size(chunk, out_type=tf.int64)).batch(1024).map(tf.reduce_sum)
+    for n in sizes.as_numpy_iterator():  # Python runs once per 1024 chunks
+        tokens += int(n)
+        on_tokens(int(n))
+    return tokens // (seq_len + 1)

@@ -43,10 +43,12 @@ def parse_address(value: str, where: str = "train.data_service") -> tuple[str, i
 def check_reachable(address: str, timeout: float = 10.0, what: str = "train.data_service") -> None:
     """Fails in one line when nothing listens at the dispatcher's address
     (the service client would otherwise retry without end)."""
+    from kerasllm import progress
+
     host, port = parse_address(address, what)
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
+        with progress.phase(f"data service: connecting to the dispatcher at {host}:{port}"):
+            socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:
         raise UserError(
             f"{what}: no dispatcher answers at {host}:{port} ({e.strerror or e}); "

@@ -27,6 +27,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from kerasllm import progress
 from kerasllm.errors import UserError
 
 META_FILE = "meta.json"
@@ -105,13 +106,16 @@ class _ShardWriter:
             self._writer = None
 
 
-def _write_splits(chunks: tf.data.Dataset, out: Path, shard_bytes: int) -> dict:
-    """Writes (train, validation) chunk pairs; returns the writers by split."""
+def _write_splits(chunks: tf.data.Dataset, out: Path, shard_bytes: int, report=None) -> dict:
+    """Writes (train, validation) chunk pairs; returns the writers by split.
+    `report` (a `progress.Preparing`) learns how many shards are written."""
     records = chunks.map(
         lambda train, val: (tf.io.serialize_tensor(train), tf.size(train), tf.io.serialize_tensor(val), tf.size(val)),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).prefetch(tf.data.AUTOTUNE)
     writers = {split: _ShardWriter(out, split, shard_bytes) for split in ("train", "validation")}
+    if report is not None:
+        report.shards = lambda: sum(len(w.names) for w in writers.values())
     try:
         for train, n_train, val, n_val in records.as_numpy_iterator():
             writers["train"].write(train, int(n_train))
@@ -140,11 +144,11 @@ def prepare(config, out_dir: str | Path, data_dir: Optional[str] = None, shard_m
     try:
         corpus = open_corpus(config, tmp / "tokenizer", data_dir)
         meta = {"tokenizer": dataclasses.asdict(config.tokenizer), "data": _data_identity(config), "shards": {}, "tokens": {}}
-        chunks = pipelines.split_token_streams(
-            keyed_text_dataset(corpus.source, config.data.cleaning), corpus.tokenizer, config.data
-        )
-        for split, writer in _write_splits(chunks, tmp, int(shard_mb * 2**20)).items():
-            meta["shards"][split], meta["tokens"][split] = writer.names, writer.tokens
+        with progress.preparing() as report:
+            keyed = report.counted(keyed_text_dataset(corpus.source, config.data.cleaning))
+            chunks = pipelines.split_token_streams(keyed, corpus.tokenizer, config.data)
+            for split, writer in _write_splits(chunks, tmp, int(shard_mb * 2**20), report).items():
+                meta["shards"][split], meta["tokens"][split] = writer.names, writer.tokens
         if meta["tokens"]["train"] == 0:
             raise UserError(f"data.source: '{config.data.source}' has no text after cleaning (empty corpus)")
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))

@@ -358,14 +358,20 @@ def _sample(batches: tf.data.Dataset, config: TokenizerConfig) -> tf.data.Datase
     return kept.map(lambda t: tf.boolean_mask(t, tf.strings.length(tf.strings.strip(t)) > 0))
 
 
-def train_tokenizer(config: TokenizerConfig, texts: tf.data.Dataset) -> Tokenizer:
+def train_tokenizer(config: TokenizerConfig, texts: tf.data.Dataset, label: str = "") -> Tokenizer:
     """Learns a tokenizer from a dataset of string batches (string[n] each;
-    the training split)."""
+    the training split). `label` names it in the progress line ("source")."""
     if config.kind == "byte":
         return ByteTokenizer(lowercase=config.lowercase)
     if config.kind == "codepoint":
         return CodepointTokenizer(config.vocab_size, lowercase=config.lowercase)
-    sample = _sample(texts, config)
+    from kerasllm import progress
+
+    with progress.learning_tokenizer(config, label) as counted:
+        return _learn(config, counted(_sample(texts, config)))
+
+
+def _learn(config: TokenizerConfig, sample: tf.data.Dataset) -> Tokenizer:
     if config.kind == "char":
         tok = CharTokenizer.train(sample, config)
         if not tok.chars:

@@ -14,6 +14,7 @@ from typing import Optional
 
 import keras
 
+from kerasllm import progress
 from kerasllm.data import pipelines
 from kerasllm.data.corpus import open_corpus
 from kerasllm.inference.generate import load_run
@@ -32,7 +33,8 @@ def evaluate_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "vali
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         weighted_metrics=None,
     )
-    results = lm.model.evaluate(batches, verbose=0, return_dict=True)
+    with progress.Progress(f"evaluate: {split} split", unit="batches") as report:
+        results = lm.model.evaluate(batches, verbose=0, return_dict=True, callbacks=[report.keras_callback()])
     loss = float(results["loss"])
     return {
         "run": run_dir,
@@ -61,6 +63,7 @@ def evaluate_masked_lm(run_dir: str, data_dir: Optional[str] = None, split: str 
     batches = examples.unbatch().batch(lm.config.train.batch_size).prefetch(tf.data.AUTOTUNE)
     lm.model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    results = lm.model.evaluate(batches, verbose=0, return_dict=True)
+    with progress.Progress(f"evaluate: masked tokens of the {split} split", unit="batches") as report:
+        results = lm.model.evaluate(batches, verbose=0, return_dict=True, callbacks=[report.keras_callback()])
     return {"run": run_dir, "split": split, "masked_loss": round(float(results["loss"]), 5),
             "masked_accuracy": round(float(results["accuracy"]), 5)}

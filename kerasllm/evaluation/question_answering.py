@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from kerasllm import progress
 from kerasllm.evaluation.squad_metric import squad_scores, write_predictions
 
 
@@ -25,8 +26,9 @@ def evaluate_qa(run_dir: str, data_dir=None, split: str = "dev", limit: int = 0)
 
         raise UserError(f"--split {split}: no questions to score in it ({data.summary()})")
     start = time.perf_counter()
-    answers = answer_questions(answer_fn(lm.model, lm.tokenizer, lm.config.model),
-                               [e.question for e in examples], [e.context for e in examples])
+    with progress.Progress(f"evaluate: answering the {split} questions", unit="questions", total=len(examples)) as report:
+        answers = answer_questions(answer_fn(lm.model, lm.tokenizer, lm.config.model),
+                                   [e.question for e in examples], [e.context for e in examples], on_batch=report.advance)
     seconds = time.perf_counter() - start
     predictions = {e.id: a["answer"] for e, a in zip(examples, answers)}
     path = Path(run_dir) / f"predictions-{split}.json"

@@ -14,6 +14,7 @@ from typing import Optional
 
 import keras
 
+from kerasllm import progress
 from kerasllm.data.pair_corpus import open_pair_corpus
 from kerasllm.files import atomic_write_text
 from kerasllm.inference.generate import load_run
@@ -40,11 +41,14 @@ def evaluate_translation(run_dir: str, data_dir: Optional[str] = None, split: st
     if not sources:
         raise UserError(f"the {split} split of {config.data.source} is empty; set data.test_fraction (or use --split validation)")
     hypotheses = []
-    for start in range(0, len(sources), BATCH):
-        hypotheses += translate(lm.model, lm.tokenizer, lm.target_tokenizer, sources[start : start + BATCH],
-                                max_length=config.model.seq_len, beams=beams, length_penalty=length_penalty)
+    with progress.Progress(f"evaluate: translating the {split} split", unit="sentences", total=len(sources)) as report:
+        for start in range(0, len(sources), BATCH):
+            hypotheses += translate(lm.model, lm.tokenizer, lm.target_tokenizer, sources[start : start + BATCH],
+                                    max_length=config.model.seq_len, beams=beams, length_penalty=length_penalty)
+            report.advance(len(sources[start : start + BATCH]))
     lm.model.compile(loss=translation_loss(config), weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    scores = lm.model.evaluate(corpus.batches(split), verbose=0, return_dict=True)
+    with progress.Progress(f"evaluate: loss on the {split} split", unit="batches") as report:
+        scores = lm.model.evaluate(corpus.batches(split), verbose=0, return_dict=True, callbacks=[report.keras_callback()])
     out_dir = run.root / "eval"
     for name, lines in (("src", sources), ("ref", references), ("hyp", hypotheses)):
         atomic_write_text(out_dir / f"{split}.{name}.txt", "".join(line.replace("\n", " ") + "\n" for line in lines))

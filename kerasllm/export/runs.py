@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasllm import progress
 from kerasllm.errors import UserError
 from kerasllm.export.language_model import LanguageModelModule
 from kerasllm.export.question_answering import QuestionAnsweringModule
@@ -20,7 +21,8 @@ from kerasllm.training.checkpoint import RunDir
 
 def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_models",
                version: int | None = None, beams: int = 4, length_penalty: float = 0.6) -> dict:
-    lm = load_run(run_dir)
+    with progress.phase("export: loading the run"):
+        lm = load_run(run_dir)
     if lm.config.model.kind == "seq2seq":
         return _export_translator(lm, run_dir, name, base_dir, version, beams, length_penalty)
     if lm.config.model.kind == "encoder":

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from kerasllm import progress
 from kerasllm.errors import UserError
 from kerasllm.files import temporary_sibling
 
@@ -127,14 +128,20 @@ def write_version(module, base_dir: str | Path, name: str, version: int | None, 
     start = time.perf_counter()
     try:
         with no_xla_ops():
-            tf.saved_model.save(module, str(staging), signatures=module.signatures())
-        bad = disallowed_ops(staging)
-        if bad:
-            raise RuntimeError(
-                f"export refused: the graph holds ops TF Serving may not have: {sorted(bad)} "
-                f"(allowed: {ALLOWED_OPS_FILE})"
-            )
-        write_warmup(staging, name, warmup)
+            signatures = module.signatures()
+            with progress.phase(f"export: tracing {len(signatures)} signature(s)"):
+                for function in signatures.values():
+                    function.get_concrete_function()  # traced here, so that saving below only writes
+            with progress.phase("export: saving"):
+                tf.saved_model.save(module, str(staging), signatures=signatures)
+        with progress.phase("export: checking the graph's ops, writing warmup requests"):
+            bad = disallowed_ops(staging)
+            if bad:
+                raise RuntimeError(
+                    f"export refused: the graph holds ops TF Serving may not have: {sorted(bad)} "
+                    f"(allowed: {ALLOWED_OPS_FILE})"
+                )
+            write_warmup(staging, name, warmup)
         meta = {**meta, "name": name, "version": version, "signatures": sorted(module.signatures())}
         (staging / "assets.extra" / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         try:

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Callable, Optional
 
 import tensorflow as tf
 
@@ -60,8 +61,10 @@ def answer_fn(model, tokenizer, model_config):
                        input_signature=[tf.TensorSpec([None], tf.string)] * 2, autograph=False)
 
 
-def answer_questions(answer, questions: list, contexts: list, batch_size: int = 32) -> list[dict]:
-    """Answers in batches, as plain Python values, in the questions' order.
+def answer_questions(answer, questions: list, contexts: list, batch_size: int = 32,
+                     on_batch: Optional[Callable[[int], None]] = None) -> list[dict]:
+    """Answers in batches, as plain Python values, in the questions' order;
+    `on_batch(n)` hears after each batch that n more are answered.
 
     Batches hold passages of similar length (sorted by characters), since
     the model reads each batch only up to its longest window: in random
@@ -82,4 +85,6 @@ def answer_questions(answer, questions: list, contexts: list, batch_size: int = 
             # No span (a passage without tokens): no score, since JSON has no -inf.
             score = float(s) if math.isfinite(s) else None
             out[i] = {"answer": a.decode("utf-8"), "score": score, "start": int(b), "end": int(e)}
+        if on_batch is not None:
+            on_batch(len(batch))
     return out
