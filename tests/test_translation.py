@@ -63,6 +63,10 @@ def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
     assert "a translation run" in cli("generate", "--run", run_dir, "x").err
     too_long = cli("translate", "--run", run_dir, "ab c", "--max-length", "99")
     assert too_long.code == 2 and "model.seq_len=12" in too_long.err
+    # Source characters the char vocabulary lacks are named, once.
+    unknown = cli("translate", "--run", run_dir, "ab ç", "ab ç z")
+    assert unknown.code == 0
+    assert unknown.err == "warning: 2 characters not in the model's vocabulary, read as unknown (<unk>): 'ç' 'z'\n"
 
 
 def test_strict_data_fails_on_the_first_malformed_line(toy_run, cli):
