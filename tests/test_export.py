@@ -378,6 +378,19 @@ def test_an_exported_model_states_its_limit_and_cuts_long_prompts_in_one_line(ex
     assert unknown.err == "warning: 3 characters not in the model's vocabulary, read as unknown (<unk>): '日' '本' '語'\n"
 
 
+def test_a_model_exported_before_generate_ids_asks_to_be_exported_again(exported, cli, tmp_path):
+    import shutil
+
+    old = tmp_path / "old" / "1"
+    shutil.copytree(exported[2]["path"], old)
+    meta_path = old / "assets.extra" / "kerasllm.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["eot_id"]  # as exports before generate_ids wrote it
+    meta_path.write_text(json.dumps(meta))
+    out = cli("generate", "--model", old, "ROMEO:")
+    assert out.code == 2 and "exported by an older kerasllm" in out.err and len(out.err.splitlines()) == 1
+
+
 def test_new_tokens_default_to_half_the_context_and_stay_within_it(kerasllm_warnings):
     from kerasllm.inference.generate import cap_new_tokens
 

@@ -19,9 +19,10 @@ KINDS = {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A tiny run per tokenizer kind, trained for a few steps (made on first use)."""
-    made = {}
+def runs(trained, tmp_path_factory):
+    """A tiny run per tokenizer kind, trained for a few steps (made on first
+    use; char is the shared `trained` run)."""
+    made = {"char": trained[0]}
 
     def run(kind):
         if kind not in made:
