@@ -65,6 +65,10 @@ def test_a_run_generates_past_its_context_and_keeps_the_prompt(trained, cli):
     # A sampled stream slides its windows where one-shot generation does.
     sampled = ["ROMEO:", "--max-new-tokens", "80", "--temperature", "1.5", "--seed", "2"]
     assert cli("generate", "--run", run_dir, *sampled).out == cli("generate", "--run", run_dir, *sampled, "--no-stream").out
+    # Beam search makes one pass, within the context, and says so.
+    beams = cli("generate", "--run", run_dir, "ROMEO:", "--max-new-tokens", "40", "--beams", "4")
+    assert beams.code == 0 and beams.err.splitlines()[0] == (
+        "warning: max_new_tokens=40 lowered to 31: the model's context is 32 tokens; beam search does not slide past it")
 
 
 def test_sliding_windows_do_not_depend_on_the_call_size(trained):

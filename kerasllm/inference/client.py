@@ -123,7 +123,7 @@ class LanguageModelClient:
         rows, max_new_tokens = self.prompt_rows(prompts, max_new_tokens)
         new = [[] for _ in rows]
         for new, _ in self.continue_ids(rows, max_new_tokens, seed, temperature=temperature, top_k=top_k, top_p=top_p):
-            pass
+            pass  # the last yield holds every row's ids
         return Generated(self.continuations(rows, new), [len(n) for n in new])
 
     def new_tokens(self, max_new_tokens: int | None, sliding: bool) -> int:
@@ -137,7 +137,8 @@ class LanguageModelClient:
         limit = self.max_new_tokens
         why = (f"the model's context is {self.context} tokens" if self.context else "the most a model without a "
                "context generates at once")
-        where = ("; `kerasllm generate --run` continues past the context" if self.context and not self.slides else "")
+        where = ("" if not self.context else "; beam search does not slide past it" if self.slides
+                 else "; `kerasllm generate --run` continues past the context")
         self._warn(f"max_new_tokens={max_new_tokens} lowered to {limit}: {why}{where}")
         return limit
 

@@ -78,4 +78,4 @@ def continue_rows(call: Callable, rows: list, max_new_tokens: int, context: int 
                 new[i] += list(ids)[:n]
                 ended[i] = len(ids) < n
         produced += n
-        yield new, ended
+        yield [list(ids) for ids in new], list(ended)  # copies: the caller may keep them
