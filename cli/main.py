@@ -313,7 +313,8 @@ Examples:
 @click.argument("prompts", nargs=-1)
 @input_option("More prompts, one per line", alias="--prompts-file")
 @click.option("--max-new-tokens", default=None, type=click.IntRange(min=1),
-              help="At most context - 1. [default: 100, at most half the model's context]")
+              help="--run continues past the model's context (a sliding window); an exported model makes at most "
+                   "context - 1. [default: 100, at most half the model's context]")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0.0), help="0 = greedy.")
 @click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0, max=2**31 - 1), help="Sample among the k most likely tokens (0 = all).")
 @click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(min=0.0, max=1.0, min_open=True),
@@ -345,6 +346,7 @@ def generate(ctx, model_dir, run_dir, prompts, input_path, max_new_tokens, tempe
                         "print the same text each time; drop --num-samples, or sample (--beams 1)")
     lm = client_lib.LanguageModelClient.open(model=model_dir, run=run_dir, beams=beams)
     prompts = prompts or [""]
+    lm.warn_unknown_characters(prompts)
     settings = dict(temperature=temperature, top_k=top_k, top_p=top_p)
     batch = [p for p in prompts for _ in range(num_samples)]
     if stream and len(batch) == 1 and beams == 1:
@@ -397,6 +399,7 @@ def score(ctx, model_dir, run_dir, file, input_path):
     from kerasllm.inference.client import LanguageModelClient
 
     lm = LanguageModelClient.open(model=model_dir, run=run_dir)
+    lm.warn_unknown_characters(lines)
     total_log_prob, total_tokens = 0.0, 0
     click.echo("log_prob\tnum_tokens\tperplexity")
     for start in range(0, len(lines), BATCH):

@@ -65,7 +65,7 @@ def test_layout_versions_and_no_leftovers(exported, cli):
                  "assets.extra/kerasllm.json"):
         assert (version / name).is_file(), name
     meta = json.loads((version / "assets.extra/kerasllm.json").read_text())
-    assert meta["context"] == 32 and meta["max_new_tokens"] == 31 and meta["tokenizer"] == "char"
+    assert meta["context"] == 32 and meta["max_new_tokens"] == 31 and meta["tokenizer"] == "char" and meta["eot_id"] == 1
     again = cli("export", "--run", run_dir, "--name", "tiny", "--base-dir", base)
     assert again.code == 0, again.err
     assert json.loads(again.out)["version"] == 2
@@ -80,7 +80,7 @@ def test_layout_versions_and_no_leftovers(exported, cli):
     shown = subprocess.run([str(Path(sys.executable).with_name("saved_model_cli")), "show", "--dir", str(version), "--all"],
                            capture_output=True, text=True, timeout=300)
     assert shown.returncode == 0, shown.stderr[-2000:]
-    for signature in ("serving_default", "beam_search", "score", "tokenize", "detokenize"):
+    for signature in ("serving_default", "generate_ids", "beam_search", "score", "tokenize", "detokenize"):
         assert f"signature_def['{signature}']" in shown.stdout
     assert "inputs['max_new_tokens']" in shown.stdout and "outputs['perplexity']" in shown.stdout
     # TF Serving fills inputs a request leaves out from the SignatureDef's
@@ -158,7 +158,7 @@ def test_warmup_requests_parse_and_run(exported, served):
                                                                   request.model_spec.signature_name))
         fn(**inputs)  # a valid request
         signatures.add(request.model_spec.signature_name)
-    assert signatures == {"serving_default", "beam_search", "score", "tokenize", "detokenize"}
+    assert signatures == {"serving_default", "generate_ids", "beam_search", "score", "tokenize", "detokenize"}
 
 
 @pytest.mark.slow
@@ -169,7 +169,7 @@ def test_fresh_process_with_only_tensorflow_serves_every_signature(trained, expo
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["signatures"] == ["beam_search", "detokenize", "score", "serving_default", "tokenize"]
+    assert result["signatures"] == ["beam_search", "detokenize", "generate_ids", "score", "serving_default", "tokenize"]
     assert result["modules"] == [] or result["modules"] == ["keras"]  # no keras_hub, no kerasllm
     assert result["threaded_requests"] == 400 and result["threaded_all_equal"]  # greedy and seeded sampling
     assert result["detokenized"] == PROMPTS
@@ -332,7 +332,7 @@ def test_stop_strings_read_backslash_escapes_and_keep_other_characters():
 
 
 @pytest.mark.slow
-def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported):
+def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported, served):
     from kerasllm.inference.client import LanguageModelClient, stream
 
     lm = LanguageModelClient.open(model=str(exported[1] / "tiny"))
@@ -341,24 +341,68 @@ def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported):
     assert len([p for p in pieces if p]) >= 3
     assert "".join(pieces) == lm.generate(["ROMEO:"], 24, temperature=0.0).texts[0]
     # A seeded stream draws what one call with that seed draws: every call
-    # sees the same seed, and draws are keyed by position.
+    # continues the ids so far with the same seed, and draws are keyed by position.
     sampled = dict(temperature=1.5, top_k=0, top_p=1.0, seed=11)
-    assert "".join(stream(lm, "ROMEO:", 24, chunk=8, **sampled)) == lm.generate(["ROMEO:"], 24, **sampled).texts[0]
+    one_shot = lm.generate(["ROMEO:"], 24, **sampled).texts[0]
+    assert "".join(stream(lm, "ROMEO:", 24, chunk=8, **sampled)) == one_shot
+    # ... and what serving_default, text in and out, returns.
+    out = served.generate(tf.constant(["ROMEO:"]), max_new_tokens=tf.constant(24), temperature=tf.constant(1.5),
+                          seed=tf.constant(11))
+    assert out["text"].numpy()[0].decode() == one_shot
 
 
 @pytest.mark.slow
-def test_streaming_cuts_a_long_prompt_once(exported, kerasllm_warnings):
-    from kerasllm.inference.client import LanguageModelClient, stream
+def test_generate_ids_continues_ids_and_refuses_what_does_not_fit(served):
+    ids = tf.constant([[1, 0, 0], [1, 5, 6]])  # end-of-text start, then padding
+    out = served.generate_ids(ids, tf.constant([1, 3]), max_new_tokens=tf.constant(4), temperature=tf.constant(0.0))
+    assert out["token_ids"].shape == (2, 4) and out["num_tokens"].numpy().tolist() == [4, 4]
+    # Ids carried into a second call continue where the first stopped.
+    whole = served.generate_ids(ids[:1, :1], tf.constant([1]), max_new_tokens=tf.constant(8), temperature=tf.constant(0.0))
+    first = out["token_ids"].numpy()[0].tolist()
+    more = served.generate_ids(tf.constant([[1] + first]), tf.constant([5]), max_new_tokens=tf.constant(4),
+                               temperature=tf.constant(0.0))
+    assert whole["token_ids"].numpy()[0].tolist() == first + more["token_ids"].numpy()[0].tolist()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_tokens \\+ max_new_tokens must be at most the model context, 32"):
+        served.generate_ids(tf.ones([1, 30], tf.int32), tf.constant([30]), max_new_tokens=tf.constant(3))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_tokens must be at least 1"):
+        served.generate_ids(ids, tf.constant([0, 3]), max_new_tokens=tf.constant(3))
 
-    lm = LanguageModelClient.open(model=str(exported[1] / "tiny"))
+
+@pytest.mark.slow
+def test_an_exported_model_states_its_limit_and_cuts_long_prompts_in_one_line(exported, served, cli):
+    model = exported[1] / "tiny"
+    greedy = ["--temperature", "0"]
+    over = cli("generate", "--model", model, "ROMEO:", "--max-new-tokens", "40", *greedy, "--num-samples", "33")
+    assert over.code == 0, over.err
+    # 33 samples are two batches, and still one line; the prompt is then cut
+    # to the one token the 31 new ones leave (said once as well).
+    assert over.err.splitlines() == [
+        "warning: max_new_tokens=40 lowered to 31: the model's context is 32 tokens; "
+        "`kerasllm generate --run` continues past the context",
+        "warning: prompt of 7 tokens cut to its last 1 to fit the context of 32",
+    ]
     prompt = "First Citizen:\nBefore we proceed"  # 32 characters: with 20 new tokens, 11 fit the context
-    fitted = lm.fit_prompt(prompt, 20)
-    assert fitted == prompt[-11:]
-    assert kerasllm_warnings == ["prompt of 33 tokens cut to its last 12 to fit the context of 32"]
-    kerasllm_warnings.clear()
-    streamed = "".join(stream(lm, prompt, 20, chunk=6, temperature=0.0))
-    assert len(kerasllm_warnings) == 1 and "cut to its last" in kerasllm_warnings[0]
-    assert streamed == lm.generate([fitted], 20, temperature=0.0).texts[0]
+    for stream in ("--stream", "--no-stream"):
+        out = cli("generate", "--model", model, prompt, "--max-new-tokens", "20", *greedy, stream)
+        assert out.code == 0 and out.err == "warning: prompt of 33 tokens cut to its last 12 to fit the context of 32\n"
+        cut = served.generate(tf.constant([prompt]), max_new_tokens=tf.constant(20), temperature=tf.constant(0.0))
+        assert out.out == prompt + cut["text"].numpy()[0].decode() + "\n"  # the cut serving_default makes
+    unknown = cli("generate", "--model", model, "日本語", "--max-new-tokens", "3")
+    assert unknown.err == "warning: 3 characters not in the model's vocabulary, read as unknown (<unk>): '日' '本' '語'\n"
+
+
+@pytest.mark.slow
+def test_a_model_exported_before_generate_ids_asks_to_be_exported_again(exported, cli, tmp_path):
+    import shutil
+
+    old = tmp_path / "old" / "1"
+    shutil.copytree(exported[2]["path"], old)
+    meta_path = old / "assets.extra" / "kerasllm.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["eot_id"]  # as exports before generate_ids wrote it
+    meta_path.write_text(json.dumps(meta))
+    out = cli("generate", "--model", old, "ROMEO:")
+    assert out.code == 2 and "exported by an older kerasllm" in out.err and len(out.err.splitlines()) == 1
 
 
 def test_new_tokens_default_to_half_the_context_and_stay_within_it(kerasllm_warnings):

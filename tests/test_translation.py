@@ -72,6 +72,10 @@ def test_train_translate_and_evaluate_a_toy_mapping(toy_run, cli):
     short = cli("translate", "--run", run_dir, "ab c de f", "--max-new-tokens", "2")
     assert short.code == 0 and short.out == cli("translate", "--run", run_dir, "ab c de f", "--max-length", "3").out
     assert len(short.out.rstrip("\n")) <= 2 < len(cli("translate", "--run", run_dir, "ab c de f").out.rstrip("\n"))
+    # Source characters the char vocabulary lacks are named, once.
+    unknown = cli("translate", "--run", run_dir, "ab ç", "ab ç z")
+    assert unknown.code == 0
+    assert unknown.err == "warning: 2 characters not in the model's vocabulary, read as unknown (<unk>): 'ç' 'z'\n"
 
 
 @pytest.mark.slow

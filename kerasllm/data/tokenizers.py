@@ -46,6 +46,7 @@ class Tokenizer:
     kind = ""
     pad_id = 0
     eot_id = 1
+    unk_id = None  # the id of characters outside the vocabulary (None: every character has ids)
 
     def __init__(self, lowercase: bool = False):
         self.lowercase = lowercase
@@ -90,6 +91,13 @@ class Tokenizer:
 
     def _detokenize(self, ids):
         raise NotImplementedError
+
+    def unknown_characters(self, texts: list[str]) -> list[str]:
+        """The distinct characters of `texts` this tokenizer reads as unknown
+        (in order of first appearance); [] for a kind without an unknown id."""
+        if self.unk_id is None:
+            return []
+        return unknown_characters(texts, lambda chars: self.tokenize(chars).to_list(), self.unk_id)
 
     def special_id(self, token: str) -> int:
         """Id of a BERT-style special token (`[CLS]`, `[SEP]`, `[MASK]`)."""
@@ -342,6 +350,35 @@ class SentencePieceTokenizer(_KerasHubTokenizer):
             reason = str(e).splitlines()[-1].split("] ")[-1]
             raise UserError(f"tokenizer.vocab_size={config.vocab_size}: {reason}") from None
         return cls(proto, lowercase=config.lowercase)
+
+
+def unknown_characters(texts: list[str], tokenize, unk_id: int) -> list[str]:
+    """The distinct characters of `texts` (in order of first appearance)
+    whose ids include `unk_id`.
+
+    Each character is tokenized on its own, so this works from a tokenize
+    function alone (an exported model's `tokenize` signature, say) and
+    applies the tokenizer's own lowercasing and splitting.
+
+    Args:
+        texts: strings to check.
+        tokenize: list of strings -> one list of ids per string.
+        unk_id: the unknown id.
+
+    Example:
+        unknown_characters(["日本語 ROMEO"], lambda t: tok.tokenize(t).to_list(), tok.unk_id)  # ['日', '本', '語']
+    """
+    distinct = list(dict.fromkeys("".join(texts)))
+    if not distinct:
+        return []
+    return [c for c, ids in zip(distinct, tokenize(distinct)) if unk_id in list(ids)]
+
+
+def unknown_characters_message(chars: list[str], most: int = 20) -> str:
+    """One warning line naming characters a model reads as unknown."""
+    named = " ".join(repr(c) for c in chars[:most]) + (f" and {len(chars) - most} more" if len(chars) > most else "")
+    return (f"{len(chars)} character{'s' if len(chars) != 1 else ''} not in the model's vocabulary, read as "
+            f"unknown (<unk>): {named}")
 
 
 @tf.autograph.experimental.do_not_convert  # its maps are plain TF ops: no AutoGraph rewrite

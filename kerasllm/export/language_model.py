@@ -7,11 +7,26 @@ and Python callers may leave them out):
   the context), temperature
   (0 = greedy), top_k (0 = off), top_p (1 = off), seed (-1 = random)
   -> text string[batch], num_tokens int32[batch].
+- `generate_ids`: token_ids int32[batch, None] (each row padded after its
+  num_tokens ids; lead a row with the end-of-text id to start a document, as
+  `serving_default` does), num_tokens int32[batch], max_new_tokens, and the
+  sampling inputs of `serving_default` -> token_ids int32[batch,
+  max_new_tokens] (the new ids, padded with the pad id after a row's end),
+  num_tokens int32[batch] (fewer than asked: the row reached end-of-text).
+  Nothing is cut: a row's ids plus max_new_tokens must fit the context. A
+  client streams text by calling it again on the ids so far (positions and
+  seed keep every draw the same as one call's) and decoding them with
+  `detokenize`; `kerasllm generate` does.
 - `beam_search`: prompts, max_new_tokens -> text, num_tokens, with the beam
   width chosen at export time.
 - `score`: texts -> log_prob, num_tokens, perplexity.
 - `tokenize`: texts -> token_ids (padded with `pad_id`), num_tokens.
 - `detokenize`: token_ids -> text (padding and end-of-text ids drop out).
+
+The limit: one request generates at most context - 1 new tokens
+(`max_new_tokens` in kerasllm.json; the functions' docstrings say it too),
+and `serving_default` and `beam_search` cut each prompt from the left to its
+last context - max_new_tokens tokens (end-of-text start included).
 
 Invalid requests fail inside the graph with an InvalidArgument error that
 says which input is wrong and what is allowed.
@@ -28,7 +43,7 @@ import tensorflow as tf
 from kerasllm.export.checks import after, nonempty
 from kerasllm.inference.beam_search import BeamSearch
 from kerasllm.inference.generate import UNBOUNDED_NEW_TOKENS, default_new_tokens
-from kerasllm.inference.prompts import decode_continuations, encode_prompts, with_start_token
+from kerasllm.inference.prompts import decode_continuations, encode_prompts, new_token_ids, prompt_batch, with_start_token
 from kerasllm.inference.sampling import RequestSampler
 from kerasllm.inference.scoring import perplexity, sequence_log_probs
 from kerasllm.models import max_context
@@ -64,22 +79,45 @@ class LanguageModelModule(tf.Module):
         ):
             return self._generate(prompts, max_new_tokens, temperature, top_k, top_p, seed)
 
+        def generate_ids(
+            token_ids,
+            num_tokens,
+            max_new_tokens=default_new,
+            temperature=tf.constant(1.0),
+            top_k=tf.constant(0),
+            top_p=tf.constant(1.0),
+            seed=tf.constant(-1),
+        ):
+            return self._generate_ids(token_ids, num_tokens, max_new_tokens, temperature, top_k, top_p, seed)
+
         def beam_search(prompts, max_new_tokens=default_new):
             return self._beam_search(prompts, max_new_tokens)
 
+        limit = (f"At most {self.max_new_tokens} new tokens per call (the model's context is {self.context} "
+                 "tokens); a prompt is cut from the left to its last context - max_new_tokens tokens."
+                 if self.context else f"At most {self.max_new_tokens} new tokens per call.")
+        generate.__doc__ = f"Continuations of `prompts`. {limit}"
+        beam_search.__doc__ = f"Beam-search continuations of `prompts`. {limit}"
+        generate_ids.__doc__ = (f"New ids after each row of `token_ids`; a row's ids plus max_new_tokens must fit "
+                                f"the context ({self.context}).")
+
+        sampling_inputs = [
+            _scalar(tf.int32, "max_new_tokens"),
+            _scalar(tf.float32, "temperature"),
+            _scalar(tf.int32, "top_k"),
+            _scalar(tf.float32, "top_p"),
+            _scalar(tf.int32, "seed"),
+        ]
         # Written with explicit TF control flow: AutoGraph would only spend
         # seconds rewriting the source of everything these call.
         self.generate = tf.function(
-            generate,
+            generate, autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="prompts"), *sampling_inputs]
+        )
+        self.generate_ids = tf.function(
+            generate_ids,
             autograph=False,
-            input_signature=[
-                tf.TensorSpec([None], tf.string, name="prompts"),
-                _scalar(tf.int32, "max_new_tokens"),
-                _scalar(tf.float32, "temperature"),
-                _scalar(tf.int32, "top_k"),
-                _scalar(tf.float32, "top_p"),
-                _scalar(tf.int32, "seed"),
-            ],
+            input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids"),
+                             tf.TensorSpec([None], tf.int32, name="num_tokens"), *sampling_inputs],
         )
         self.beam_search = tf.function(
             beam_search,
@@ -95,11 +133,19 @@ class LanguageModelModule(tf.Module):
     def signatures(self) -> dict:
         return {
             "serving_default": self.generate,
+            "generate_ids": self.generate_ids,
             "beam_search": self.beam_search,
             "score": self.score,
             "tokenize": self.tokenize,
             "detokenize": self.detokenize,
         }
+
+    def meta(self) -> dict:
+        """What a client needs besides the functions (kerasllm.json): the
+        context, the most new tokens one call makes, the beam width and the
+        end-of-text id (rows of `generate_ids` start with it)."""
+        return {"context": self.context, "max_new_tokens": self.max_new_tokens, "beams": self.beams,
+                "eot_id": self._tokenizer.eot_id}
 
     # -- checks ---------------------------------------------------------------
 
@@ -123,7 +169,7 @@ class LanguageModelModule(tf.Module):
         text, num_tokens = decode_continuations(self._tokenizer, out["token_ids"], batch, max_new_tokens)
         return {"text": text, "num_tokens": num_tokens}
 
-    def _generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
+    def _request_sampler(self, temperature, top_k, top_p, seed):
         checks = [
             tf.debugging.assert_greater_equal(temperature, 0.0, message="temperature must be >= 0 (0 = greedy)"),
             tf.debugging.assert_greater_equal(top_k, 0, message="top_k must be >= 0 (0 = no top-k filter)"),
@@ -132,7 +178,34 @@ class LanguageModelModule(tf.Module):
         ]
         with tf.control_dependencies(checks):
             seed = tf.where(seed >= 0, seed, tf.random.uniform([], 0, tf.int32.max, dtype=tf.int32))
-        return self._decode(prompts, max_new_tokens, RequestSampler(temperature, top_k, top_p, seed))
+        return RequestSampler(temperature, top_k, top_p, seed)
+
+    def _generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
+        return self._decode(prompts, max_new_tokens, self._request_sampler(temperature, top_k, top_p, seed))
+
+    def _generate_ids(self, token_ids, num_tokens, max_new_tokens, temperature, top_k, top_p, seed):
+        checks = [
+            tf.debugging.assert_positive(tf.size(num_tokens), message="num_tokens: empty batch; send at least one row"),
+            *self._check_new_tokens(max_new_tokens),
+            tf.debugging.assert_equal(tf.shape(num_tokens)[0], tf.shape(token_ids)[0],
+                                      message="num_tokens must have one entry per row of token_ids"),
+            tf.debugging.assert_greater_equal(num_tokens, 1, message="num_tokens must be at least 1 (a row needs an id "
+                                              "to continue from; lead it with the end-of-text id)"),
+            tf.debugging.assert_less_equal(num_tokens, tf.shape(token_ids)[1],
+                                           message="num_tokens must be at most the width of token_ids"),
+        ]
+        if self.context is not None:
+            checks.append(tf.debugging.assert_less_equal(
+                tf.reduce_max(num_tokens) + max_new_tokens, self.context,
+                message=f"num_tokens + max_new_tokens must be at most the model context, {self.context}"))
+        token_ids = after(checks, token_ids)
+        ids = tf.RaggedTensor.from_tensor(token_ids, lengths=num_tokens)
+        batch = prompt_batch(ids, self._tokenizer.pad_id, max_new_tokens, self.context)
+        self._model.sampler = self._request_sampler(temperature, top_k, top_p, seed)
+        stop = (self._tokenizer.eot_id,)
+        out = self._model.generate_step(batch.inputs(), stop_token_ids=stop)
+        new, count = new_token_ids(out["token_ids"], batch, max_new_tokens, self._tokenizer.pad_id, stop)
+        return {"token_ids": new, "num_tokens": count}
 
     def _beam_search(self, prompts, max_new_tokens):
         return self._decode(prompts, max_new_tokens, BeamSearch(num_beams=self.beams))

@@ -34,6 +34,8 @@ def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_mod
     warmup = [
         ("serving_default", {"prompts": strings, "max_new_tokens": new, "temperature": np.float32(0.0)}),
         ("serving_default", {"prompts": strings[:1], "max_new_tokens": new, "top_p": np.float32(0.9), "seed": np.int32(0)}),
+        ("generate_ids", {"token_ids": np.array([[lm.tokenizer.eot_id, 0]], dtype=np.int32),
+                          "num_tokens": np.array([1], dtype=np.int32), "max_new_tokens": new}),
         ("beam_search", {"prompts": strings[:1], "max_new_tokens": new}),
         ("score", {"texts": strings}),
         ("tokenize", {"texts": strings}),
@@ -45,9 +47,7 @@ def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_mod
         "model": lm.config.model.kind,
         "tokenizer": lm.tokenizer.kind,
         "vocabulary_size": lm.tokenizer.vocabulary_size,
-        "context": module.context,
-        "max_new_tokens": module.max_new_tokens,
-        "beams": beams,
+        **module.meta(),  # context, max_new_tokens (the most one request generates), beams, eot_id
     }
     return write_version(module, base_dir, name or lm.config.name, version, warmup, meta)
 

@@ -21,8 +21,9 @@ import random
 import numpy as np
 import tensorflow as tf
 
-from kerasllm.errors import UserError
-from kerasllm.inference.generate import Generated, cap_new_tokens, warn_truncated
+from kerasllm.errors import UserError, warn
+from kerasllm.inference.generate import Generated, default_new_tokens, warn_truncated
+from kerasllm.inference.windows import continue_rows, window_keep
 
 STREAM_CHUNK = 16  # new tokens per call while streaming
 
@@ -52,13 +53,30 @@ def _exactly_one(model, run) -> None:
 
 
 class LanguageModelClient:
-    def __init__(self, functions, meta: dict, trace_context=contextlib.nullcontext):
+    """Generation and scoring through `LanguageModelModule`'s functions.
+
+    Sampled generation runs on ids (`generate_ids`): prompts are tokenized
+    once, ids are carried from call to call (`windows.continue_rows`), and
+    text is decoded from all of them, so a stream is the one-shot text. A run
+    (`slides`) continues past its context with a sliding window; an exported
+    model generates at most its `max_new_tokens` (context - 1), as its
+    serving signatures do.
+    """
+
+    def __init__(self, functions, meta: dict, trace_context=contextlib.nullcontext, slides: bool = False):
         self._f = functions
         self.meta = meta
         self.context = meta.get("context")
-        self.max_new_tokens = meta["max_new_tokens"]
+        self.max_new_tokens = meta["max_new_tokens"]  # per call
         self.beams = meta["beams"]
+        self.slides = slides
         self._trace_context = trace_context
+        self._said = set()  # warnings given: each once, however many batches a command sends
+
+    def _warn(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            warn(message)
 
     @classmethod
     def open(cls, model: str | None = None, run: str | None = None, beams: int = 4) -> "LanguageModelClient":
@@ -69,7 +87,11 @@ class LanguageModelClient:
 
     @classmethod
     def from_saved_model(cls, path) -> "LanguageModelClient":
-        return cls(*load_saved_model(path, "language_model"))
+        loaded, meta = load_saved_model(path, "language_model")
+        if not hasattr(loaded, "generate_ids") or "eot_id" not in meta:
+            raise UserError(f"--model {path}: exported by an older kerasllm (no generate_ids signature); "
+                            "export the run again with `kerasllm export`")
+        return cls(loaded, meta)
 
     @classmethod
     def from_run(cls, run_dir, beams: int = 4) -> "LanguageModelClient":
@@ -88,57 +110,127 @@ class LanguageModelClient:
                     "it for questions (configs/squad-qa.yaml) or train a GPT run")
             raise UserError(f"--run {run_dir}: {what}")
         module = LanguageModelModule(lm.model, lm.tokenizer, beams=max(beams, 1))
-        meta = {"context": module.context, "max_new_tokens": module.max_new_tokens, "beams": module.beams}
-        return cls(module, meta, trace_context=no_xla_ops)
+        meta = {**module.meta(), "tokenizer": lm.tokenizer.kind}
+        return cls(module, meta, trace_context=no_xla_ops, slides=True)
+
+    # -- sampling -------------------------------------------------------------
 
     def generate(self, prompts: list[str], max_new_tokens: int | None = None, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, seed: int | None = None, beams: int = 1, warn: bool = True) -> Generated:
-        max_new_tokens = cap_new_tokens(max_new_tokens, self.context)
-        if warn:
-            self.warn_if_truncated(prompts, max_new_tokens)
-        texts = tf.constant(prompts, tf.string)
-        new = tf.constant(max_new_tokens, tf.int32)
-        with self._trace_context():
-            if beams > 1:
-                if beams != self.beams:
-                    raise UserError(f"--beams {beams}: this model was exported for beam search with {self.beams} "
-                                    f"beams; use --beams {self.beams} or re-export with `kerasllm export --beam-search-width {beams}`")
-                out = self._f.beam_search(texts, max_new_tokens=new)
-            else:
-                out = self._f.generate(
-                    texts, max_new_tokens=new, temperature=tf.constant(temperature, tf.float32),
-                    top_k=tf.constant(top_k, tf.int32), top_p=tf.constant(top_p, tf.float32),
-                    seed=tf.constant(-1 if seed is None else seed, tf.int32),
-                )
-        return Generated([t.decode("utf-8", errors="replace") for t in out["text"].numpy()], out["num_tokens"].numpy().tolist())
+                 top_p: float = 1.0, seed: int | None = None, beams: int = 1) -> Generated:
+        """Continuations of `prompts` (text after each prompt, new-token counts)."""
+        if beams > 1:
+            return self._beam_search(prompts, max_new_tokens, beams)
+        rows, max_new_tokens = self.prompt_rows(prompts, max_new_tokens)
+        new = [[] for _ in rows]
+        for new, _ in self.continue_ids(rows, max_new_tokens, seed, temperature=temperature, top_k=top_k, top_p=top_p):
+            pass  # the last yield holds every row's ids
+        return Generated(self.continuations(rows, new), [len(n) for n in new])
 
-    def warn_if_truncated(self, prompts: list[str], max_new_tokens: int) -> None:
-        """The graph cuts long prompts silently; say so on the terminal."""
-        if self.context is not None:
-            counts = self.tokenize(prompts)["num_tokens"] + 1  # + the start token
-            warn_truncated(counts, np.minimum(counts, self.context - max_new_tokens), self.context)
+    def new_tokens(self, max_new_tokens: int | None, sliding: bool) -> int:
+        """New tokens for a request: None means `default_new_tokens`; without
+        a sliding window, the most one call makes, said in one line when the
+        request asks for more."""
+        if max_new_tokens is None:
+            return default_new_tokens(self.context)
+        if sliding or max_new_tokens <= self.max_new_tokens:
+            return max_new_tokens
+        limit = self.max_new_tokens
+        why = (f"the model's context is {self.context} tokens" if self.context else "the most a model without a "
+               "context generates at once")
+        where = ("" if not self.context else "; beam search does not slide past it" if self.slides
+                 else "; `kerasllm generate --run` continues past the context")
+        self._warn(f"max_new_tokens={max_new_tokens} lowered to {limit}: {why}{where}")
+        return limit
 
-    def fit_prompt(self, prompt: str, max_new_tokens: int) -> str:
-        """`prompt` cut from the left, with the warning, so that it and
-        `max_new_tokens` fit the context: the cut `generate` makes, done once
-        as text so that streaming, which calls again on prompt + what came so
-        far, keeps the same prompt on every call."""
+    def prompt_rows(self, prompts: list[str], max_new_tokens: int | None, sliding: bool | None = None):
+        """(ids of each prompt led by the end-of-text start token, new tokens
+        to generate). Without a sliding window each prompt is cut from the
+        left to fit the context with the new tokens, as the serving
+        signatures cut it; with one, the model starts from a prompt's last
+        `window_keep` ids when it does not fit. Each cut is one warning line."""
+        sliding = self.slides if sliding is None else sliding
+        max_new_tokens = self.new_tokens(max_new_tokens, sliding)
+        out = self.tokenize(prompts)
+        eot = self.meta["eot_id"]
+        rows = [[eot] + ids[:n].tolist() for ids, n in zip(out["token_ids"], out["num_tokens"])]
         if self.context is None:
-            return prompt
-        out = self.tokenize([prompt])
-        n = int(out["num_tokens"][0])
-        keep = self.context - max_new_tokens - 1  # the start token takes a position
-        if n <= keep:
-            return prompt
-        warn_truncated([n + 1], [keep + 1], self.context)
-        if keep == 0:
-            return ""
-        return self.detokenize(out["token_ids"][:, n - keep : n])[0]
+            return rows, max_new_tokens
+        if sliding:
+            kept = [len(r) if len(r) < self.context else window_keep(self.context) for r in rows]
+        else:
+            kept = [min(len(r), self.context - max_new_tokens) for r in rows]
+        warn_truncated([len(r) for r in rows], kept, self.context, say=self._warn)
+        return (rows if sliding else [r[len(r) - k:] for r, k in zip(rows, kept)]), max_new_tokens
+
+    def continue_ids(self, rows: list, max_new_tokens: int, seed: int | None = None, chunk: int | None = None,
+                     **settings):
+        """Yields (new ids of each row so far, whether each row ended) after
+        each call of at most `chunk` (default: as many as one call may make)
+        new tokens; every call draws with the same seed (a random one if None)."""
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31 - 1)
+        per_call = min(chunk or self.max_new_tokens, self.max_new_tokens)
+
+        def call(windows, n):
+            return self._generate_ids(windows, n, seed, **settings)
+
+        yield from continue_rows(call, rows, max_new_tokens, self.context, self.slides, per_call)
+
+    def _generate_ids(self, windows: list, n: int, seed: int, temperature=1.0, top_k=0, top_p=1.0) -> list:
+        width = max(len(w) for w in windows)
+        ids = np.array([w + [0] * (width - len(w)) for w in windows], np.int32)
+        with self._trace_context():
+            out = self._f.generate_ids(
+                tf.constant(ids), tf.constant([len(w) for w in windows], tf.int32), max_new_tokens=tf.constant(n, tf.int32),
+                temperature=tf.constant(temperature, tf.float32), top_k=tf.constant(top_k, tf.int32),
+                top_p=tf.constant(top_p, tf.float32), seed=tf.constant(seed, tf.int32))
+        return [row[:count].tolist() for row, count in zip(out["token_ids"].numpy(), out["num_tokens"].numpy())]
+
+    def continuations(self, rows: list, new: list) -> list[str]:
+        """The text each row's `new` ids add to its prompt `rows`. Prompt and
+        continuation are detokenized together (a subword tokenizer joins
+        pieces across the boundary) and the prompt's text cut off the front,
+        as `decode_continuations` does in the serving graph."""
+        full = self.detokenize_rows([r + n for r, n in zip(rows, new)])
+        prompts = self.detokenize_rows(rows)
+        return [f[len(p):] if f.startswith(p) else f for f, p in zip(full, prompts)]
+
+    def _beam_search(self, prompts: list[str], max_new_tokens: int | None, beams: int) -> Generated:
+        if beams != self.beams:
+            raise UserError(f"--beams {beams}: this model was exported for beam search with {self.beams} "
+                            f"beams; use --beams {self.beams} or re-export with `kerasllm export --beam-search-width {beams}`")
+        _, max_new_tokens = self.prompt_rows(prompts, max_new_tokens, sliding=False)  # says the graph's cuts
+        with self._trace_context():
+            out = self._f.beam_search(tf.constant(prompts, tf.string), max_new_tokens=tf.constant(max_new_tokens))
+        return Generated(_texts(out["text"]), out["num_tokens"].numpy().tolist())
+
+    # -- text -----------------------------------------------------------------
+
+    def warn_unknown_characters(self, texts: list[str]) -> None:
+        """One warning line naming the characters of `texts` a character-level
+        model has no id for (they read as <unk>)."""
+        from kerasllm.data.tokenizers import CharTokenizer, unknown_characters, unknown_characters_message
+
+        if self.meta.get("tokenizer") != "char":
+            return
+        found = unknown_characters(texts, self._token_lists, CharTokenizer.unk_id)
+        if found:
+            self._warn(unknown_characters_message(found))
+
+    def _token_lists(self, texts: list[str]) -> list:
+        out = self.tokenize(texts)
+        return [ids[:n].tolist() for ids, n in zip(out["token_ids"], out["num_tokens"])]
+
+    def detokenize_rows(self, rows: list) -> list[str]:
+        """Text of id lists (end-of-text ids drop out)."""
+        width = max(len(r) for r in rows)
+        eot = self.meta["eot_id"]  # padding that drops out, whatever the pad id
+        return self.detokenize([r + [eot] * (width - len(r)) for r in rows])
 
     def detokenize(self, token_ids) -> list[str]:
         with self._trace_context():
             out = self._f.detokenize(tf.constant(token_ids, tf.int32))
-        return [t.decode("utf-8", errors="replace") for t in out["text"].numpy()]
+        return _texts(out["text"])
 
     def score(self, texts: list[str]) -> dict:
         with self._trace_context():
@@ -151,13 +243,21 @@ class LanguageModelClient:
         return {k: v.numpy() for k, v in out.items()}
 
 
+def _texts(strings) -> list[str]:
+    return [t.decode("utf-8", errors="replace") for t in strings.numpy()]
+
+
 class TranslatorClient:
     """Translation from an exported translator (its serving_default) or from
     a run's best weights (in-process `translate`): the same decoding."""
 
-    def __init__(self, translate_batch, max_length: int):
+    def __init__(self, translate_batch, max_length: int, source_tokenizer=None):
         self._translate = translate_batch
         self.max_length = max_length
+        # A run's source tokenizer names the characters it has no id for; an
+        # exported translator has no tokenize signature to ask.
+        self._source_tokenizer = source_tokenizer
+        self._named = set()
 
     @classmethod
     def open(cls, model: str | None = None, run: str | None = None) -> "TranslatorClient":
@@ -186,11 +286,24 @@ class TranslatorClient:
         def translate_batch(sentences, beams, length_penalty, max_length):
             return translate(lm.model, lm.tokenizer, lm.target_tokenizer, sentences, max_length, beams, length_penalty)
 
-        return cls(translate_batch, lm.config.model.seq_len)
+        return cls(translate_batch, lm.config.model.seq_len, lm.tokenizer)
 
     def translate(self, sentences: list[str], beams: int = 1, length_penalty: float = 0.6,
                   max_length: int | None = None) -> list[str]:
+        self._warn_unknown_characters(sentences)
         return self._translate(sentences, beams, length_penalty, max_length or self.max_length)
+
+    def _warn_unknown_characters(self, sentences: list[str]) -> None:
+        """One warning line naming source characters read as <unk> (each
+        character named once per client, however many batches)."""
+        from kerasllm.data.tokenizers import unknown_characters_message
+
+        if self._source_tokenizer is None:
+            return
+        found = [c for c in self._source_tokenizer.unknown_characters(sentences) if c not in self._named]
+        if found:
+            self._named.update(found)
+            warn(unknown_characters_message(found))
 
 
 class QuestionAnsweringClient:
@@ -231,31 +344,26 @@ def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
 def stream(client: LanguageModelClient, prompt: str, max_new_tokens: int | None, stop: list[str] = (),
            seed: int | None = None, chunk: int = STREAM_CHUNK, **settings):
     """Yields the continuation of one prompt piece by piece, `chunk` tokens
-    per call; ends at end-of-text, `max_new_tokens` or a stop string. Text
-    that could be the start of a stop string is held back until it is not.
+    per call; ends at end-of-text, `max_new_tokens` or a stop string.
 
-    Every call gets the same prompt (cut once, as `generate` cuts it) and the
-    same seed; sampling draws by (seed, position), so a seeded stream is the
-    text one `generate` call with that seed returns."""
+    The pieces join to `client.generate([prompt], ...)`'s text with the
+    same seed, cut at the first stop string: ids are carried from call to
+    call (the prompt is tokenized and cut once), the text so far is decoded
+    from all of them, and a piece is shown only once later ids cannot change
+    it: text that could begin a stop string, and trailing U+FFFD (bytes of
+    a character not complete yet), wait."""
     stop = [s for s in stop if s]
     hold = max((len(s) for s in stop), default=1) - 1
-    max_new_tokens = cap_new_tokens(max_new_tokens, client.context)
-    prompt = client.fit_prompt(prompt, max_new_tokens)
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31 - 1)
-    text, shown, produced = "", 0, 0
-    while produced < max_new_tokens:
-        n = min(chunk, max_new_tokens - produced)
-        out = client.generate([prompt + text], n, seed=seed, warn=False, **settings)
-        text += out.texts[0]
-        produced += out.num_tokens[0]
-        kept, stopped = cut_at_stop(text, stop)
-        if stopped:
+    rows, max_new_tokens = client.prompt_rows([prompt], max_new_tokens)
+    shown = 0
+    for new, ended in client.continue_ids(rows, max_new_tokens, seed, chunk=chunk, **settings):
+        text = client.continuations(rows, new)[0]
+        done = ended[0] or len(new[0]) >= max_new_tokens
+        settled = text if done else text.rstrip("\ufffd")
+        kept, stopped = cut_at_stop(settled, stop)
+        if stopped or done:
             yield kept[shown:]
             return
-        if out.num_tokens[0] < n:  # end-of-text
-            break
-        safe = max(len(text) - hold, shown)
-        yield text[shown:safe]
+        safe = max(len(settled) - hold, shown)
+        yield settled[shown:safe]
         shown = safe
-    yield text[shown:]

@@ -56,10 +56,11 @@ def cap_new_tokens(max_new_tokens: int | None, context: int | None) -> int:
     return max_new_tokens
 
 
-def warn_truncated(full_lengths, kept_lengths, context) -> None:
+def warn_truncated(full_lengths, kept_lengths, context, say=warn) -> None:
+    """A warning line (given to `say`) for each prompt cut from the left."""
     for full, kept in zip(np.asarray(full_lengths), np.asarray(kept_lengths)):
         if full > kept:
-            warn(f"prompt of {full} tokens cut to its last {kept} to fit the context of {context}")
+            say(f"prompt of {full} tokens cut to its last {kept} to fit the context of {context}")
 
 
 def generate(

@@ -45,15 +45,35 @@ def keep_last(ids: tf.RaggedTensor, keep) -> tf.RaggedTensor:
 
 
 def encode_prompts(tokenizer, texts, max_new_tokens, context: int | None) -> PromptBatch:
-    ids = with_start_token(tokenizer, texts)
+    return prompt_batch(with_start_token(tokenizer, texts), tokenizer.pad_id, max_new_tokens, context)
+
+
+def prompt_batch(ids: tf.RaggedTensor, pad_id: int, max_new_tokens, context: int | None) -> PromptBatch:
+    """Ragged prompt ids -> the padded batch decoding fills, each row cut
+    to its last `context - max_new_tokens` ids."""
     full_lengths = tf.cast(ids.row_lengths(), tf.int32)
     if context is not None:
         ids = keep_last(ids, context - max_new_tokens)
     lengths = tf.cast(ids.row_lengths(), tf.int32)
-    token_ids = tf.pad(ids.to_tensor(default_value=tokenizer.pad_id), [[0, 0], [0, max_new_tokens]],
-                       constant_values=tokenizer.pad_id)
+    token_ids = tf.pad(ids.to_tensor(default_value=pad_id), [[0, 0], [0, max_new_tokens]], constant_values=pad_id)
     mask = tf.sequence_mask(lengths, tf.shape(token_ids)[1])
     return PromptBatch(token_ids, mask, lengths, full_lengths)
+
+
+def new_token_ids(token_ids, batch: PromptBatch, max_new_tokens, pad_id: int, stop_token_ids):
+    """(ids int32[batch, max_new_tokens], num_tokens int32[batch]): what
+    decoding wrote after each prompt, up to `max_new_tokens` and before the
+    first stop id, padded with `pad_id`."""
+    token_ids = tf.convert_to_tensor(token_ids, tf.int32)
+    positions = tf.range(tf.shape(token_ids)[1])[None, :]
+    new = tf.logical_and(mask_after_stop(token_ids, batch.prompt_mask, stop_token_ids),
+                         tf.logical_not(batch.prompt_mask))
+    new = tf.logical_and(new, positions < (batch.lengths + max_new_tokens)[:, None])
+    for stop in stop_token_ids:
+        new = tf.logical_and(new, tf.not_equal(token_ids, stop))
+    ids = tf.ragged.boolean_mask(token_ids, new)
+    dense = ids.to_tensor(default_value=pad_id, shape=tf.stack([tf.shape(token_ids)[0], max_new_tokens]))
+    return dense, tf.cast(ids.row_lengths(), tf.int32)
 
 
 def decode_continuations(tokenizer, token_ids, batch: PromptBatch, max_new_tokens, stop_token_ids=None):
