@@ -160,7 +160,7 @@ def test_prepare_evaluate_and_export_show_progress_on_stderr_only(cli, shown, tr
     assert exported.code == 0, exported.err
     assert _one_json_line(exported.out)["version"] == 1
     phases = [line.split(", done in")[0] for line in _progress_lines(exported.err, "export: ") if ", done in" in line]
-    assert phases == ["export: loading the run", "export: tracing 5 signature(s)", "export: saving",
+    assert phases == ["export: loading the run", "export: tracing 6 signature(s)", "export: saving",
                       "export: checking the graph's ops, writing warmup requests"]
 
     quiet = cli("evaluate", "--run", run_dir, "--quiet")
