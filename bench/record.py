@@ -1,10 +1,10 @@
 """What a benchmark measured with, written into its JSON line.
 
 Every bench/*.py ends with `emit(result, configs)`, which prints the result
-with a `record` block: the UTC date, the git commit (and whether tracked
-files differed from it), the CPU (model, the instruction-set flags that
-decide which kernels TensorFlow and oneDNN use, logical CPUs), the library
-versions, and each kerasllm config the bench trained (the config after its
+with a `record` block: the UTC dates it started and ended, the git commit it
+started from (and whether tracked files differed from it), the CPU (model,
+the instruction-set flags that decide which kernels TensorFlow and oneDNN
+use, logical CPUs), the library versions, and each kerasllm config the bench trained (the config after its
 overrides, and the overrides). A figure without these cannot be compared
 with a later one: the cloud VM changes hosts between sittings.
 
@@ -111,20 +111,31 @@ def config_entry(config, overrides: list | None = None) -> dict:
     return {"config": values, "overrides": None if overrides is None else list(overrides)}
 
 
-def record(configs: dict | None = None, root: Path = ROOT) -> dict:
+def record(configs: dict | None = None) -> dict:
     """The `record` block of a benchmark's JSON line.
+
+    `started_utc` and `git` are taken when the bench imported this module,
+    i.e. the code it ran; a benchmark runs for up to hours, so if the
+    checkout changed meanwhile, `git_at_end` says to what.
 
     Args:
         configs: {name: config_entry(...)} for each kerasllm config the bench
             ran; None or {} when it ran none.
-        root: the checkout whose commit is recorded.
 
     Example:
         >>> sorted(record())
-        ['configs', 'cpu', 'date_utc', 'git', 'versions']
+        ['configs', 'cpu', 'date_utc', 'git', 'started_utc', 'versions']
     """
-    return {"date_utc": utc_now(), "git": git_state(root), "cpu": cpu_info(), "versions": library_versions(),
-            "configs": dict(configs or {})}
+    out = {"started_utc": STARTED["date_utc"], "date_utc": utc_now(), "git": STARTED["git"], "cpu": cpu_info(),
+           "versions": library_versions(), "configs": dict(configs or {})}
+    end = git_state()
+    if end != STARTED["git"]:
+        out["git_at_end"] = end
+    return out
+
+
+# When the bench started, and from which commit (it imports this module first).
+STARTED = {"date_utc": utc_now(), "git": git_state()}
 
 
 def emit(result: dict, configs: dict | None = None, file=None) -> None:

@@ -89,7 +89,9 @@ def test_emit_prints_one_json_line_with_the_result_and_its_record():
     date = datetime.datetime.fromisoformat(rec["date_utc"])
     assert date.utcoffset() == datetime.timedelta(0)
     assert abs((datetime.datetime.now(datetime.timezone.utc) - date).total_seconds()) < 60
+    assert datetime.datetime.fromisoformat(rec["started_utc"]) <= date
     assert rec["git"]["commit"] == _git(ROOT, "rev-parse", "HEAD").strip()
+    assert "git_at_end" not in rec
     assert isinstance(rec["git"]["dirty"], bool)
     assert rec["cpu"] == record.cpu_info()
     # The versions setup.cfg pins (read without importing TensorFlow).
@@ -98,6 +100,14 @@ def test_emit_prints_one_json_line_with_the_result_and_its_record():
     run = rec["configs"]["run"]
     assert run["overrides"] == overrides
     assert run["config"]["train"]["max_steps"] == 5 and run["config"]["model"]["num_layers"] == 1
+
+
+def test_record_says_when_the_checkout_changed_while_the_bench_ran(monkeypatch):
+    started = {"date_utc": "2026-01-01T00:00:00+00:00", "git": {"commit": "0" * 40, "dirty": False}}
+    monkeypatch.setattr(record, "STARTED", started)
+    rec = record.record()
+    assert rec["git"] == started["git"] and rec["started_utc"] == started["date_utc"]
+    assert rec["git_at_end"] == record.git_state() != started["git"]
 
 
 def test_differences_lists_each_changed_leaf_with_its_path():
