@@ -63,7 +63,8 @@ def main() -> None:
 
     from kerasllm.errors import UserError
 
-    out = args.out or tempfile.mkdtemp(prefix="kerasllm-bench-qa-")
+    # Absolute, so that the recorded train.init_from is one spelling of the directory.
+    out = os.path.abspath(args.out) if args.out else tempfile.mkdtemp(prefix="kerasllm-bench-qa-")
     wanted = [r for r in args.runs.split(",") if r]
     if set(wanted) - set(RUNS):
         parser.error(f"--runs: choose from {', '.join(RUNS)}")
