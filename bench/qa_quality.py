@@ -174,7 +174,8 @@ def check_reusable(run_dir: str, entry: dict) -> None:
     diffs = differences(saved["config"], json.loads(json.dumps(entry["config"])))
     if diffs:
         raise UserError(f"{run_dir} was trained with other options ({'; '.join(diffs[:3])}); "
-                        f"repeat its options ({' '.join(saved['overrides'])}) or use a new --out")
+                        f"give the options it was made with (its config overrides: {' '.join(saved['overrides'])}) "
+                        "or use a new --out")
 
 
 RUNS = {"pretrain": "squad-mlm", "finetune": "squad-qa", "scratch": "squad-qa-scratch"}
