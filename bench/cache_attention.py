@@ -28,7 +28,6 @@ Prints one JSON line.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -37,6 +36,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 BATCH, HEADS, HEAD_DIM = 16, 4, 64
 LENGTHS = (64, 128, 192, 256, 320)
 STEPS = 300  # attention steps per timing
+
+from record import emit  # noqa: E402  (bench/record.py)
 
 
 def _best_seconds(fn, args) -> float:
@@ -101,8 +102,8 @@ def main() -> None:
             "us_per_position": round(per_position, 3),
             "read_gb_per_s": round(bytes_per_position / per_position / 1e3, 1),
         }
-    print(json.dumps({"benchmark": "cache_attention", "batch": BATCH, "heads": HEADS, "head_dim": HEAD_DIM,
-                      "stream_read_gb_per_s": round(_stream_read_gb_per_s(), 1), "layouts": results}))
+    emit({"benchmark": "cache_attention", "batch": BATCH, "heads": HEADS, "head_dim": HEAD_DIM,
+          "stream_read_gb_per_s": round(_stream_read_gb_per_s(), 1), "layouts": results})
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ the FLOP-weighted mean GFLOP/s of each kernel over the shapes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -26,6 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # (rows, inner, columns): the forward products of size (a) and the
 # weight-gradient products of the backward pass (inner = the 768 tokens).
 SHAPES = [(768, 128, 128), (768, 128, 512), (768, 512, 128), (128, 768, 128), (128, 768, 512), (512, 768, 128)]
+
+from record import emit  # noqa: E402  (bench/record.py)
 
 
 def _time_tensorflow(shape, reps: int, jit: bool) -> float:
@@ -92,7 +93,7 @@ def main() -> None:
             flops, seconds = flops + f, seconds + t
             rows.append({"kernel": name, "shape": list(shape), "us": round(t * 1e6, 1), "gflops": round(f / t / 1e9, 1)})
         mean[name] = round(flops / seconds / 1e9, 1)
-    print(json.dumps({"benchmark": "matmul_shapes", "threads": os.cpu_count(), "mean_gflops": mean, "results": rows}))
+    emit({"benchmark": "matmul_shapes", "threads": os.cpu_count(), "mean_gflops": mean, "results": rows})
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 FILE_MB = 32
 
+from record import config_entry, emit  # noqa: E402  (bench/record.py)
+
 
 def make_corpus(directory: Path, megabytes: int, text: bytes) -> int:
     directory.mkdir(parents=True)
@@ -76,7 +78,9 @@ def main() -> None:
     data_dir = Path(env.get("KERASLLM_DATA_DIR", ROOT.parent / "shared/data"))
     text = (data_dir / "tinyshakespeare.txt").read_bytes()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="kerasllm-prepare-"))
-    results = []
+    results, configs = [], {}
+    from kerasllm import config as config_lib
+
     try:
         for megabytes in (args.small_mb, args.mb):
             corpus = work / f"corpus-{megabytes}"
@@ -87,6 +91,7 @@ def main() -> None:
                 tokenizer["vocab_size"] = 2000
             tokenizer["sample_mb"] = 20
             config.write_text(yaml.safe_dump({"name": "bench", "data": {"source": str(corpus)}, "tokenizer": tokenizer}))
+            configs[f"{megabytes}mb"] = config_entry(config_lib.load(config), [])
             report = prepare(config, work / f"prepared-{megabytes}", env)
             results.append(
                 {
@@ -104,7 +109,7 @@ def main() -> None:
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"benchmark": "prepare_throughput", "tokenizer": args.tokenizer, "runs": results}))
+    emit({"benchmark": "prepare_throughput", "tokenizer": args.tokenizer, "runs": results}, configs)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ about that many steps instead of staying constant until the time limit.
 The three runs can be spread over several sittings: with --out DIR each
 finished run leaves DIR/<run>/bench-result.json, a later call with the same
 --out reuses it instead of training again, and --runs picks which runs may
-train in this call (give the same options each time); a call that leaves a
-run unfinished lists it under "pending":
+train in this call; a call that leaves a run unfinished lists it under
+"pending". Each finished run records its config (after the options), and a
+call whose options would give another config for it stops (exit code 2)
+rather than report that run's results as this call's:
 
     python bench/qa_quality.py --out /tmp/qa-bench --runs pretrain              # 80 minutes
     python bench/qa_quality.py --out /tmp/qa-bench --runs finetune,scratch      # 2 x 45, then both scored
@@ -40,6 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
+from record import config_entry, differences, emit, refuse  # noqa: E402  (bench/record.py)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -57,62 +61,121 @@ def main() -> None:
                         help="config override for all three runs, e.g. --set model.num_layers=2")
     args = parser.parse_args()
 
-    from kerasllm import config as config_lib
-    from kerasllm.evaluation.question_answering import evaluate_qa
-    from kerasllm.training.trainer import train
+    from kerasllm.errors import UserError
 
-    out = args.out or tempfile.mkdtemp(prefix="kerasllm-bench-qa-")
+    # Absolute, so that the recorded train.init_from is one spelling of the directory.
+    out = os.path.abspath(args.out) if args.out else tempfile.mkdtemp(prefix="kerasllm-bench-qa-")
     wanted = [r for r in args.runs.split(",") if r]
     if set(wanted) - set(RUNS):
         parser.error(f"--runs: choose from {', '.join(RUNS)}")
     may_train = {RUNS[r] for r in wanted}
+    # Every run's config is resolved and checked against the finished runs
+    # before anything trains (and before TensorFlow loads).
+    try:
+        options = resolve_runs(out, args)
+        for name, (_, entry) in options.items():
+            check_reusable(os.path.join(out, name), entry)
+    except UserError as e:
+        refuse(str(e))
 
-    def run(config_file, name, minutes, extra):
+    from kerasllm.evaluation.question_answering import evaluate_qa
+    from kerasllm.training.trainer import train
+
+    def run(name):
         """The run's summary: trained now, read back from an earlier call, or None (pending)."""
         done = os.path.join(out, name, "bench-result.json")
-        if os.path.isfile(done):  # finished in an earlier call with this --out
+        if os.path.isfile(done):  # finished in an earlier call with this --out and these options
             with open(done) as f:
                 return json.load(f)
         if name not in may_train:
             return None
         # An unfinished run (a crash) resumes within what is left of its time limit.
-        config = config_lib.load(os.path.join(ROOT, "configs", config_file),
-                                 [f"train.time_limit_minutes={minutes}", "train.epochs=100", "train.num_samples=0",
-                                  *extra, *args.overrides])
+        config, entry = options[name]
         start = time.perf_counter()
         result = train(config, run_dir=os.path.join(out, name), verbose=0, print_fn=lambda s: None)
-        summary = {"minutes": minutes, "steps": result.steps, "best_val_loss": round(result.best_val_loss, 4),
+        summary = {"minutes": config.train.time_limit_minutes, "steps": result.steps,
+                   "best_val_loss": round(result.best_val_loss, 4),
                    "seconds": round(time.perf_counter() - start, 1), "parameters": result.num_parameters,
-                   "validation_curve": validation_curve(os.path.join(out, name))}
+                   "validation_curve": validation_curve(os.path.join(out, name)), "options": entry}
         with open(done + ".tmp", "w") as f:
             json.dump(summary, f)
         os.replace(done + ".tmp", done)  # only a finished run counts as done
         return summary
 
-    # Fine-tuning validates (held-out training articles) every
-    # --validate-every steps, which gives the curve.
-    epochs = -(-args.finetune_steps // args.validate_every) if args.finetune_steps else 100
-    every = [f"train.steps_per_epoch={args.validate_every}", f"train.epochs={epochs}"]
-    pretrain = run("squad-mlm.yaml", "squad-mlm", args.pretrain_minutes, [])
+    pretrain = run("squad-mlm")
     if pretrain is None and "squad-qa" in may_train:
         parser.error(f"--runs finetune needs the pretraining run under --out {out}: add pretrain")
-    tuned = run("squad-qa.yaml", "squad-qa", args.finetune_minutes,
-                [*every, f"train.init_from={os.path.join(out, 'squad-mlm')}"])
-    scratch = run("squad-qa.yaml", "squad-qa-scratch", args.finetune_minutes, [*every, "train.init_from="])
-    runs = {"pretraining": pretrain, "finetuned_from_pretraining": tuned, "from_scratch": scratch}
-    for key, name in (("finetuned_from_pretraining", "squad-qa"), ("from_scratch", "squad-qa-scratch")):
+    names = {"pretraining": "squad-mlm", "finetuned_from_pretraining": "squad-qa", "from_scratch": "squad-qa-scratch"}
+    runs = {"pretraining": pretrain, "finetuned_from_pretraining": run("squad-qa"),
+            "from_scratch": run("squad-qa-scratch")}
+    for key in ("finetuned_from_pretraining", "from_scratch"):
         if runs[key] is not None:
-            result = evaluate_qa(os.path.join(out, name), split="dev", limit=args.dev_questions)
+            result = evaluate_qa(os.path.join(out, names[key]), split="dev", limit=args.dev_questions)
             runs[key].update({k: result[k] for k in ("exact_match", "f1", "questions", "questions_per_second")})
-    print(json.dumps({
+    finished = {k: {f: v for f, v in r.items() if f != "options"} for k, r in runs.items() if r is not None}
+    emit({
         "benchmark": "qa_quality",
-        "budget_minutes": {k: r["minutes"] for k, r in runs.items() if r is not None},
-        "finetune_schedule_steps": epochs * args.validate_every if args.finetune_steps else None,
-        "overrides": args.overrides,
-        **{k: r for k, r in runs.items() if r is not None},
+        "budget_minutes": {k: r["minutes"] for k, r in finished.items()},
+        "finetune_schedule_steps": finetune_epochs(args) * args.validate_every if args.finetune_steps else None,
+        **finished,
         "pending": [k for k, r in runs.items() if r is None],
         "runs": out,
-    }))
+    }, configs={k: options[names[k]][1] for k in runs})
+
+
+def finetune_epochs(args) -> int:
+    """Fine-tuning validates (held-out training articles) every
+    --validate-every steps, which gives the curve; --finetune-steps is
+    rounded up to whole such epochs."""
+    return -(-args.finetune_steps // args.validate_every) if args.finetune_steps else 100
+
+
+def run_plans(out: str, args) -> dict:
+    """{run directory name: (config file, time limit in minutes, overrides it adds)}."""
+    every = [f"train.steps_per_epoch={args.validate_every}", f"train.epochs={finetune_epochs(args)}"]
+    return {
+        "squad-mlm": ("squad-mlm.yaml", args.pretrain_minutes, []),
+        "squad-qa": ("squad-qa.yaml", args.finetune_minutes,
+                     [*every, f"train.init_from={os.path.join(out, 'squad-mlm')}"]),
+        "squad-qa-scratch": ("squad-qa.yaml", args.finetune_minutes, [*every, "train.init_from="]),
+    }
+
+
+def resolve_runs(out: str, args) -> dict:
+    """{run directory name: (its config after the options, record.config_entry of it)}."""
+    from kerasllm import config as config_lib
+
+    options = {}
+    for name, (config_file, minutes, extra) in run_plans(out, args).items():
+        overrides = [f"train.time_limit_minutes={minutes}", "train.epochs=100", "train.num_samples=0",
+                     *extra, *args.overrides]
+        config = config_lib.load(os.path.join(ROOT, "configs", config_file), overrides)
+        options[name] = (config, config_entry(config, overrides))
+    return options
+
+
+def check_reusable(run_dir: str, entry: dict) -> None:
+    """Raises UserError if run_dir holds a finished run made with another
+    config than `entry` (record.config_entry of this call's resolved config).
+
+    A finished run is reused as it is, so a call with other options would
+    report that run's results under its own options.
+    """
+    from kerasllm.errors import UserError
+
+    done = os.path.join(run_dir, "bench-result.json")
+    if not os.path.isfile(done):
+        return
+    with open(done) as f:
+        saved = json.load(f).get("options")
+    if saved is None:
+        raise UserError(f"{run_dir} was finished by an older bench/qa_quality.py that did not record its options; "
+                        "use a new --out")
+    diffs = differences(saved["config"], json.loads(json.dumps(entry["config"])))
+    if diffs:
+        raise UserError(f"{run_dir} was trained with other options ({'; '.join(diffs[:3])}); "
+                        f"give the options it was made with (its config overrides: {' '.join(saved['overrides'])}) "
+                        "or use a new --out")
 
 
 RUNS = {"pretrain": "squad-mlm", "finetune": "squad-qa", "scratch": "squad-qa-scratch"}

@@ -19,7 +19,6 @@ are taken as 256 symbols) and what a ring all-reduce sends per worker
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from record import config_entry, emit  # noqa: E402  (bench/record.py)
+
 TRAIN = [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "train", "--quiet"]
 
 
@@ -101,12 +102,19 @@ def main() -> None:
     args = parser.parse_args()
     settings = [f"train.max_steps={args.steps}", f"train.steps_per_epoch={args.steps}", "train.log_every_steps=10",
                 "train.save_every_steps=100000", "train.num_samples=0"]
+    mirrored_settings = settings + ["train.strategy=mirrored", "train.cpu_devices=2"]
+    from kerasllm import config as config_lib
+
+    # The three runs' configs; the two workers also get --workers and --worker-index.
+    configs = {name: config_entry(config_lib.load(args.config, s), s)
+               for name, s in (("one_device", settings), ("mirrored_2_logical_cpus", mirrored_settings),
+                               ("multi_worker_2_processes", settings))}
     work = Path(tempfile.mkdtemp(prefix="kerasllm-scaling-"))
     one = _train(args.config, work / "one", settings)
-    mirrored = _train(args.config, work / "mirrored", settings + ["train.strategy=mirrored", "train.cpu_devices=2"])
+    mirrored = _train(args.config, work / "mirrored", mirrored_settings)
     workers = _train(args.config, work / "workers", settings, workers=2)
     traffic = {p.name: _gradient_bytes(p) for p in sorted((ROOT / "configs").glob("*.yaml"))}
-    print(json.dumps({
+    emit({
         "benchmark": "scaling",
         "config": os.path.relpath(args.config, ROOT),
         "steps": args.steps,
@@ -115,7 +123,7 @@ def main() -> None:
         "relative_to_one_device": {"mirrored_2_logical_cpus": round(mirrored / one, 3),
                                    "multi_worker_2_processes": round(workers / one, 3)},
         "gradient_traffic": traffic,
-    }))
+    }, configs)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ validation loss reached by 2, 5 and 10 minutes after training started.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -21,6 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+from record import config_entry, emit  # noqa: E402  (bench/record.py)
 
 
 def validation_curve(logdir: Path) -> list:
@@ -45,9 +46,12 @@ def main() -> None:
         env["KERASLLM_DATA_DIR"] = str(ROOT.parent / "shared/data")
     shutil.rmtree(args.run_dir, ignore_errors=True)
     exe = Path(sys.executable).with_name("kerasllm")
-    cmd = [str(exe), "train", "--config", args.config, "--run-dir", args.run_dir, "--quiet",
-           "--set", f"train.time_limit_minutes={args.minutes}"]
-    for override in args.overrides:
+    overrides = [f"train.time_limit_minutes={args.minutes}", *args.overrides]
+    from kerasllm import config as config_lib
+
+    config = config_lib.load(args.config, overrides)  # what the CLI will train, for the record
+    cmd = [str(exe), "train", "--config", args.config, "--run-dir", args.run_dir, "--quiet"]
+    for override in overrides:
         cmd += ["--set", override]
     start = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -68,21 +72,20 @@ def main() -> None:
     for mark in (2, 5, 10):
         reached = [p["val_loss"] for p in points if p["minutes"] <= mark + 0.05]
         best[str(mark)] = min(reached) if reached else None
-    print(
-        json.dumps(
-            {
-                "benchmark": "shakespeare_quality",
-                "config": os.path.relpath(args.config, ROOT),
-                "overrides": args.overrides,
-                "minutes": args.minutes,
-                "best_val_loss": min(p["val_loss"] for p in points),
-                "best_at_minutes": best,
-                "epochs": len(points),
-                "curve": points,
-                "process_seconds": round(wall, 1),
-                "target": 1.65,
-            }
-        )
+    emit(
+        {
+            "benchmark": "shakespeare_quality",
+            "config": os.path.relpath(args.config, ROOT),
+            "overrides": args.overrides,
+            "minutes": args.minutes,
+            "best_val_loss": min(p["val_loss"] for p in points),
+            "best_at_minutes": best,
+            "epochs": len(points),
+            "curve": points,
+            "process_seconds": round(wall, 1),
+            "target": 1.65,
+        },
+        {"run": config_entry(config, overrides)},
     )
 
 

@@ -22,7 +22,6 @@ first 10% (at least 3).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -32,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from record import emit  # bench/record.py
 
 SIZES = {  # layers, heads, width, block, batch
     "a": (4, 4, 128, 64, 12),
@@ -118,19 +119,17 @@ def main() -> None:
         final_loss = loss.item()  # nanoGPT reads the loss every step at log_interval=1
         times.append(time.perf_counter() - start)
     median = statistics.median(times[max(3, len(times) // 10) :])
-    print(
-        json.dumps(
-            {
-                "benchmark": "torch_reference",
-                "size": args.size,
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "step_ms": round(median * 1000, 2),
-                "tokens_per_second": round(batch * block / median),
-                "final_loss": round(final_loss, 3),
-            }
-        )
+    emit(
+        {
+            "benchmark": "torch_reference",
+            "size": args.size,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "step_ms": round(median * 1000, 2),
+            "tokens_per_second": round(batch * block / median),
+            "final_loss": round(final_loss, 3),
+        }
     )
 
 

@@ -26,6 +26,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from record import config_entry, emit  # noqa: E402  (bench/record.py)
+
 SIZES = {
     # (a) the nanoGPT CPU example size; (b) nanoGPT's shakespeare-char model.
     "a": dict(num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512, seq_len=64, batch_size=12),
@@ -91,7 +93,8 @@ class StepTimer:
         return out
 
 
-def measure(size: str, variant: str, steps: int, blocks_cache: dict) -> dict:
+def measure(size: str, variant: str, steps: int, blocks_cache: dict) -> tuple[dict, object]:
+    """(timings of one size and variant, the config it trained)."""
     import keras
 
     from kerasllm import config as config_lib
@@ -144,7 +147,7 @@ def measure(size: str, variant: str, steps: int, blocks_cache: dict) -> dict:
         "model_tflops_per_second": round(flops_per_token * tokens / step / 1e12, 4),
         "final_loss": round(float(history.history["loss"][-1]), 4),
         "wall_seconds": round(wall, 1),
-    }
+    }, config
 
 
 def main() -> None:
@@ -157,11 +160,12 @@ def main() -> None:
         os.environ["KERASLLM_DATA_DIR"] = os.path.abspath("../shared/data")
 
     peaks = {"float32": peak_gflops("float32"), "bfloat16": peak_gflops("bfloat16")}
-    results, cache = [], {}
+    results, cache, configs = [], {}, {}
     for size in [args.only] if args.only else sorted(SIZES):
         steps = {"a": args.steps, "char": max(args.steps // 3, 8)}.get(size, max(args.steps // 10, 4))
         for variant in args.variants.split(","):
-            r = measure(size, variant, steps, cache)
+            r, config = measure(size, variant, steps, cache)
+            configs[f"{size}/{variant}"] = config_entry(config, [])
             peak = peaks["bfloat16" if "bf16" in variant else "float32"]
             r["mfu"] = round(r["model_tflops_per_second"] * 1000 / peak, 4)
             results.append(r)
@@ -170,16 +174,15 @@ def main() -> None:
     for r in results:
         if r["size"] not in best or r["tokens_per_second"] > best[r["size"]]["tokens_per_second"]:
             best[r["size"]] = r
-    print(
-        json.dumps(
-            {
-                "benchmark": "train_throughput",
-                "peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
-                "results": results,
-                "best": {k: {"variant": v["variant"], "tokens_per_second": v["tokens_per_second"]} for k, v in best.items()},
-                "targets_tokens_per_second": {"a": 24000, "b": 2600},
-            }
-        )
+    emit(
+        {
+            "benchmark": "train_throughput",
+            "peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
+            "results": results,
+            "best": {k: {"variant": v["variant"], "tokens_per_second": v["tokens_per_second"]} for k, v in best.items()},
+            "targets_tokens_per_second": {"a": 24000, "b": 2600},
+        },
+        configs,
     )
 
 
