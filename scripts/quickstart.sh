@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up kerasllm in .venv, trains the character-level Shakespeare model on
 # the CPU for 320 steps or 3 minutes of training, whichever ends first (a
-# 2-core AVX2-only host, float32, gets through about 170 steps: validation
-# loss 2.23, 4 minutes 17 seconds for the whole script), exports it as a TF
+# slow host stops at the time limit; docs/benchmarks.md has a measured run),
+# exports it as a TF
 # Serving SavedModel and generates from that. Running it again finds the run
 # complete (its steps or its minutes used up), exports the same weights as
 # the next version and generates again.

@@ -19,7 +19,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 # Tests read datasets where the library does, from $KERASLLM_DATA_DIR; when it
 # is not set, from ../shared/data if that exists, else from the library's
 # default ~/.cache/kerasllm, where a registered dataset is downloaded the first
-# time a test needs it (README, Development).
+# time a test needs it (CONTRIBUTING.md, Data for tests).
 if "KERASLLM_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
     os.environ["KERASLLM_DATA_DIR"] = str(SHARED_DATA)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

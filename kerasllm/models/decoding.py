@@ -12,7 +12,7 @@ from keras import ops
 
 # For `generate_step`: keras-hub traces it with tf.function's default
 # AutoGraph, which rewrites the source of every function the decoding loop
-# calls (about 2 s before a run's first sample). The loop is written with
+# calls (a delay before a run's first sample). The loop is written with
 # explicit `ops.while_loop` / `ops.cond`, so it runs as written.
 no_autograph = tf.autograph.experimental.do_not_convert
 

@@ -135,9 +135,10 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         max_length, head_dim) (see `_decoder_step`). Each pair is updated in
         place and never stacked or split: keras-hub's TransformerDecoder cache
         (keys and values stacked per layer) copies the whole cache several
-        times per generated token, which made 256 tokens cost 5-8x what 64
-        cost (bench/generate_speed.py). The arithmetic is the decoder's own:
-        its sublayers' weights, the same causal attention.
+        times per generated token, so a token's cost grew much faster with
+        the text (bench/generate_speed.py, docs/benchmarks.md). The
+        arithmetic is the decoder's own: its sublayers' weights, the same
+        causal attention.
         """
         x = self.backbone.embed(token_ids, start_index=cache_update_index)
         next_cache = []
@@ -229,9 +230,9 @@ def _decoder_step(layer, x, keys, values, index):
     mixed_bfloat16 (the projections are cast, exactly), and keys are stored
     transposed so that query x keys is a plain matmul. oneDNN's bfloat16
     matrix-vector products on this CPU, and its transposed-operand form,
-    cost more per cached position: with a bfloat16 (.., length, head_dim)
-    key cache, 256 new tokens at batch 16 cost 4.4-5.1x what 64 cost;
-    with this layout 3.8-4.7x (bench/generate_speed.py). Otherwise the
+    cost more per cached position, so with a bfloat16 (.., length, head_dim)
+    key cache long generations cost more per token than with this layout
+    (bench/generate_speed.py, docs/benchmarks.md). Otherwise the
     arithmetic follows `keras.ops.dot_product_attention`: float32 logits,
     scaled, masked, float32 softmax. Dropout is off, as in any inference
     call.
@@ -258,7 +259,7 @@ def _decoder_step(layer, x, keys, values, index):
     # As rows (batch x new tokens, hidden): on a 3-D input of unknown batch
     # size, as in an export, each Dense works out its shapes at run time
     # (Tensordot's gathers, products and concatenations); as rows a token
-    # takes 9% fewer ops at batch 1.
+    # takes fewer ops (docs/benchmarks.md).
     h = ops.reshape(layer._feedforward_layer_norm(x), (-1, ops.shape(x)[-1]))
     h = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(h))
     return ops.reshape(h, ops.shape(x)) + residual, keys, values

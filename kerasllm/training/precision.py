@@ -2,13 +2,13 @@
 
 `auto` picks `mixed_bfloat16` only where the hardware multiplies bfloat16
 natively, and float32 elsewhere. Whether bfloat16 pays depends on the
-machine, not the model alone (bench/train_throughput.py, 2-core VMs):
-with AMX (Intel) or AVX512_BF16 (AMD Zen 5) the bfloat16 matmul peak is
-about twice the float32 one, and the quickstart model trains 1.2-1.6x
-faster in `mixed_bfloat16`; on an AVX2-only CPU (AMD Zen 3) bfloat16 has
-no instructions of its own, the two peaks are equal (about 110 GFLOP/s),
-and the quickstart model trains 2.9x slower in `mixed_bfloat16` (the
-squad-qa encoder 1.16x slower) than in float32.
+machine, not the model alone (bench/train_throughput.py; the figures are in
+docs/benchmarks.md): with AMX (Intel) or AVX512_BF16 (AMD Zen 5) the
+bfloat16 matmul peak is well above the float32 one, and the quickstart
+model trains faster in `mixed_bfloat16`; on an AVX2-only CPU (AMD Zen 3)
+bfloat16 has no instructions of its own, the two peaks are equal, and both
+the quickstart model and the squad-qa encoder train slower in
+`mixed_bfloat16` than in float32.
 
 Example:
     policy = dtype_policy("auto")   # "mixed_bfloat16" or None (float32)
