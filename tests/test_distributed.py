@@ -242,7 +242,7 @@ def test_a_worker_whose_peer_never_starts_gives_up_naming_it(one_device, tmp_pat
 
 def _prepared(tmp_path, shard_mb=0.25):
     from kerasllm import config as config_lib
-    from kerasllm.data.shards import prepare
+    from kerasllm.data.prepare import prepare
 
     counts = prepare(config_lib.load(ROOT / "configs/tiny-char.yaml"), tmp_path / "prepared", shard_mb=shard_mb)
     return tmp_path / "prepared", counts
