@@ -11,6 +11,8 @@ Contents:
   `TransformerDecoder` that the cached decoding step calls one by one
   (kerasllm/models/gpt.py).
 - `learning_rate_schedule`: the schedule object a Keras optimizer keeps.
+- `start_progbar_epoch`: what Keras' `ProgbarLogger` does at an epoch's
+  start, without its `Epoch x/y` line (kerasllm/training/callbacks.py).
 - `in_multi_worker_mode`: whether a tf.distribute strategy spans workers.
 - `wordpiece_split_patterns`: keras-hub's word-split regexes.
 - `keras_slice_update_replaced`: swaps the function Keras' TensorFlow
@@ -88,6 +90,22 @@ def learning_rate_schedule(optimizer):
         schedule = learning_rate_schedule(model.optimizer)
     """
     return optimizer._learning_rate
+
+
+def start_progbar_epoch(logger) -> None:
+    """A new progress bar for the epoch, as `ProgbarLogger.on_epoch_begin`
+    makes it, without printing its `Epoch x/y` header.
+
+    Args:
+        logger: a `keras.callbacks.ProgbarLogger` (or subclass) inside `fit`.
+
+    Example:
+        def on_epoch_begin(self, epoch, logs=None):
+            start_progbar_epoch(self)
+            print(f"Epoch {epoch + 1} of the whole run")
+    """
+    logger._reset_progbar()
+    logger._maybe_init_progbar()
 
 
 def in_multi_worker_mode(strategy) -> bool:

@@ -60,6 +60,21 @@ def test_learning_rate_schedule_is_the_schedule_the_optimizer_was_given():
     assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 1.0  # the public value is not it
 
 
+def test_start_progbar_epoch_is_what_keras_progbar_logger_does_before_its_header():
+    """kerasllm's Progress prints its own header instead of Keras' `Epoch
+    x/y`; the rest of Keras' epoch start must be exactly this."""
+    import keras
+    from keras.src.callbacks import progbar_logger
+
+    source = inspect.getsource(progbar_logger.ProgbarLogger.on_epoch_begin)
+    assert source.split("\n")[1:3] == ["        self._reset_progbar()", "        self._maybe_init_progbar()"]
+    logger = keras.callbacks.ProgbarLogger()
+    logger.set_params({"verbose": 1, "epochs": 1, "steps": 7})
+    logger.seen, logger.progbar = 3, object()
+    compat.start_progbar_epoch(logger)
+    assert logger.seen == 0 and isinstance(logger.progbar, keras.utils.Progbar) and logger.progbar.target == 7
+
+
 def test_in_multi_worker_mode_is_false_on_one_machine():
     """The multi-worker answer is exercised by tests/test_distributed.py's
     two-worker runs; here the private method must exist and say False for
@@ -129,7 +144,7 @@ def test_no_module_but_compat_reaches_private_upstream_apis():
     appear nowhere else in kerasllm or the CLI."""
     private = re.compile(
         r"keras(_hub)?\.src|\._in_multi_worker_mode|optimizer\._learning_rate|\._inverse_sqrt_key_dim"
-        r"|\._(self_attention|feedforward|query|key|value|output)_\w+"
+        r"|\._(self_attention|feedforward|query|key|value|output)_\w+|\._(reset|maybe_init)_progbar"
     )
     offenders = [
         f"{path.relative_to(ROOT)}:{n}"
