@@ -140,7 +140,7 @@ def translation_quality(run_dir: str, args) -> tuple[dict, object]:
     import sacrebleu
 
     from kerasllm.export.runs import export_run
-    from kerasllm.inference.client import TranslatorClient
+    from kerasllm.export.client import TranslatorClient
     from kerasllm.inference.generate import load_run
     from kerasllm.inference.translate import translate
 

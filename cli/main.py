@@ -339,7 +339,7 @@ def generate(ctx, model_dir, run_dir, prompts, input_path, max_new_tokens, tempe
     prompts = _utf8_args(prompts, "PROMPT") + from_file
     stop = [_unescape(s, "--stop") for s in _utf8_args(stop, "--stop")]
     _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.inference import client as client_lib
+    from kerasllm.export import client as client_lib
 
     if beams > 1 and num_samples > 1:
         raise UserError(f"--beams {beams} with --num-samples {num_samples}: beam search is deterministic and would "
@@ -396,7 +396,7 @@ def score(ctx, model_dir, run_dir, file, input_path):
     _after_tf_import(ctx.obj["verbose"])
     import math
 
-    from kerasllm.inference.client import LanguageModelClient
+    from kerasllm.export.client import LanguageModelClient
 
     lm = LanguageModelClient.open(model=model_dir, run=run_dir)
     lm.warn_unknown_characters(lines)
@@ -542,7 +542,7 @@ def translate(ctx, model_dir, run_dir, sentences, input_path, beams, length_pena
     if not sentences:
         raise UserError("nothing to translate: give sentences as arguments or with --input")
     _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.inference.client import TranslatorClient
+    from kerasllm.export.client import TranslatorClient
 
     translator = TranslatorClient.open(model=model_dir, run=run_dir)
     # The translator's max_length counts the decoder's start token, so
@@ -583,7 +583,7 @@ def qa(ctx, model_dir, run_dir, questions, context, input_path):
     else:
         _utf8_args([context], "--context", numbered=False)
     _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.inference.client import QuestionAnsweringClient
+    from kerasllm.export.client import QuestionAnsweringClient
 
     client = QuestionAnsweringClient.open(model=model_dir, run=run_dir)
     for result in client.answer(questions, [context] * len(questions)):
@@ -615,7 +615,7 @@ def prepare(ctx, config_path, overrides, out, shard_mb, data_dir, quiet):
     if config.model.kind == "seq2seq":
         raise UserError(f"{config_path}: `prepare` writes language-model shards; translation runs read their pairs directly")
     _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.data.shards import prepare as run_prepare
+    from kerasllm.data.prepare import prepare as run_prepare
 
     with progress.silenced(quiet):
         click.echo(json.dumps(run_prepare(config, out, data_dir, shard_mb)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,24 @@ from typing import Any, Optional
 import yaml
 
 from kerasllm.errors import UserError
+
+_SERVICE_ADDRESS = re.compile(r"^grpc://(?P<host>[^:/\s]+):(?P<port>\d{1,5})$")
+
+
+def parse_address(value: str, where: str = "train.data_service") -> tuple[str, int]:
+    """`grpc://host:port` -> (host, port), or a one-line error.
+
+    A tf.data service dispatcher address (`train.data_service`, the workers'
+    `--dispatcher`); here, not in kerasllm.data.service, so that validating a
+    config needs nothing above this module.
+
+    Example:
+        parse_address("grpc://host0:5050")  # ("host0", 5050)
+    """
+    match = _SERVICE_ADDRESS.match(value.strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise UserError(f"{where}: {value!r} is not a dispatcher address like grpc://host:5050")
+    return match["host"], int(match["port"])
 
 
 @dataclass
@@ -223,7 +242,7 @@ KIND_KEYS = {
     "data.field": LANGUAGE_MODELS + MASKED_LM,
     "data.prepared": LANGUAGE_MODELS + MASKED_LM,
     "data.split_group": LANGUAGE_MODELS + MASKED_LM,
-    # Sentence pairs (kerasllm.data.parallel, pair_corpus, pair_batches).
+    # Sentence pairs (kerasllm.data.paired_text, pair_corpus, pair_batches).
     "data.source_field": TRANSLATION,
     "data.target_field": TRANSLATION,
     "data.strict": TRANSLATION,
@@ -527,8 +546,6 @@ def validate(config: RunConfig, where: str = "config") -> None:
         value = getattr(t, key)
         _check(0.0 <= value < 1.0, where, f"train.{key} must be in [0, 1), got {value}")
     if t.data_service:
-        from kerasllm.data.service import parse_address
-
         try:
             parse_address(t.data_service)
         except UserError as e:

@@ -12,9 +12,9 @@ strategy = tf.distribute.MultiWorkerMirroredStrategy()
 import keras  # noqa: E402  (after the strategy: collectives are set up first)
 
 if sys.argv[1] == "fixed":
-    from kerasllm.training import keras_distribution_fixes
+    from kerasllm.compat import apply_distribution_fixes
 
-    keras_distribution_fixes.apply()
+    apply_distribution_fixes()
 
 x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
 data = tf.data.Dataset.from_tensor_slices((x, x.sum(axis=1, keepdims=True))).batch(16).repeat()

@@ -126,7 +126,7 @@ def test_workers_with_different_configs_are_refused(one_device, tmp_path):
 
 @pytest.mark.slow
 def test_keras_still_needs_the_multi_worker_fixes(tmp_path):
-    """Without kerasllm.training.keras_distribution_fixes, Keras' fit fails
+    """Without kerasllm.compat.apply_distribution_fixes, Keras' fit fails
     under MultiWorkerMirroredStrategy (keras-team/keras#20585); with them it
     trains. When this test fails on the first assertion, Keras has fixed it
     and the module can go."""
@@ -153,9 +153,9 @@ def test_symbolic_build_no_longer_reads_the_training_data():
     import keras
     import tensorflow as tf
 
-    from kerasllm.training import keras_distribution_fixes
+    from kerasllm.compat import apply_distribution_fixes
 
-    keras_distribution_fixes.apply()
+    apply_distribution_fixes()
     starts = []
 
     def batches():
@@ -242,7 +242,7 @@ def test_a_worker_whose_peer_never_starts_gives_up_naming_it(one_device, tmp_pat
 
 def _prepared(tmp_path, shard_mb=0.25):
     from kerasllm import config as config_lib
-    from kerasllm.data.shards import prepare
+    from kerasllm.data.prepare import prepare
 
     counts = prepare(config_lib.load(ROOT / "configs/tiny-char.yaml"), tmp_path / "prepared", shard_mb=shard_mb)
     return tmp_path / "prepared", counts

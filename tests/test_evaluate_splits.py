@@ -51,7 +51,7 @@ def test_split_choosers_refuse_an_unknown_name():
     """They test for the held-out split's name, so any other name used to be training data."""
     import tensorflow as tf
 
-    from kerasllm.data import parallel, pipelines, qa_data
+    from kerasllm.data import paired_text as parallel, pipelines, qa_data
 
     config = config_lib.load(ROOT / "configs/tiny-char.yaml")
     batches = tf.data.Dataset.from_tensors((tf.constant([0, 0], tf.int64), (tf.constant(["a"]), tf.constant([True]))))

@@ -333,7 +333,7 @@ def test_stop_strings_read_backslash_escapes_and_keep_other_characters():
 
 @pytest.mark.slow
 def test_streaming_yields_pieces_that_join_to_the_one_shot_text(exported, served):
-    from kerasllm.inference.client import LanguageModelClient, stream
+    from kerasllm.export.client import LanguageModelClient, stream
 
     lm = LanguageModelClient.open(model=str(exported[1] / "tiny"))
     # 7 prompt tokens + 24 new fit the 32-token context, so no call cuts the prompt.

@@ -77,7 +77,7 @@ def test_a_run_generates_past_its_context_and_keeps_the_prompt(trained, cli):
 def test_sliding_windows_do_not_depend_on_the_call_size(trained):
     """The ids a stream carries (16 a call) and one call per window give the
     same tokens: window starts move only when a window is full."""
-    from kerasllm.inference.client import LanguageModelClient
+    from kerasllm.export.client import LanguageModelClient
     from kerasllm.inference.windows import window_keep, window_start
 
     assert window_keep(32) == 24 and window_start(31, 0, 32) == 0 and window_start(32, 0, 32) == 8

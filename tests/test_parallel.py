@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kerasllm.config import CleaningConfig, DataConfig, TokenizerConfig
 from kerasllm.data.pair_batches import pair_batches, padding_fraction, train_pair_tokenizers
-from kerasllm.data.parallel import SPLITS, pair_dataset, scan_pairs, split_of, split_pairs
+from kerasllm.data.paired_text import SPLITS, pair_dataset, scan_pairs, split_of, split_pairs
 from kerasllm.data.sources import resolve_source
 from kerasllm.errors import UserError
 

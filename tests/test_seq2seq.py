@@ -9,7 +9,7 @@ import pytest
 
 from kerasllm.config import DataConfig, TokenizerConfig
 from kerasllm.data.pair_batches import pair_batches, train_pair_tokenizers
-from kerasllm.data.parallel import pair_dataset, split_pairs
+from kerasllm.data.paired_text import pair_dataset, split_pairs
 from kerasllm.data.sources import resolve_source
 from kerasllm.inference.translate import translate
 from kerasllm.models.seq2seq import Seq2SeqBackbone, Seq2SeqTranslator

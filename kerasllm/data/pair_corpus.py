@@ -19,7 +19,7 @@ import tensorflow as tf
 from kerasllm.config import RunConfig
 from kerasllm.data import pipelines
 from kerasllm.data.pair_batches import pair_batches, train_pair_tokenizers
-from kerasllm.data.parallel import ReadReport, pair_dataset, scan_pairs, split_pairs
+from kerasllm.data.paired_text import ReadReport, pair_dataset, scan_pairs, split_pairs
 from kerasllm.data.sources import Source, resolve_source
 from kerasllm.data.tokenizers import Tokenizer, load_tokenizer
 from kerasllm.errors import UserError

@@ -30,6 +30,7 @@ import weakref
 
 import tensorflow as tf
 
+from kerasllm.compat import wordpiece_split_patterns
 from kerasllm.errors import UserError
 
 # One FastWordpieceTokenizer (a compiled model held in a constant) per
@@ -73,20 +74,6 @@ def _fast_wordpiece(tokenizer):
     return fast
 
 
-def _split_patterns(layer):
-    """keras-hub's own word-split regexes (delimiters, kept delimiters).
-
-    keras-hub first pads CJK characters with spaces and then splits; with CJK
-    in both patterns, splitting the unpadded text gives the same words and
-    keeps byte offsets into the text the tokenizer saw.
-    """
-    from keras_hub.src.tokenizers import word_piece_tokenizer as kh
-
-    if layer.split_on_cjk:
-        return kh.WHITESPACE_PUNCTUATION_AND_CJK_REGEX, kh.PUNCTUATION_AND_CJK_REGEX
-    return kh.WHITESPACE_AND_PUNCTUATION_REGEX, kh.PUNCTUATION_REGEX
-
-
 @_no_autograph
 def tokenize_with_offsets(tokenizer, texts, with_words: bool = False):
     """string[batch] -> (ids, starts, ends), RaggedTensors [batch, None].
@@ -111,7 +98,7 @@ def tokenize_with_offsets(tokenizer, texts, with_words: bool = False):
     layer = _wordpiece_layer(tokenizer)
     texts = tf.convert_to_tensor(texts, tf.string)
     prepared = tokenizer._prepare(texts)
-    delimiters, kept = _split_patterns(layer)
+    delimiters, kept = wordpiece_split_patterns(layer.split_on_cjk)
     words, word_starts, word_ends = tf_text.regex_split_with_offsets(prepared, delimiters, kept)
     pieces, piece_starts, piece_ends = _fast_wordpiece(tokenizer).tokenize_with_offsets(words)
     ids = pieces.merge_dims(1, 2)

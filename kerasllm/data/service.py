@@ -23,21 +23,13 @@ instead of skipping to the exact batch.
 
 from __future__ import annotations
 
-import re
 import socket
 from typing import Optional
 
+# parse_address lives in kerasllm.config, which checks train.data_service
+# before anything of kerasllm.data loads (the config sits below the data layer).
+from kerasllm.config import parse_address  # noqa: F401  (kerasllm.data.service.parse_address)
 from kerasllm.errors import UserError
-
-_ADDRESS = re.compile(r"^grpc://(?P<host>[^:/\s]+):(?P<port>\d{1,5})$")
-
-
-def parse_address(value: str, where: str = "train.data_service") -> tuple[str, int]:
-    """`grpc://host:port` -> (host, port), or a one-line error."""
-    match = _ADDRESS.match(value.strip())
-    if not match or not 0 < int(match["port"]) < 65536:
-        raise UserError(f"{where}: {value!r} is not a dispatcher address like grpc://host:5050")
-    return match["host"], int(match["port"])
 
 
 def check_reachable(address: str, timeout: float = 10.0, what: str = "train.data_service") -> None:

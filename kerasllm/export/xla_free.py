@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 
 import tensorflow as tf
-from keras.src.backend.tensorflow import core as _keras_tf_core
+
+from kerasllm.compat import keras_slice_update_replaced
 
 
 def slice_update(inputs, start_indices, updates):
@@ -36,9 +37,5 @@ def slice_update(inputs, start_indices, updates):
 @contextlib.contextmanager
 def no_xla_ops():
     """Within this block, Keras' `ops.slice_update` traces to core TF ops."""
-    original = _keras_tf_core.slice_update
-    _keras_tf_core.slice_update = slice_update
-    try:
+    with keras_slice_update_replaced(slice_update):
         yield
-    finally:
-        _keras_tf_core.slice_update = original

@@ -19,6 +19,7 @@ import keras
 import keras_hub
 from keras import ops
 
+from kerasllm.compat import attention_scale, decoder_sublayers
 from kerasllm.models import decoding
 
 
@@ -237,31 +238,32 @@ def _decoder_step(layer, x, keys, values, index):
     scaled, masked, float32 softmax. Dropout is off, as in any inference
     call.
     """
-    attention = layer._self_attention_layer
+    parts = decoder_sublayers(layer)
+    attention = parts.self_attention
     residual = x
-    h = layer._self_attention_layer_norm(x)
+    h = parts.self_attention_norm(x)
 
     def heads(dense, order):
         return ops.cast(ops.transpose(dense(h), order), "float32")
 
-    query = heads(attention._query_dense, (0, 2, 1, 3))
-    keys = ops.slice_update(keys, [0, 0, 0, index], heads(attention._key_dense, (0, 2, 3, 1)))
-    values = ops.slice_update(values, [0, 0, index, 0], heads(attention._value_dense, (0, 2, 1, 3)))
-    logits = ops.einsum("bhtd,bhds->bhts", query, keys) * ops.cast(attention._inverse_sqrt_key_dim, "float32")
+    query = heads(attention.query_dense, (0, 2, 1, 3))
+    keys = ops.slice_update(keys, [0, 0, 0, index], heads(attention.key_dense, (0, 2, 3, 1)))
+    values = ops.slice_update(values, [0, 0, index, 0], heads(attention.value_dense, (0, 2, 1, 3)))
+    logits = ops.einsum("bhtd,bhds->bhts", query, keys) * ops.cast(attention_scale(attention), "float32")
     # Query i (position index + i) sees keys at positions <= index + i.
     positions = ops.arange(cache_length((keys, values)))
     visible = positions[None, :] <= (index + ops.arange(ops.shape(x)[1]))[:, None]
     logits = ops.where(visible[None, None], logits, _LARGE_NEGATIVE)
     probs = ops.softmax(logits, axis=-1)
     out = ops.cast(ops.transpose(ops.einsum("bhts,bhsd->bhtd", probs, values), (0, 2, 1, 3)), x.dtype)
-    x = attention._output_dense(out) + residual
+    x = attention.output_dense(out) + residual
     residual = x
     # As rows (batch x new tokens, hidden): on a 3-D input of unknown batch
     # size, as in an export, each Dense works out its shapes at run time
     # (Tensordot's gathers, products and concatenations); as rows a token
     # takes fewer ops (docs/benchmarks.md).
-    h = ops.reshape(layer._feedforward_layer_norm(x), (-1, ops.shape(x)[-1]))
-    h = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(h))
+    h = ops.reshape(parts.feedforward_norm(x), (-1, ops.shape(x)[-1]))
+    h = parts.feedforward_output(parts.feedforward_intermediate(h))
     return ops.reshape(h, ops.shape(x)) + residual, keys, values
 
 

@@ -17,6 +17,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from kerasllm.compat import start_progbar_epoch
 from kerasllm.training.optim import current_learning_rate
 
 
@@ -35,8 +36,7 @@ class Progress(keras.callbacks.ProgbarLogger):
 
     def on_epoch_begin(self, epoch, logs=None):
         # ProgbarLogger.on_epoch_begin, with our header for its `Epoch x/y`.
-        self._reset_progbar()
-        self._maybe_init_progbar()
+        start_progbar_epoch(self)
         print(self.header(epoch), flush=True)
 
     def on_epoch_end(self, epoch, logs=None):

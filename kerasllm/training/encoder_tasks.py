@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasllm.compat import in_multi_worker_mode
 from kerasllm.config import RunConfig
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
@@ -212,7 +213,7 @@ class QuestionAnsweringTask:
                 f"{c['train']:,} / {c['validation']:,} windows of {self.config.model.seq_len} tokens")
 
     def input_sharding(self, strategy) -> str:
-        return "data" if strategy is not None and strategy.extended._in_multi_worker_mode() else "none"
+        return "data" if strategy is not None and in_multi_worker_mode(strategy) else "none"
 
     def train_batches(self, skip: int, strategy=None):
         from kerasllm.data import pipelines, qa_data

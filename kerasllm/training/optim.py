@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import keras
 
+from kerasllm.compat import learning_rate_schedule
 from kerasllm.config import TrainConfig
 
 # Substrings of variable paths that weight decay skips.
@@ -92,7 +93,7 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
 def schedule_of(optimizer) -> CosineDecayToHorizon:
     """The schedule `make_optimizer` gave `optimizer` (Keras keeps it
     privately; `optimizer.learning_rate` is only its current value)."""
-    return optimizer._learning_rate
+    return learning_rate_schedule(optimizer)
 
 
 def current_learning_rate(optimizer) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from kerasllm.compat import in_multi_worker_mode
 from kerasllm.config import RunConfig
 from kerasllm.data import pipelines
 from kerasllm.errors import UserError
@@ -84,7 +85,7 @@ class LanguageModelTask:
         worker reads only its own files), else `data` (every worker runs the
         one-device stream and keeps its share of each global batch);
         `none` on one machine."""
-        if strategy is None or not strategy.extended._in_multi_worker_mode():
+        if strategy is None or not in_multi_worker_mode(strategy):
             return "none"
         if self.corpus.prepared is not None and not self.corpus.service:
             from kerasllm.data import shards
@@ -179,7 +180,7 @@ class TranslationTask:
         return self.corpus.batches("train", training=True, skip=skip)
 
     def input_sharding(self, strategy) -> str:
-        return "data" if strategy is not None and strategy.extended._in_multi_worker_mode() else "none"
+        return "data" if strategy is not None and in_multi_worker_mode(strategy) else "none"
 
     def validation_batches(self):
         return self.corpus.batches("validation")

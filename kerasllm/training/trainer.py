@@ -42,6 +42,7 @@ import tensorflow as tf
 import yaml
 
 from kerasllm import config as config_lib
+from kerasllm.compat import apply_distribution_fixes, in_multi_worker_mode
 from kerasllm.config import RunConfig
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
@@ -277,9 +278,7 @@ def train(
                         "another step); use train.max_steps")
     strategy = make_strategy(t)
     if t.strategy != "auto":
-        from kerasllm.training import keras_distribution_fixes
-
-        keras_distribution_fixes.apply()
+        apply_distribution_fixes()
     keras.utils.set_random_seed(t.seed)
     if is_chief(strategy):
         return _train(config, run, run, strategy, data_dir, verbose, print_fn)
@@ -343,7 +342,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
         task = open_task(config, own, data_dir)
         plan = _plan_batches(t, task.batches_per_pass)
         atomic_write_text(own.config, config.to_yaml())
-        if strategy.extended._in_multi_worker_mode():
+        if in_multi_worker_mode(strategy):
             _check_workers_agree(strategy, own)
     accum = plan.accum
 
@@ -382,7 +381,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     try:
         _fit_run(model, task, plan, run_state, strategy, _validation_batches(task, t), callbacks, fit_verbose)
     except _PEER_ERRORS as e:
-        if not strategy.extended._in_multi_worker_mode():
+        if not in_multi_worker_mode(strategy):
             raise
         raise _worker_lost(e, strategy, run) from None
     finally:
@@ -391,7 +390,7 @@ def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_
     if run_state.diverged:
         raise TrainingDiverged(diverged_message(state.stop_reason, run, chief))
     reason = state.stop_reason or f"reached {state.step // accum} steps"
-    if strategy.extended._in_multi_worker_mode():
+    if in_multi_worker_mode(strategy):
         resolver = strategy.cluster_resolver
         print_fn(f"{resolver.task_type} {resolver.task_id}: weights sha256 {weights_digest(model)[:16]}")
     return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, samples.last or sample(), num_params)
@@ -428,7 +427,7 @@ def _choose_steps_per_execution(t, plan: Plan, start: int, strategy, print_fn) -
     """Steps per execution for this sitting, saying why when it is not
     `train.steps_per_execution`."""
     steps_per_execution = _steps_per_execution(t, plan, start)
-    if steps_per_execution > 1 and strategy.extended._in_multi_worker_mode():
+    if steps_per_execution > 1 and in_multi_worker_mode(strategy):
         # Keras' multi-step loop fails under MultiWorkerMirroredStrategy
         # ("You must feed a value for placeholder tensor" in its has_next).
         print_fn(f"Running 1 step per execution instead of {t.steps_per_execution}: Keras' multi-step loop "

@@ -1,4 +1,4 @@
-"""Parallel corpora for translation: (source, target) sentence pairs.
+"""Paired text for translation: (source, target) sentence pairs of a parallel corpus.
 
 Reading: TSV/CSV files with each side in a chosen column (header name or
 0-based index; further columns such as attribution are ignored), or JSONL

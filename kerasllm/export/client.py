@@ -5,6 +5,10 @@ from the run's best weights); translators through the exported signature or
 in-process `translate`, which decode the same way (tested equal). So the CLI
 behaves the same either way.
 
+It lives in kerasllm.export (not kerasllm.inference) because it builds on
+the export's serving modules, which in turn build on kerasllm.inference: the
+layers contract in setup.cfg keeps that order.
+
 Example:
     lm = LanguageModelClient.open(model="saved_models/shakespeare")
     lm.generate(["ROMEO:"], max_new_tokens=50, temperature=0).texts

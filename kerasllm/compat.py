@@ -1,0 +1,237 @@
+"""Every private Keras, keras-hub and TensorFlow API that kerasllm uses.
+
+Upstream may rename or change these at any release without notice, so they
+are reached only through this module, and tests/test_compat.py holds a
+sentinel test for each: it fails when the private name or its meaning
+changes, naming the function here to fix. Nothing else in kerasllm touches
+`keras.src`, `keras_hub.src` or a private attribute of an upstream object.
+
+Contents:
+- `decoder_sublayers`, `attention_scale`: the parts of a keras-hub
+  `TransformerDecoder` that the cached decoding step calls one by one
+  (kerasllm/models/gpt.py).
+- `learning_rate_schedule`: the schedule object a Keras optimizer keeps.
+- `start_progbar_epoch`: what Keras' `ProgbarLogger` does at an epoch's
+  start, without its `Epoch x/y` line (kerasllm/training/callbacks.py).
+- `in_multi_worker_mode`: whether a tf.distribute strategy spans workers.
+- `wordpiece_split_patterns`: keras-hub's word-split regexes.
+- `keras_slice_update_replaced`: swaps the function Keras' TensorFlow
+  backend runs for `keras.ops.slice_update` (kerasllm/export/xla_free.py).
+- `apply_distribution_fixes`: patches Keras' TensorFlow trainer for
+  multi-worker `fit` (keras-team/keras#20585).
+
+This module imports no other kerasllm module (it sits in the lowest layer of
+the import contract in setup.cfg), so any layer may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, NamedTuple
+
+import tensorflow as tf
+
+
+class DecoderSublayers(NamedTuple):
+    """The sublayers of a keras-hub `TransformerDecoder` (no cross-attention),
+    in the order its call runs them."""
+
+    self_attention_norm: object  # LayerNormalization before self-attention
+    self_attention: object  # a keras MultiHeadAttention (keras-hub's cached subclass)
+    feedforward_norm: object  # LayerNormalization before the feedforward block
+    feedforward_intermediate: object  # Dense, hidden -> intermediate_dim, with the activation
+    feedforward_output: object  # Dense, intermediate_dim -> hidden
+
+
+def decoder_sublayers(layer) -> DecoderSublayers:
+    """The sublayers of a built keras-hub `TransformerDecoder`.
+
+    keras-hub keeps them as private attributes; the cached decoding step in
+    kerasllm/models/gpt.py calls them one by one with a head-major cache.
+
+    Args:
+        layer: a built `keras_hub.layers.TransformerDecoder` without
+            cross-attention, with `normalize_first=True`.
+
+    Example:
+        parts = decoder_sublayers(model.get_layer("transformer_layer_0"))
+        h = parts.self_attention_norm(x)
+    """
+    return DecoderSublayers(
+        self_attention_norm=layer._self_attention_layer_norm,
+        self_attention=layer._self_attention_layer,
+        feedforward_norm=layer._feedforward_layer_norm,
+        feedforward_intermediate=layer._feedforward_intermediate_dense,
+        feedforward_output=layer._feedforward_output_dense,
+    )
+
+
+def attention_scale(attention) -> float:
+    """The factor Keras' `MultiHeadAttention` scales query x key logits by
+    (1 / sqrt(key_dim)), exactly as Keras computed it.
+
+    Args:
+        attention: a built `keras.layers.MultiHeadAttention`.
+
+    Example:
+        logits = ops.einsum("bhtd,bhds->bhts", query, keys) * attention_scale(attention)
+    """
+    return attention._inverse_sqrt_key_dim
+
+
+def learning_rate_schedule(optimizer):
+    """The schedule (or variable) a Keras optimizer was given as its
+    learning rate; `optimizer.learning_rate` is only the current value.
+
+    Args:
+        optimizer: a `keras.optimizers.Optimizer`.
+
+    Example:
+        schedule = learning_rate_schedule(model.optimizer)
+    """
+    return optimizer._learning_rate
+
+
+def start_progbar_epoch(logger) -> None:
+    """A new progress bar for the epoch, as `ProgbarLogger.on_epoch_begin`
+    makes it, without printing its `Epoch x/y` header.
+
+    Args:
+        logger: a `keras.callbacks.ProgbarLogger` (or subclass) inside `fit`.
+
+    Example:
+        def on_epoch_begin(self, epoch, logs=None):
+            start_progbar_epoch(self)
+            print(f"Epoch {epoch + 1} of the whole run")
+    """
+    logger._reset_progbar()
+    logger._maybe_init_progbar()
+
+
+def in_multi_worker_mode(strategy) -> bool:
+    """Whether `strategy` runs across several workers (TF's own test, which
+    `MultiWorkerMirroredStrategy` with one worker answers False).
+
+    Args:
+        strategy: a `tf.distribute.Strategy`.
+
+    Example:
+        if in_multi_worker_mode(tf.distribute.get_strategy()): ...
+    """
+    return strategy.extended._in_multi_worker_mode()
+
+
+def wordpiece_split_patterns(split_on_cjk: bool) -> tuple:
+    """keras-hub's WordPiece word-split regexes: (delimiters, kept delimiters).
+
+    keras-hub first pads CJK characters with spaces and then splits; with CJK
+    in both patterns, splitting the unpadded text gives the same words and
+    keeps byte offsets into the text the tokenizer saw
+    (kerasllm/data/qa_features.py).
+
+    Args:
+        split_on_cjk: the tokenizer's `split_on_cjk`.
+
+    Example:
+        delimiters, kept = wordpiece_split_patterns(tokenizer.split_on_cjk)
+    """
+    from keras_hub.src.tokenizers import word_piece_tokenizer as kh
+
+    if split_on_cjk:
+        return kh.WHITESPACE_PUNCTUATION_AND_CJK_REGEX, kh.PUNCTUATION_AND_CJK_REGEX
+    return kh.WHITESPACE_AND_PUNCTUATION_REGEX, kh.PUNCTUATION_REGEX
+
+
+@contextlib.contextmanager
+def keras_slice_update_replaced(slice_update: Callable):
+    """Within this block, `keras.ops.slice_update` runs `slice_update` on the
+    TensorFlow backend (Keras dispatches to its backend module's function,
+    looked up at call time).
+
+    Args:
+        slice_update: `(inputs, start_indices, updates) -> tensor`.
+
+    Example:
+        with keras_slice_update_replaced(my_slice_update):
+            concrete = tf.function(fn).get_concrete_function(spec)
+    """
+    from keras.src.backend.tensorflow import core as keras_tf_core
+
+    original = keras_tf_core.slice_update
+    keras_tf_core.slice_update = slice_update
+    try:
+        yield
+    finally:
+        keras_tf_core.slice_update = original
+
+
+# Multi-worker `fit` (keras-team/keras#20585: `fit` fails under
+# MultiWorkerMirroredStrategy). Two places in Keras' TensorFlow trainer
+# assume a single worker:
+#
+# 1. `_maybe_symbolic_build` pulls the first batch out of the training data
+#    and, when it is distributed, averages it across replicas with
+#    `strategy.reduce` only to learn shapes and dtypes. Across workers that
+#    is a collective over integer token ids whose shapes differ from worker
+#    to worker; on one machine it still iterates the pipeline once more
+#    (filling shuffle buffers) and moves the shuffled order on by one pass,
+#    so the same run under `mirrored` sees other batches than on one device.
+# 2. `reduce_per_replica` reduces every per-replica result with
+#    `strategy.reduce("MEAN", value, axis=0)` in multi-worker mode; the
+#    step's loss and metrics are scalars, which have no axis 0.
+#
+# `apply_distribution_fixes()` replaces both, once per process: the symbolic
+# build reads the dataset's element spec (no batch taken, no collective), and
+# multi-worker mean reductions of scalars use `axis=None`. Everything else
+# stays Keras'. tests/test_distributed.py fails when either replacement stops
+# being needed.
+
+_distribution_fixes_applied = False
+
+
+def _symbolic_build_from_spec(self, iterator=None, data_batch=None):
+    if self._distribute_strategy is None:
+        return
+    if iterator is not None:
+        spec = iterator.data_adapter.get_tf_dataset().element_spec
+        # A dataset distributed per worker has per-replica specs; any
+        # replica's spec gives the shapes and dtypes.
+        data_batch = tf.nest.map_structure(lambda s: s._value_specs[0] if hasattr(s, "_value_specs") else s, spec)
+    with self.distribute_strategy.scope():
+        self._symbolic_build(data_batch=data_batch)
+
+
+def _reduce_per_replica(original: Callable) -> Callable:
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+
+            def reduce(value):
+                if tf_trainer._is_per_replica_instance(value) or isinstance(value, tf.Tensor):
+                    rank = value.values[0].shape.rank if tf_trainer._is_per_replica_instance(value) else value.shape.rank
+                    return strategy.reduce("MEAN", value, axis=None if rank == 0 else 0)
+                return value
+
+            return tf.nest.map_structure(reduce, values)
+        return original(values, strategy, reduction)
+
+    return reduce_per_replica
+
+
+def apply_distribution_fixes() -> None:
+    """Patches Keras' TensorFlow trainer so that `fit` works under
+    multi-worker strategies and takes no batch for its symbolic build (see
+    the comment above). Applied once per process; later calls do nothing.
+
+    Example:
+        apply_distribution_fixes()
+        model.fit(dataset)  # under tf.distribute.MultiWorkerMirroredStrategy
+    """
+    global _distribution_fixes_applied
+    if not _distribution_fixes_applied:
+        from keras.src.backend.tensorflow import trainer as tf_trainer
+
+        tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _symbolic_build_from_spec
+        tf_trainer.reduce_per_replica = _reduce_per_replica(tf_trainer.reduce_per_replica)
+        _distribution_fixes_applied = True
