@@ -147,6 +147,30 @@ def _bytes_to_chars(tokenizer, texts, token_splits, spans):
     return [(char_holding(starts), char_holding(ends - 1) + 1) for starts, ends in spans]
 
 
+def _take_rows(ragged, example, positions, mask, fill):
+    """ragged[example, positions] where mask, else fill; safe on empty rows."""
+    values = tf.concat([ragged.flat_values, tf.constant([fill], ragged.flat_values.dtype)], 0)
+    flat_index = tf.gather(ragged.row_splits, example)[:, tf.newaxis] + positions
+    index = tf.where(mask, flat_index, tf.shape(ragged.flat_values, out_type=tf.int64)[0])
+    return tf.gather(values, index)
+
+
+def _max_context(context_ids, example, k, c_pos, wl, is_context, context_index, seq_len: int):
+    """BERT's "max context" rule: windows overlap, and a token near a
+    window's edge is read with little context on one side. Rank each
+    (token, window) by the shorter side's context, then by the window's
+    context length, then by the earlier window, as exact integers; True
+    where a window holds its token's best rank."""
+    shorter_side = tf.minimum(c_pos, wl - 1 - c_pos)
+    later = tf.reduce_max(tf.concat([k, [0]], 0)) + 1
+    rank = (shorter_side * (seq_len + 1) + wl) * later - k[:, tf.newaxis]
+    num_tokens = tf.shape(context_ids.flat_values, out_type=tf.int64)[0]
+    token = tf.gather(context_ids.row_splits, example)[:, tf.newaxis] + context_index  # row of flat_values
+    token = tf.where(is_context, token, num_tokens)  # other positions share one spare segment
+    best_rank = tf.math.unsorted_segment_max(rank, token, num_tokens + 1)
+    return is_context & tf.equal(rank, tf.gather(best_rank, token))
+
+
 @_no_autograph
 def make_windows(
     question_ids,
@@ -210,26 +234,10 @@ def make_windows(
     in_use = c_pos <= wl
 
     def take(ragged, positions, mask, fill):
-        """ragged[example, positions] where mask, else fill; safe on empty rows."""
-        values = tf.concat([ragged.flat_values, tf.constant([fill], ragged.flat_values.dtype)], 0)
-        flat_index = tf.gather(ragged.row_splits, example)[:, tf.newaxis] + positions
-        index = tf.where(mask, flat_index, tf.shape(ragged.flat_values, out_type=tf.int64)[0])
-        return tf.gather(values, index)
+        return _take_rows(ragged, example, positions, mask, fill)
 
     context_index = win_start[:, tf.newaxis] + c_pos
-
-    # BERT's "max context" rule: windows overlap, and a token near a
-    # window's edge is read with little context on one side. Rank each
-    # (token, window) by the shorter side's context, then by the window's
-    # context length, then by the earlier window, as exact integers.
-    shorter_side = tf.minimum(c_pos, wl - 1 - c_pos)
-    later = tf.reduce_max(tf.concat([k, [0]], 0)) + 1
-    rank = (shorter_side * (seq_len + 1) + wl) * later - k[:, tf.newaxis]
-    num_tokens = tf.shape(context_ids.flat_values, out_type=tf.int64)[0]
-    token = tf.gather(context_ids.row_splits, example)[:, tf.newaxis] + context_index  # row of flat_values
-    token = tf.where(is_context, token, num_tokens)  # other positions share one spare segment
-    best_rank = tf.math.unsorted_segment_max(rank, token, num_tokens + 1)
-    max_context = is_context & tf.equal(rank, tf.gather(best_rank, token))
+    max_context = _max_context(context_ids, example, k, c_pos, wl, is_context, context_index, seq_len)
 
     ids = take(tf.cast(question_ids, tf.int32), p - 1, is_question, pad_id)
     ids = tf.where(is_context, take(tf.cast(context_ids, tf.int32), context_index, is_context, pad_id), ids)
