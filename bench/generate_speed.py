@@ -67,7 +67,8 @@ def main() -> None:
     import tensorflow as tf
 
     from kerasllm.export.runs import export_run
-    from kerasllm.inference.generate import _encode, load_run
+    from kerasllm.inference.generate import _encode
+    from kerasllm.loaded_run import load_run
 
     work = tempfile.mkdtemp(prefix="kerasllm-bench-")
     run_dir = args.run or os.path.join(work, "run")

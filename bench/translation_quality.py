@@ -60,7 +60,7 @@ def main() -> None:
     from kerasllm.data.pair_corpus import open_pair_corpus
     from kerasllm.export.runs import export_run
     from kerasllm.inference.client import TranslatorClient
-    from kerasllm.inference.generate import load_run
+    from kerasllm.loaded_run import load_run
     from kerasllm.inference.translate import translate
     from kerasllm.training.trainer import train
 

@@ -10,7 +10,8 @@ import pytest
 
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
-from kerasllm.training.checkpoint import RunDir, RunState, TrainingState
+from kerasllm.run_dir import RunDir, TrainingState
+from kerasllm.training.checkpoint import RunState
 from kerasllm.training.trainer import _lock
 
 

@@ -23,7 +23,7 @@ import tensorflow as tf
 from kerasllm.config import RunConfig
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
-from kerasllm.training.checkpoint import RunDir
+from kerasllm.run_dir import RunDir
 from kerasllm.training.tasks import LanguageModelTask
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from kerasllm.config import RunConfig
 from kerasllm.data import pipelines
 from kerasllm.errors import UserError
-from kerasllm.training.checkpoint import RunDir
+from kerasllm.run_dir import RunDir
 
 SAMPLE_TEMPERATURE = 0.8
 

@@ -48,7 +48,8 @@ from kerasllm.files import atomic_write_text
 from kerasllm.models import build_model
 from kerasllm.training import callbacks as cb
 from kerasllm.training import precision
-from kerasllm.training.checkpoint import RunDir, RunState
+from kerasllm.run_dir import RunDir
+from kerasllm.training.checkpoint import RunState
 from kerasllm.training.optim import make_optimizer, schedule_of
 from kerasllm.training.strategy import is_chief, make_strategy
 from kerasllm.training.tasks import open_task
