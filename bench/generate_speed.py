@@ -96,7 +96,7 @@ def main() -> None:
     import tensorflow as tf
 
     from kerasllm.export.runs import export_run
-    from kerasllm.inference.generate import load_run
+    from kerasllm.loaded_run import load_run
 
     work = tempfile.mkdtemp(prefix="kerasllm-bench-")
     run_dir = args.run or os.path.join(work, "run")
@@ -147,7 +147,8 @@ def generation_cases(served, run_dir: str, lm) -> tuple[dict, dict]:
     import keras_hub
     import tensorflow as tf
 
-    from kerasllm.inference.generate import _encode, load_run
+    from kerasllm.inference.generate import _encode
+    from kerasllm.loaded_run import load_run
     from kerasllm.inference.prompts import decode_continuations
 
     model, tokenizer = lm.model, lm.tokenizer

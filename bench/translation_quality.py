@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from kerasllm import config as config_lib
-    from kerasllm.training.checkpoint import RunDir
+    from kerasllm.run_dir import RunDir
     from kerasllm.training.trainer import train
 
     run_dir = args.run_dir or os.path.join(tempfile.mkdtemp(prefix="kerasllm-bench-"), "spa-eng")
@@ -141,7 +141,7 @@ def translation_quality(run_dir: str, args) -> tuple[dict, object]:
 
     from kerasllm.export.runs import export_run
     from kerasllm.export.client import TranslatorClient
-    from kerasllm.inference.generate import load_run
+    from kerasllm.loaded_run import load_run
     from kerasllm.inference.translate import translate
 
     lm = load_run(run_dir)

@@ -10,7 +10,8 @@ import pytest
 
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
-from kerasllm.training.checkpoint import RunDir, RunState, TrainingState
+from kerasllm.run_dir import RunDir, TrainingState
+from kerasllm.training.checkpoint import RunState
 from kerasllm.training.trainer import _lock
 
 
@@ -89,3 +90,40 @@ def test_early_stopping_counts_validations_under_eval_every_steps(tmp_path):
     assert run_state.state.best_step == 10 and run_state.state.epoch == 0
     # keep=1: only the newest checkpoint stays.
     assert [p.name for p in (tmp_path / "checkpoints").glob("step-*")] == ["step-000000030"]
+
+
+def test_the_checkpoint_where_a_run_stops_records_the_validation_and_the_stop(tmp_path):
+    """`training_callbacks`' order: the validation's bookkeeping and the
+    stop (early stopping, then `finished`) come before the save that records them."""
+    run = RunDir(tmp_path)
+    run_state = RunState(run, TrainingState(), save_every=10**9, max_batches=1000, per_epoch=100,
+                         patience=1, period=10)
+    run_state.set_model(_model())
+    run_state.model.stop_training = False
+    for val_loss in (2.0, 2.5):
+        run_state.on_epoch_begin(0)
+        for batch in range(10):
+            run_state.on_train_batch_end(batch, {"loss": 1.0})
+        run_state.on_epoch_end(0, {"val_loss": val_loss})
+    assert run_state.model.stop_training
+    saved = run.load_state()
+    assert (saved.step, saved.finished, saved.best_step, saved.best_val_loss) == (20, True, 10, 2.0)
+    assert saved.stop_reason == "early stopping: validation loss has not improved for 1 validations"
+    assert run.best_weights.is_file()
+
+
+def test_a_nan_loss_on_a_save_step_saves_nothing(tmp_path):
+    """The NaN guard runs before checkpointing: the step whose loss is NaN
+    is not saved, nor is the end of its epoch."""
+    run = RunDir(tmp_path)
+    run_state = RunState(run, TrainingState(), save_every=5, max_batches=1000, per_epoch=100, period=10)
+    run_state.set_model(_model())
+    run_state.model.stop_training = False
+    run_state.on_epoch_begin(0)
+    for batch in range(4):
+        run_state.on_train_batch_end(batch, {"loss": 1.0})
+    run_state.on_train_batch_end(4, {"loss": float("nan")})  # step 5: a save step
+    run_state.on_epoch_end(0, {"val_loss": 1.0})
+    assert run_state.diverged and run_state.model.stop_training
+    assert run_state.state.stop_reason == "loss became nan at step 5" and not run_state.state.finished
+    assert run.latest() is None and not run.best_weights.exists()

@@ -24,7 +24,7 @@ TRAIN = [sys.executable, "-c", "from kerasllm.cli.main import main; main()", "tr
 
 
 def _final_weights(run_dir: Path) -> list:
-    from kerasllm.inference.generate import load_run
+    from kerasllm.loaded_run import load_run
 
     latest = (run_dir / "checkpoints/latest").read_text().strip()
     lm = load_run(str(run_dir))
@@ -258,7 +258,7 @@ def test_prepared_shards_are_split_by_file_across_workers(tmp_path):
 
     from kerasllm import config as config_lib
     from kerasllm.data import pipelines, shards
-    from kerasllm.training.checkpoint import RunDir
+    from kerasllm.run_dir import RunDir
     from kerasllm.training.tasks import LanguageModelTask
 
     prepared, counts = _prepared(tmp_path)

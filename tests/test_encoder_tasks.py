@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from kerasllm import config as config_lib
-from kerasllm.training.checkpoint import RunDir
+from kerasllm.run_dir import RunDir
 from kerasllm.training.encoder_tasks import MaskedLMTask, QuestionAnsweringTask
 from test_qa import ENCODER, NAMES, _write_squad
 

@@ -163,7 +163,8 @@ def test_warmup_requests_parse_and_run(exported, served):
 
 @pytest.mark.slow
 def test_fresh_process_with_only_tensorflow_serves_every_signature(trained, exported):
-    from kerasllm.inference.generate import generate, load_run
+    from kerasllm.inference.generate import generate
+    from kerasllm.loaded_run import load_run
 
     out = subprocess.run([sys.executable, str(ROOT / "tests/serving_client.py"), exported[2]["path"], json.dumps(PROMPTS)],
                          capture_output=True, text=True, timeout=600)
@@ -184,7 +185,7 @@ def test_fresh_process_with_only_tensorflow_serves_every_signature(trained, expo
 
 @pytest.mark.slow
 def test_score_equals_keras_model_likelihood(trained, served):
-    from kerasllm.inference.generate import load_run
+    from kerasllm.loaded_run import load_run
 
     lm = load_run(str(trained[0]))
     short, long = "To be, or not to be", "ROMEO: " * 12  # 84 tokens: three windows of the 32-token context

@@ -16,9 +16,9 @@ LAYERS = [
     "kerasllm.evaluation | kerasllm.export",
     "kerasllm.training",
     "kerasllm.inference",
-    "(kerasllm.loaded_run)",
+    "kerasllm.loaded_run",
     "kerasllm.models | kerasllm.data",
-    "kerasllm.config | kerasllm.progress | (kerasllm.run_dir)",
+    "kerasllm.config | kerasllm.progress | kerasllm.run_dir",
     "kerasllm.errors | kerasllm.quiet | kerasllm.files | kerasllm.compat",
 ]
 

@@ -137,7 +137,7 @@ def test_loading_a_checkpoint_for_inference_is_quiet(runs):
 
     from kerasllm import config as config_lib
     from kerasllm.models.encoder import encoder_model
-    from kerasllm.training.checkpoint import RunDir
+    from kerasllm.run_dir import RunDir
 
     run = RunDir(runs[0] / "mlm")
     config = config_lib.load(run.config)

@@ -7,7 +7,8 @@ import pytest
 
 from kerasllm.config import TrainConfig
 from kerasllm.training import checkpoint
-from kerasllm.training.checkpoint import RunDir, RunState, TrainingState
+from kerasllm.run_dir import RunDir, TrainingState
+from kerasllm.training.checkpoint import RunState
 from kerasllm.training.optim import make_schedule
 
 

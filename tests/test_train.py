@@ -71,7 +71,8 @@ def test_repeated_generation_keeps_its_traced_function_and_seeds_restart(trained
     """Per-epoch samples call generate() on one model again and again: the
     same unseeded settings keep keras-hub's traced function (tracing costs
     seconds), new settings replace it, and a seeded call starts its seed over."""
-    from kerasllm.inference.generate import generate, load_run
+    from kerasllm.inference.generate import generate
+    from kerasllm.loaded_run import load_run
 
     lm = load_run(str(trained[0]))
     first = generate(lm.model, lm.tokenizer, ["ROMEO:"], max_new_tokens=8, top_k=5)
@@ -395,7 +396,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(trained, cli, tiny_co
     fresh = cli("train", "--config", bad_config, "--run-dir", tmp_path / "fresh", "--quiet")
     assert fresh.code == 1 and "it had saved no checkpoint yet, so the next run starts over" in fresh.err
     assert not (tmp_path / "fresh/checkpoints").exists() or not list((tmp_path / "fresh/checkpoints").glob("step-*"))
-    from kerasllm.inference.generate import load_run
+    from kerasllm.loaded_run import load_run
     from kerasllm.training.checkpoint import weights_are_finite
 
     assert weights_are_finite(load_run(str(run_dir)).model)
@@ -404,7 +405,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(trained, cli, tiny_co
 def test_a_worker_that_is_not_the_chief_does_not_claim_there_is_no_checkpoint(tmp_path):
     """Only the chief saves checkpoints; without a shared filesystem another
     worker sees none, so its NaN message points at the chief instead."""
-    from kerasllm.training.checkpoint import RunDir
+    from kerasllm.run_dir import RunDir
     from kerasllm.training.trainer import diverged_message
 
     run = RunDir(tmp_path / "run")

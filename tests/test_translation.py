@@ -196,7 +196,7 @@ def test_killed_mid_epoch_then_resumed_equals_one_uninterrupted_run(toy_run, cli
     import time
 
     from conftest import ROOT, cli_in_process
-    from kerasllm.inference.generate import load_run
+    from kerasllm.loaded_run import load_run
 
     tmp, _ = toy_run
     args = ["train", "--config", str(tmp / "toy.yaml"), "--set", "train.max_steps=60",

@@ -43,13 +43,11 @@ def resolve_split(run_dir, split: str | None):
     Example:
         resolve_split("runs/shakespeare-char", None)[1]  # "validation"
     """
-    from pathlib import Path
-
     from kerasllm import config as config_lib
     from kerasllm.errors import UserError
+    from kerasllm.run_dir import RunDir  # imports no TensorFlow
 
-    # RunDir(run_dir).config, spelled out here: kerasllm.training imports Keras.
-    config_path = Path(run_dir) / "config.yaml"
+    config_path = RunDir(run_dir).config
     if not config_path.is_file():
         raise UserError(f"--run {run_dir}: not a run directory (no config.yaml); train one with `kerasllm train`")
     config = config_lib.load(config_path)

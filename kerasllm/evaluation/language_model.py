@@ -17,8 +17,8 @@ import keras
 from kerasllm import progress
 from kerasllm.data import pipelines
 from kerasllm.data.corpus import open_corpus
-from kerasllm.inference.generate import load_run
-from kerasllm.training.checkpoint import RunDir
+from kerasllm.loaded_run import load_run
+from kerasllm.run_dir import RunDir
 
 
 def evaluate_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "validation") -> dict:

@@ -15,7 +15,7 @@ def evaluate_qa(run_dir: str, data_dir=None, split: str = "dev", limit: int = 0)
     """`split`: dev (the registered dataset's) or validation (held-out
     training articles); `limit` > 0 scores only the first questions."""
     from kerasllm.data.qa_data import qa_examples
-    from kerasllm.inference.generate import load_run
+    from kerasllm.loaded_run import load_run
     from kerasllm.inference.qa import answer_fn, answer_questions
 
     lm = load_run(run_dir)

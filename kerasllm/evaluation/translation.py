@@ -17,9 +17,9 @@ import keras
 from kerasllm import progress
 from kerasllm.data.pair_corpus import open_pair_corpus
 from kerasllm.files import atomic_write_text
-from kerasllm.inference.generate import load_run
 from kerasllm.inference.translate import translate
-from kerasllm.training.checkpoint import RunDir
+from kerasllm.loaded_run import load_run
+from kerasllm.run_dir import RunDir
 from kerasllm.training.tasks import translation_loss
 
 BATCH = 64

@@ -101,7 +101,7 @@ class LanguageModelClient:
     def from_run(cls, run_dir, beams: int = 4) -> "LanguageModelClient":
         from kerasllm.export.language_model import LanguageModelModule
         from kerasllm.export.xla_free import no_xla_ops
-        from kerasllm.inference.generate import load_run
+        from kerasllm.loaded_run import load_run
 
         lm = load_run(run_dir)
         kind = lm.config.model.kind
@@ -277,7 +277,7 @@ class TranslatorClient:
                 return [t.decode("utf-8", errors="replace") for t in out["translations"].numpy()]
 
             return cls(translate_batch, meta["max_length"])
-        from kerasllm.inference.generate import load_run
+        from kerasllm.loaded_run import load_run
         from kerasllm.inference.translate import translate
 
         lm = load_run(run)
@@ -325,7 +325,7 @@ class QuestionAnsweringClient:
             loaded, _ = load_saved_model(model, "question_answering")
             signature = loaded.signatures["serving_default"]
             return cls(lambda q, c: signature(question=q, context=c), keep=loaded)
-        from kerasllm.inference.generate import load_run
+        from kerasllm.loaded_run import load_run
         from kerasllm.inference.qa import answer_fn
 
         lm = load_run(run)

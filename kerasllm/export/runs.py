@@ -15,8 +15,8 @@ from kerasllm.export.language_model import LanguageModelModule
 from kerasllm.export.question_answering import QuestionAnsweringModule
 from kerasllm.export.saved_model import write_version
 from kerasllm.export.translator import TranslatorModule
-from kerasllm.inference.generate import load_run
-from kerasllm.training.checkpoint import RunDir
+from kerasllm.loaded_run import load_run
+from kerasllm.run_dir import RunDir
 
 
 def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_models",

@@ -5,13 +5,12 @@ between `encode_prompts` and `decode_continuations`, the same string <-> id
 code the exported SavedModel runs in its graph.
 
 Example:
-    lm = load_run("runs/shakespeare-char")
+    lm = load_run("runs/shakespeare-char")  # kerasllm.loaded_run
     generate(lm.model, lm.tokenizer, ["ROMEO:"], max_new_tokens=100, top_k=10).texts
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -85,47 +84,3 @@ def generate(
     out = model.generate(batch.inputs(), stop_token_ids=(tokenizer.eot_id,))
     texts, counts = _decode(tokenizer, tf.convert_to_tensor(out["token_ids"]), batch, tf.constant(max_new_tokens))
     return Generated([t.decode("utf-8", errors="replace") for t in texts.numpy()], counts.numpy().tolist())
-
-
-@dataclass
-class LoadedRun:
-    config: object
-    tokenizer: object  # a translator's source tokenizer
-    model: object
-    target_tokenizer: object = None  # translators: the target side's (may be `tokenizer`)
-
-
-def load_run(run_dir: str) -> LoadedRun:
-    """Config, tokenizer and best (else latest) weights of a run directory."""
-    from kerasllm import config as config_lib
-    from kerasllm.data.tokenizers import load_tokenizer
-    from kerasllm.errors import UserError
-    from kerasllm.models import build_model
-    from kerasllm.training.checkpoint import RunDir
-
-    run = RunDir(run_dir)
-    if not run.config.is_file():
-        raise UserError(f"--run {run_dir}: not a run directory (no config.yaml); train one with `kerasllm train`")
-    config = config_lib.load(run.config)
-    weights = run.inference_weights()
-    if weights is None:
-        raise UserError(f"--run {run_dir}: no weights saved yet; train longer (see train.save_every_steps)")
-    if config.model.kind == "seq2seq":
-        from kerasllm.data.pair_corpus import load_pair_tokenizers
-        from kerasllm.models import build_translator
-
-        tokenizer, target_tokenizer = load_pair_tokenizers(run.root)
-        model = build_translator(config.model, tokenizer, target_tokenizer)
-        ids, mask = np.zeros((1, 2), "int32"), np.ones((1, 2), bool)
-        model({"encoder_token_ids": ids, "encoder_padding_mask": mask, "decoder_token_ids": ids, "decoder_padding_mask": mask})
-    elif config.model.kind == "encoder":
-        from kerasllm.models.encoder import encoder_model
-
-        tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
-        model = encoder_model(config.model, tokenizer.vocabulary_size)
-    else:
-        tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
-        model = build_model(config.model, tokenizer.vocabulary_size)
-        model(np.zeros((1, 2), "int32"))
-    run.load_inference_weights(model)
-    return LoadedRun(config, tokenizer, model, target_tokenizer)

@@ -24,7 +24,7 @@ from kerasllm.compat import in_multi_worker_mode
 from kerasllm.config import RunConfig
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
-from kerasllm.training.checkpoint import RunDir
+from kerasllm.run_dir import RunDir
 from kerasllm.training.tasks import LanguageModelTask
 
 

@@ -14,7 +14,7 @@ from kerasllm.compat import in_multi_worker_mode
 from kerasllm.config import RunConfig
 from kerasllm.data import pipelines
 from kerasllm.errors import UserError
-from kerasllm.training.checkpoint import RunDir
+from kerasllm.run_dir import RunDir
 
 SAMPLE_TEMPERATURE = 0.8
 

@@ -1,11 +1,14 @@
 """`kerasllm train`: everything built under the strategy, then `model.fit`.
 
-Read top to bottom, this is the whole training loop: open the run
-directory, choose the strategy, open the task's data (training the
-tokenizer on the first run, counting batches), build model and optimizer
-under the strategy, restore the newest checkpoint if there is one, then fit.
-The task (`tasks.py`: language model or translation) supplies data, model,
-loss and samples; everything else is shared.
+`train` checks the run directory and chooses the strategy; `_train` then
+runs the phases of a sitting in order: open and lock the run directory
+(`_open_run`), plan the batches (`_plan`: the task's data, training the
+tokenizer on the first run and counting batches), build the model and
+optimizer under the strategy, restoring the newest checkpoint if there is
+one (`_build_or_restore`), fit (`_fit`), finish (`_finish`). The task
+(`tasks.py`: language model or translation) supplies data, model, loss and
+samples; the bookkeeping (steps, checkpoints, best weights, limits, NaN) is
+`checkpoint.py`'s callbacks; everything else is shared.
 
 Several workers (`multi_worker`): every worker runs this same function. The
 chief (worker 0) owns the run directory; the others read it (to resume) but
@@ -49,7 +52,8 @@ from kerasllm.files import atomic_write_text
 from kerasllm.models import build_model
 from kerasllm.training import callbacks as cb
 from kerasllm.training import precision
-from kerasllm.training.checkpoint import RunDir, RunState
+from kerasllm.run_dir import RunDir
+from kerasllm.training.checkpoint import RunState
 from kerasllm.training.optim import make_optimizer, schedule_of
 from kerasllm.training.strategy import is_chief, make_strategy
 from kerasllm.training.tasks import open_task
@@ -329,76 +333,54 @@ def diverged_message(reason: Optional[str], run: RunDir, chief: bool) -> str:
             "train.learning_rate or raise train.warmup_steps, then run again")
 
 
+@dataclass(frozen=True)
+class _Sitting:
+    """What every phase of one `train` call (a sitting) reads."""
+
+    config: RunConfig
+    run: RunDir  # the run directory checkpoints are resumed from
+    own: RunDir  # where this worker writes: `run`, except on non-chief workers
+    strategy: tf.distribute.Strategy
+    data_dir: Optional[str]
+    verbose: int
+    print_fn: Callable[[str], None]
+
+    @property
+    def chief(self) -> bool:
+        return self.own is self.run
+
+    @property
+    def multi_worker(self) -> bool:
+        return in_multi_worker_mode(self.strategy)
+
+
 def _train(config, run: RunDir, own: RunDir, strategy, data_dir, verbose, print_fn) -> TrainResult:
-    """Training proper. `run` is the run directory checkpoints are resumed
-    from; `own` is where this worker writes (the same, except on non-chief
-    workers)."""
-    t, m = config.train, config.model
-    chief = own is run
+    """Training proper, in its phases: open and lock the run directory, plan
+    the batches, build the model (restoring the newest checkpoint), fit,
+    finish. `run` is the run directory checkpoints are resumed from; `own`
+    is where this worker writes (the same, except on non-chief workers)."""
+    s = _Sitting(config, run, own, strategy, data_dir, verbose, print_fn)
+    # A run directory this call creates goes away again if its setup fails.
     created = not run.root.exists()
-    discard_on_error = (lambda: _removed_on_error(run.root)) if created and chief else contextlib.nullcontext
+    discard_on_error = (lambda: _removed_on_error(run.root)) if created and s.chief else contextlib.nullcontext
     with discard_on_error():
-        lock = _open_run(config, own, write_config_first=created or not chief)  # held until training ends
-        task = open_task(config, own, data_dir)
-        plan = _plan_batches(t, task.batches_per_pass)
-        atomic_write_text(own.config, config.to_yaml())
-        if in_multi_worker_mode(strategy):
-            _check_workers_agree(strategy, own)
-    accum = plan.accum
-
+        lock = _open_run(config, own, write_config_first=created or not s.chief)  # held until training ends
+        task, plan = _plan(s)
     state = run.load_state()
-    steps_per_execution = _choose_steps_per_execution(t, plan, state.step, strategy, print_fn)
-    chosen = precision.resolve(t.precision, t.strategy)  # float32 or mixed_bfloat16
-    with discard_on_error(), strategy.scope():  # e.g. a model that cannot be built or initialised
-        model = _build_model(config, task, plan, steps_per_execution, chosen, state, run, print_fn)
-    num_params = model.count_params()
-    print_fn(f"Model: {m.kind}, {num_params:,} parameters; {task.describe()}; {strategy.num_replicas_in_sync} replica(s); "
-             f"{_precision_note(t, chosen)}")
-    sample = task.sampler(model) if chief else (lambda: [])
-    sharding = task.input_sharding(strategy)
-    if sharding != "none":
-        print_fn("Input: each worker reads its own shard files (FILE sharding)" if sharding == "file" else
-                 "Input: each worker keeps its share of every global batch (DATA sharding)")
-
-    complete = _already_complete(t, state, plan, run, print_fn)
+    with discard_on_error():  # e.g. a model that cannot be built or initialised
+        model, chosen = _build_or_restore(s, task, plan, state)
+    sample = task.sampler(model) if s.chief else (lambda: [])
+    complete = _already_complete(config.train, state, plan, run, print_fn)
     if complete:
-        return TrainResult(str(run.root), state.step // accum, state.best_val_loss, complete, sample(), num_params)
-    state.finished, state.stop_reason = False, ""
-    if state.step:
-        print_fn(f"Resuming {run.root} at step {state.step // accum} "
-                 f"(epoch {state.step // plan.per_epoch + 1}/{plan.epochs})")
-    else:
-        cb.write_hparams(str(own.logs), config.name, cb.run_hparams(config, chosen))
-
-    writer = tf.summary.create_file_writer(str(own.logs / "train"))
-    run_state = RunState(
-        own, state, save_every=t.save_every_steps * accum, max_batches=plan.total, per_epoch=plan.per_epoch,
-        patience=t.early_stopping_patience, time_limit_s=t.time_limit_minutes * 60,
-        schedule=schedule_of(model.optimizer), period=plan.period, keep=t.keep_checkpoints,
-    )
-    samples = cb.TextSamples(writer, run_state, sample)
-    callbacks, fit_verbose = _callbacks(config, task, plan, own, writer, run_state, samples, verbose, print_fn)
-    try:
-        _fit_run(model, task, plan, run_state, strategy, _validation_batches(task, t), callbacks, fit_verbose)
-    except _PEER_ERRORS as e:
-        if not in_multi_worker_mode(strategy):
-            raise
-        raise _worker_lost(e, strategy, run) from None
-    finally:
-        writer.close()
-
-    if run_state.diverged:
-        raise TrainingDiverged(diverged_message(state.stop_reason, run, chief))
-    reason = state.stop_reason or f"reached {state.step // accum} steps"
-    if in_multi_worker_mode(strategy):
-        resolver = strategy.cluster_resolver
-        print_fn(f"{resolver.task_type} {resolver.task_id}: weights sha256 {weights_digest(model)[:16]}")
-    return TrainResult(str(run.root), state.step // accum, state.best_val_loss, reason, samples.last or sample(), num_params)
+        return TrainResult(str(run.root), state.step // plan.accum, state.best_val_loss, complete, sample(),
+                           model.count_params())
+    run_state, samples = _fit(s, task, plan, model, state, chosen, sample)
+    return _finish(s, model, run_state, lambda: samples.last or sample())
 
 
 def _open_run(config, own: RunDir, write_config_first: bool):
-    """Creates and locks this worker's run directory; returns the lock (held
-    while it is referenced)."""
+    """Phase 1: creates and locks this worker's run directory; returns the
+    lock (held while it is referenced)."""
     own.root.mkdir(parents=True, exist_ok=True)
     lock = _lock(own)
     # A new run writes its config first, so a run killed while it prepares
@@ -409,18 +391,86 @@ def _open_run(config, own: RunDir, write_config_first: bool):
     return lock
 
 
-def _build_model(config, task, plan: Plan, steps_per_execution: int, chosen: str, state, run: RunDir, print_fn):
-    """The task's model, compiled, with the saved step's weights and
-    optimizer state, or `train.init_from`'s weights on a new run (under the
-    strategy's scope)."""
-    model = task.build_model(precision.dtype_policy(chosen))
-    compile_for_training(model, config, plan.total // plan.accum, steps_per_execution, task)
+def _plan(s: _Sitting):
+    """Phase 2: opens the task's data (training the tokenizer and counting
+    batches on a first run) and plans the run's batches; then the config is
+    known to work and is written, and the workers check that they agree."""
+    task = open_task(s.config, s.own, s.data_dir)
+    plan = _plan_batches(s.config.train, task.batches_per_pass)
+    atomic_write_text(s.own.config, s.config.to_yaml())
+    if s.multi_worker:
+        _check_workers_agree(s.strategy, s.own)
+    return task, plan
+
+
+def _build_or_restore(s: _Sitting, task, plan: Plan, state):
+    """Phase 3: the compiled model under the strategy, with the saved
+    step's weights and optimizer state, or `train.init_from`'s weights on a
+    new run; says what it built. Returns the model and its precision."""
+    t = s.config.train
+    steps_per_execution = _choose_steps_per_execution(t, plan, state.step, s.strategy, s.print_fn)
+    chosen = precision.resolve(t.precision, t.strategy)  # float32 or mixed_bfloat16
+    with s.strategy.scope():
+        model = task.build_model(precision.dtype_policy(chosen))
+        compile_for_training(model, s.config, plan.total // plan.accum, steps_per_execution, task)
+        if state.step:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(str(s.run.latest() / "weights.weights.h5"))
+        elif t.init_from:
+            task.initialise(model, s.print_fn)
+    s.print_fn(f"Model: {s.config.model.kind}, {model.count_params():,} parameters; {task.describe()}; "
+               f"{s.strategy.num_replicas_in_sync} replica(s); {_precision_note(t, chosen)}")
+    sharding = task.input_sharding(s.strategy)
+    if sharding != "none":
+        s.print_fn("Input: each worker reads its own shard files (FILE sharding)" if sharding == "file" else
+                   "Input: each worker keeps its share of every global batch (DATA sharding)")
+    return model, chosen
+
+
+def _fit(s: _Sitting, task, plan: Plan, model, state, chosen: str, sample):
+    """Phase 4: fits from the saved step to the end of the run, with the
+    bookkeeping (`RunState`) and display callbacks; returns both the
+    `RunState` and the text samples callback."""
+    t = s.config.train
+    state.finished, state.stop_reason = False, ""
     if state.step:
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(str(run.latest() / "weights.weights.h5"))
-    elif config.train.init_from:
-        task.initialise(model, print_fn)
-    return model
+        s.print_fn(f"Resuming {s.run.root} at step {state.step // plan.accum} "
+                   f"(epoch {state.step // plan.per_epoch + 1}/{plan.epochs})")
+    else:
+        cb.write_hparams(str(s.own.logs), s.config.name, cb.run_hparams(s.config, chosen))
+    writer = tf.summary.create_file_writer(str(s.own.logs / "train"))
+    run_state = RunState(
+        s.own, state, save_every=t.save_every_steps * plan.accum, max_batches=plan.total, per_epoch=plan.per_epoch,
+        patience=t.early_stopping_patience, time_limit_s=t.time_limit_minutes * 60,
+        schedule=schedule_of(model.optimizer), period=plan.period, keep=t.keep_checkpoints,
+    )
+    samples = cb.TextSamples(writer, run_state, sample)
+    callbacks, fit_verbose = _callbacks(s.config, task, plan, s.own, writer, run_state, samples, s.verbose, s.print_fn)
+    try:
+        _fit_run(model, task, plan, run_state, s.strategy, _validation_batches(task, t), callbacks, fit_verbose)
+    except _PEER_ERRORS as e:
+        if not s.multi_worker:
+            raise
+        raise _worker_lost(e, s.strategy, s.run) from None
+    finally:
+        writer.close()
+    return run_state, samples
+
+
+def _finish(s: _Sitting, model, run_state: RunState, samples: Callable[[], list]) -> TrainResult:
+    """Phase 5: the result of the run (with `samples()`, the last text
+    samples), or `TrainingDiverged` (before sampling from NaN weights);
+    each worker of several prints a digest of its weights (they must be
+    equal)."""
+    state = run_state.state
+    if run_state.diverged:
+        raise TrainingDiverged(diverged_message(state.stop_reason, s.run, s.chief))
+    accum = s.config.train.grad_accum_steps
+    reason = state.stop_reason or f"reached {state.step // accum} steps"
+    if s.multi_worker:
+        resolver = s.strategy.cluster_resolver
+        s.print_fn(f"{resolver.task_type} {resolver.task_id}: weights sha256 {weights_digest(model)[:16]}")
+    return TrainResult(str(s.run.root), state.step // accum, state.best_val_loss, reason, samples(), model.count_params())
 
 
 def _choose_steps_per_execution(t, plan: Plan, start: int, strategy, print_fn) -> int:

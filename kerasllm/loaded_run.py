@@ -1,0 +1,72 @@
+"""A trained run, loaded for use: its config, tokenizer(s) and best weights.
+
+Why its own module: inference, evaluation and export all start from a
+trained run, and loading one needs the models and the tokenizers (data).
+It sits one layer above models/data and below inference, evaluation and
+export, so none of those three has to import another to load a run
+(`RunDir`, the directory layout alone, is `kerasllm.run_dir`'s, below data).
+
+Example:
+    lm = load_run("runs/shakespeare-char")
+    lm.model, lm.tokenizer, lm.config.model.kind
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kerasllm import config as config_lib
+from kerasllm.data.tokenizers import load_tokenizer
+from kerasllm.errors import UserError
+from kerasllm.models import build_model
+from kerasllm.run_dir import RunDir
+
+
+@dataclass
+class LoadedRun:
+    config: object
+    tokenizer: object  # a translator's source tokenizer
+    model: object
+    target_tokenizer: object = None  # translators: the target side's (may be `tokenizer`)
+
+
+def load_run(run_dir: str) -> LoadedRun:
+    """Config, tokenizer and best (else latest) weights of a run directory.
+
+    Args:
+        run_dir: a run directory from `kerasllm train`.
+
+    Raises:
+        UserError: not a run directory, or no weights saved yet.
+
+    Example:
+        load_run("runs/tiny").model.count_params()
+    """
+    run = RunDir(run_dir)
+    if not run.config.is_file():
+        raise UserError(f"--run {run_dir}: not a run directory (no config.yaml); train one with `kerasllm train`")
+    config = config_lib.load(run.config)
+    weights = run.inference_weights()
+    if weights is None:
+        raise UserError(f"--run {run_dir}: no weights saved yet; train longer (see train.save_every_steps)")
+    if config.model.kind == "seq2seq":
+        from kerasllm.data.pair_corpus import load_pair_tokenizers
+        from kerasllm.models import build_translator
+
+        tokenizer, target_tokenizer = load_pair_tokenizers(run.root)
+        model = build_translator(config.model, tokenizer, target_tokenizer)
+        ids, mask = np.zeros((1, 2), "int32"), np.ones((1, 2), bool)
+        model({"encoder_token_ids": ids, "encoder_padding_mask": mask, "decoder_token_ids": ids, "decoder_padding_mask": mask})
+    elif config.model.kind == "encoder":
+        from kerasllm.models.encoder import encoder_model
+
+        tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
+        model = encoder_model(config.model, tokenizer.vocabulary_size)
+    else:
+        tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
+        model = build_model(config.model, tokenizer.vocabulary_size)
+        model(np.zeros((1, 2), "int32"))
+    run.load_inference_weights(model)
+    return LoadedRun(config, tokenizer, model, target_tokenizer)
