@@ -104,7 +104,7 @@ def test_tokenizers_round_trip_cjk_and_reload(tmp_path, kind, vocab_size):
     else:
         assert decoded == sample
     # Inside tf.data (graph mode) the ids are the same.
-    in_graph = tf.data.Dataset.from_tensors(tf.constant(sample)).map(lambda s: tok._tokenize(s).to_tensor(-1))
+    in_graph = tf.data.Dataset.from_tensors(tf.constant(sample)).map(lambda s: tok.tokenize(s).to_tensor(-1))
     assert np.array_equal(next(iter(in_graph)).numpy(), ids.to_tensor(-1).numpy())
     # A batch of only empty strings (an empty prompt) tokenizes to empty rows.
     assert tok.tokenize(["", ""]).to_list() == [[], []]

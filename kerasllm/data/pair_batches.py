@@ -40,8 +40,8 @@ def train_pair_tokenizers(config, train_pairs: tf.data.Dataset):
 
 
 def _encode(source_tokenizer, target_tokenizer, sources, targets):
-    src = source_tokenizer._tokenize(sources)
-    tgt = target_tokenizer._tokenize(targets)
+    src = source_tokenizer.tokenize(sources)
+    tgt = target_tokenizer.tokenize(targets)
     eot = tf.fill([tf.shape(targets)[0], 1], tf.constant(target_tokenizer.eot_id, tf.int32))
     eot = tf.RaggedTensor.from_tensor(eot)
     return src, tf.concat([eot, tgt], axis=1), tf.concat([tgt, eot], axis=1)

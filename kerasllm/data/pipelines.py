@@ -25,7 +25,7 @@ import tensorflow as tf
 
 def _tokenize_batch(tokenizer, texts, ends):
     """One 1-D int32 chunk: the texts' ids, end-of-text after document ends."""
-    ids = tokenizer._tokenize(texts)  # already inside the tf.data graph
+    ids = tokenizer.tokenize(texts)  # already inside the tf.data graph
     eot = tf.ragged.range(tf.cast(ends, tf.int32)) * 0 + tokenizer.eot_id
     return tf.concat([tf.cast(ids, tf.int32), tf.cast(eot, tf.int32)], axis=1).flat_values
 

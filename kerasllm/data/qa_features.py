@@ -47,7 +47,7 @@ def _wordpiece_layer(tokenizer):
     layer = getattr(tokenizer, "layer", None)
     if getattr(tokenizer, "kind", "") != "wordpiece" or layer is None:
         raise UserError(f"question answering needs `tokenizer.kind: wordpiece` (this tokenizer is {tokenizer.kind!r})")
-    # The project lowercases in `Tokenizer._prepare` and never asks keras-hub
+    # The project lowercases in `Tokenizer.prepare` and never asks keras-hub
     # to lowercase, strip accents or keep special tokens in strings; offsets
     # below assume exactly that.
     if layer.lowercase or layer.strip_accents or not layer.split or layer.special_tokens_in_strings:
@@ -97,7 +97,7 @@ def tokenize_with_offsets(tokenizer, texts, with_words: bool = False):
 
     layer = _wordpiece_layer(tokenizer)
     texts = tf.convert_to_tensor(texts, tf.string)
-    prepared = tokenizer._prepare(texts)
+    prepared = tokenizer.prepare(texts)
     delimiters, kept = wordpiece_split_patterns(layer.split_on_cjk)
     words, word_starts, word_ends = tf_text.regex_split_with_offsets(prepared, delimiters, kept)
     pieces, piece_starts, piece_ends = _fast_wordpiece(tokenizer).tokenize_with_offsets(words)
@@ -126,7 +126,7 @@ def _bytes_to_chars(tokenizer, texts, token_splits, spans):
     char_splits = chars.row_splits
     if tokenizer.lowercase:
         # Lowercasing is per character except Final_Sigma, which keeps the size.
-        sizes = tf.strings.length(tokenizer._prepare(chars.flat_values))
+        sizes = tf.strings.length(tokenizer.prepare(chars.flat_values))
     else:
         row_bytes = tf.cast(tf.strings.length(texts), tf.int64)
         row_offsets = tf.cumsum(row_bytes, exclusive=True)

@@ -65,27 +65,80 @@ class Tokenizer:
     def vocabulary_size(self) -> int:
         raise NotImplementedError
 
-    def _prepare(self, texts: tf.Tensor) -> tf.Tensor:
+    def prepare(self, texts: tf.Tensor) -> tf.Tensor:
+        """The text as this tokenizer reads it: lowercased when `lowercase`
+        is set, unchanged otherwise. Graph ops, usable inside tf.data.
+
+        Code that needs offsets into the text the ids came from (question
+        answering's `tokenize_with_offsets`) applies the same step.
+
+        Args:
+            texts: string tensor of any shape.
+
+        Returns:
+            A string tensor of the same shape.
+
+        Example:
+            tok = CharTokenizer(list("abc"), lowercase=True)
+            tok.prepare(tf.constant(["ABC"]))  # [b"abc"]
+        """
         return lowercased(texts) if self.lowercase else texts
 
+    @tf.autograph.experimental.do_not_convert  # no tensor-dependent branches: traced as written
     def tokenize(self, texts) -> tf.RaggedTensor:
-        """string[batch] -> RaggedTensor int32[batch, None].
+        """Token ids of `texts`, the same ids in eager code and in graphs.
 
-        Always runs as a graph: keras-hub tokenizers take a different (Python)
-        path in eager mode, and graph and eager results can differ.
+        Call it from Python (lists of strings work) or inside a graph: a
+        tf.data map, a `tf.function`, an exported SavedModel signature (its
+        ops are traced into the caller's graph, and the tokenizer's tables
+        must then be tracked: see `trackables`). Called eagerly it runs as a
+        graph too, because keras-hub tokenizers take a different Python path
+        in eager mode, where results can differ from the graph's.
+
+        Args:
+            texts: string[batch] (tensor, list or array).
+
+        Returns:
+            RaggedTensor int32[batch, None], no end-of-text or padding ids.
+
+        Example:
+            tok = CharTokenizer(list(" Tabeo"))
+            tok.tokenize(["To be"])                        # <tf.RaggedTensor [[4, 8, 3, 6, 7]]>
+            ds = tf.data.Dataset.from_tensors(tf.constant(["To be"]))
+            ds.map(lambda t: tok.tokenize(t).to_tensor())  # the same ids, padded
         """
+        texts = tf.convert_to_tensor(texts, tf.string)
+        if not tf.executing_eagerly():
+            return self._tokenize(texts)
         if not hasattr(self, "_tokenize_graph"):
             self._tokenize_graph = tf.function(self._tokenize, reduce_retracing=True)
-        return self._tokenize_graph(tf.convert_to_tensor(texts, tf.string))
+        return self._tokenize_graph(texts)
 
+    @tf.autograph.experimental.do_not_convert
     def detokenize(self, ids) -> tf.Tensor:
-        """int[batch, None] (dense or ragged) -> string[batch]; special ids drop out."""
-        if not hasattr(self, "_detokenize_graph"):
-            self._detokenize_graph = tf.function(self._detokenize, reduce_retracing=True)
+        """Text of token ids; padding and end-of-text ids drop out. Like
+        `tokenize`, it works eagerly and inside graphs, with the same result.
+
+        Args:
+            ids: int[batch, None], dense (tensor, nested list) or ragged.
+
+        Returns:
+            string[batch] tensor.
+
+        Example:
+            tok = CharTokenizer(list(" Tabeo"))
+            tok.detokenize([[4, 8, 3, 6, 7, 0]])  # [b"To be"] (0 is padding)
+        """
         if not isinstance(ids, tf.RaggedTensor):
             ids = tf.convert_to_tensor(ids)
+        if not tf.executing_eagerly():
+            return self._detokenize(ids)
+        if not hasattr(self, "_detokenize_graph"):
+            self._detokenize_graph = tf.function(self._detokenize, reduce_retracing=True)
         return self._detokenize_graph(ids)
 
+    # Subclasses implement these two with graph ops; `tokenize` and
+    # `detokenize` are the public entry points (other modules call those).
     def _tokenize(self, texts):
         raise NotImplementedError
 
@@ -154,7 +207,7 @@ class CharTokenizer(Tokenizer):
         return [self._table]
 
     def _tokenize(self, texts):
-        chars = tf.strings.unicode_split(self._prepare(texts), "UTF-8", errors="replace")
+        chars = tf.strings.unicode_split(self.prepare(texts), "UTF-8", errors="replace")
         return tf.ragged.map_flat_values(self._table.lookup, chars)
 
     def _detokenize(self, ids):
@@ -195,7 +248,7 @@ class _KerasHubTokenizer(Tokenizer):
         self.layer = layer
 
     def _tokenize(self, texts):
-        ids = self.layer.tokenize(self._prepare(texts))
+        ids = self.layer.tokenize(self.prepare(texts))
         if not isinstance(ids, tf.RaggedTensor):
             ids = tf.RaggedTensor.from_tensor(ids)
         return tf.cast(ids, tf.int32)

@@ -217,11 +217,11 @@ class LanguageModelModule(tf.Module):
         return {"log_prob": log_prob, "num_tokens": num_tokens, "perplexity": perplexity(log_prob, num_tokens)}
 
     def _tokenize(self, texts):
-        ids = self._tokenizer._tokenize(texts)
+        ids = self._tokenizer.tokenize(texts)
         return {
             "token_ids": ids.to_tensor(default_value=self._tokenizer.pad_id),
             "num_tokens": tf.cast(ids.row_lengths(), tf.int32),
         }
 
     def _detokenize(self, token_ids):
-        return {"text": self._tokenizer._detokenize(token_ids)}
+        return {"text": self._tokenizer.detokenize(token_ids)}

@@ -33,7 +33,7 @@ class PromptBatch(NamedTuple):
 
 def with_start_token(tokenizer, texts) -> tf.RaggedTensor:
     """Ragged ids of `texts`, each row led by the end-of-text token."""
-    ids = tokenizer._tokenize(texts)
+    ids = tokenizer.tokenize(texts)
     start = tf.fill([tf.shape(texts)[0], 1], tf.constant(tokenizer.eot_id, tf.int32))
     return tf.concat([tf.RaggedTensor.from_tensor(start), ids], axis=1)
 
@@ -95,8 +95,8 @@ def decode_continuations(tokenizer, token_ids, batch: PromptBatch, max_new_token
     for stop in stop_token_ids:
         new = tf.logical_and(new, tf.not_equal(token_ids, stop))
     num_tokens = tf.reduce_sum(tf.cast(new, tf.int32), axis=-1)
-    full = tokenizer._detokenize(tf.ragged.boolean_mask(token_ids, keep))
-    prompt = tokenizer._detokenize(tf.ragged.boolean_mask(token_ids, batch.prompt_mask))
+    full = tokenizer.detokenize(tf.ragged.boolean_mask(token_ids, keep))
+    prompt = tokenizer.detokenize(tf.ragged.boolean_mask(token_ids, batch.prompt_mask))
     cut = tf.strings.length(prompt)
     starts_with_prompt = tf.equal(tf.strings.substr(full, tf.zeros_like(cut), cut), prompt)
     rest = tf.strings.substr(full, cut, tf.maximum(tf.strings.length(full) - cut, 0))

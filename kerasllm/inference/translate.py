@@ -21,7 +21,7 @@ def translation_inputs(source_tokenizer, target_tokenizer, texts, max_length) ->
     """The translator's input dict: sources cut and padded to `max_length`
     ids (one width, so a traced decoder is reused), and a decoder prompt of
     end-of-text then `max_length - 1` free positions."""
-    ids = source_tokenizer._tokenize(texts)[:, :max_length]
+    ids = source_tokenizer.tokenize(texts)[:, :max_length]
     batch = tf.shape(texts)[0]
     free = tf.fill([batch, max_length - 1], tf.constant(target_tokenizer.pad_id, tf.int32))
     dense = ids.to_tensor(default_value=source_tokenizer.pad_id)
@@ -36,7 +36,7 @@ def translation_inputs(source_tokenizer, target_tokenizer, texts, max_length) ->
 
 def decode_translations(target_tokenizer, token_ids, keep):
     """Text of the generated ids that `keep` marks, without the start token."""
-    return target_tokenizer._detokenize(tf.ragged.boolean_mask(token_ids[:, 1:], keep[:, 1:]))
+    return target_tokenizer.detokenize(tf.ragged.boolean_mask(token_ids[:, 1:], keep[:, 1:]))
 
 
 _inputs = tf.function(translation_inputs, reduce_retracing=True, autograph=False)
