@@ -4,7 +4,25 @@ from __future__ import annotations
 
 
 def build_model(config, vocabulary_size: int, dtype: str | None = None):
-    """Builds the `ModelConfig`'s model for a tokenizer's vocabulary size."""
+    """Builds the `ModelConfig`'s language model for a tokenizer's vocabulary size.
+
+    Args:
+        config: a `kerasllm.config.ModelConfig`; `kind: lstm` builds an
+            `LSTMCausalLM`, any other kind a `GPTCausalLM`.
+        vocabulary_size: the tokenizer's `vocabulary_size`.
+        dtype: a Keras dtype policy name ("mixed_bfloat16"), or None for
+            the global policy.
+
+    Returns:
+        An unbuilt keras-hub `CausalLM` (`GPTCausalLM` or `LSTMCausalLM`).
+
+    Example:
+        from kerasllm.config import ModelConfig
+
+        model = build_model(ModelConfig(kind="gpt", num_layers=2, hidden_dim=64,
+                                        intermediate_dim=128, seq_len=64), vocabulary_size=100)
+        logits = model(tf.zeros([1, 8], tf.int32))  # shape (1, 8, 100)
+    """
     if config.kind == "lstm":
         from kerasllm.models.lstm import LSTMCausalLM
 
@@ -29,7 +47,28 @@ def _transformer_sizes(config) -> dict:
 
 def build_translator(config, source_tokenizer, target_tokenizer, dtype: str | None = None):
     """The encoder-decoder for a pair of tokenizers (one shared vocabulary
-    shares one embedding matrix)."""
+    shares one embedding matrix).
+
+    Args:
+        config: a `kerasllm.config.ModelConfig` (`kind: seq2seq`); its
+            `seq_len` is the longest sentence, in tokens, on either side.
+        source_tokenizer: the tokenizer of the source language.
+        target_tokenizer: the tokenizer of the target language; the same
+            object as `source_tokenizer` for a shared vocabulary, whose
+            embeddings are then tied when `config.tie_embeddings` is set.
+        dtype: a Keras dtype policy name, or None for the global policy.
+
+    Returns:
+        An unbuilt `Seq2SeqTranslator`.
+
+    Example:
+        from kerasllm.config import ModelConfig
+        from kerasllm.data.tokenizers import ByteTokenizer
+
+        tok = ByteTokenizer()
+        translator = build_translator(ModelConfig(kind="seq2seq", num_layers=1, hidden_dim=32,
+                                                  intermediate_dim=64, seq_len=32), tok, tok)
+    """
     from kerasllm.models.seq2seq import Seq2SeqBackbone, Seq2SeqTranslator
 
     shared = source_tokenizer is target_tokenizer
@@ -43,6 +82,16 @@ def build_translator(config, source_tokenizer, target_tokenizer, dtype: str | No
 
 
 def max_context(model) -> int | None:
-    """Longest sequence the model can attend over (None: unbounded)."""
+    """Longest sequence the model can attend over (None: unbounded).
+
+    Args:
+        model: a model from `build_model` or `build_translator`.
+
+    Example:
+        from kerasllm.config import ModelConfig
+
+        max_context(build_model(ModelConfig(kind="lstm"), 100))  # None
+        max_context(build_model(ModelConfig(kind="gpt", seq_len=64), 100))  # 64
+    """
     backbone = getattr(model, "backbone", None)
     return getattr(backbone, "max_sequence_length", None)
