@@ -30,11 +30,39 @@ _NEVER = -1e9  # a score no real hypothesis reaches (-inf would make NaNs)
 
 
 def length_normaliser(lengths, length_penalty):
-    """GNMT's ((5 + length) / 6) ** alpha, per hypothesis."""
+    """GNMT's ((5 + length) / 6) ** alpha, per hypothesis: a beam's score is
+    its log-probability divided by this.
+
+    Args:
+        lengths: int tensor of generated lengths (the stop token included).
+        length_penalty: alpha, a float or float32 scalar tensor (0: 1.0 for
+            every length, i.e. raw log-probability).
+
+    Returns:
+        float32 tensor shaped like `lengths`.
+
+    Example:
+        length_normaliser(tf.constant([1, 7]), 1.0)  # [1.0, 2.0]
+    """
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)
 
 
 class BeamSearch(keras_hub.samplers.Sampler):
+    """Beam search that freezes finished beams and ranks by length-normalised
+    log-probability (see the module docstring). Returns, per input row, the
+    best beam's token ids, as keras-hub's samplers do.
+
+    Args:
+        num_beams: beam width, a Python int or an int32 scalar tensor (an
+            exported model takes it per request); 1 is greedy decoding.
+        length_penalty: alpha of `length_normaliser`, a float or a float32
+            scalar tensor; 0 ranks by raw log-probability.
+
+    Example:
+        translator.sampler = BeamSearch(num_beams=4, length_penalty=0.6)
+        out = translator.generate(inputs, stop_token_ids=(target_tokenizer.eot_id,))
+    """
+
     def __init__(self, num_beams=4, length_penalty=0.0):
         super().__init__()
         self.num_beams = num_beams

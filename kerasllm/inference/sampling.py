@@ -21,8 +21,31 @@ import tensorflow as tf
 
 def make_sampler(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None, beams: int = 1,
                  length_penalty: float = 0.0):
-    """Beam search (beams > 1, see `BeamSearch`), greedy (temperature 0),
-    top-p (< 1), top-k (> 0), else random sampling at `temperature`."""
+    """The sampler for in-process generation: beam search (beams > 1, see
+    `BeamSearch`), greedy (temperature 0), top-p (< 1), top-k (> 0), else
+    random sampling at `temperature`, in that order of precedence.
+
+    Args:
+        temperature: divides the logits before sampling; 0 or less means
+            greedy decoding.
+        top_k: keep the `top_k` most likely tokens (0: all); with `top_p`
+            < 1 it bounds the top-p candidates.
+        top_p: keep the smallest set of tokens whose probability reaches
+            `top_p` (1.0: off).
+        seed: seed of the sampler's random draws (None: unseeded).
+        beams: beam width; above 1 the other settings but
+            `length_penalty` are ignored.
+        length_penalty: GNMT length normalisation exponent for beam search
+            (0: rank by raw log-probability).
+
+    Returns:
+        A `keras_hub.samplers.Sampler`.
+
+    Example:
+        model.sampler = make_sampler(temperature=0.8, top_p=0.9, seed=1)   # TopPSampler
+        model.sampler = make_sampler(temperature=0.0)                      # GreedySampler
+        model.sampler = make_sampler(beams=4, length_penalty=0.6)          # BeamSearch
+    """
     samplers = keras_hub.samplers
     if beams > 1:
         from kerasllm.inference.beam_search import BeamSearch
@@ -43,7 +66,17 @@ def use_sampler(model, setting, make) -> None:
     generate function, so a new sampler means tracing again (seconds per
     call, e.g. for every epoch's samples); while the model still holds the
     sampler made for an equal setting, that function is kept. A setting of
-    None (a seeded sampler, which must restart its seed) always makes a new one."""
+    None (a seeded sampler, which must restart its seed) always makes a new one.
+
+    Args:
+        model: a keras-hub `CausalLM` or `Seq2SeqLM`.
+        setting: a hashable tuple naming the sampler's settings, or None.
+        make: a function of no arguments that returns the sampler.
+
+    Example:
+        use_sampler(model, (0.8, 0, 0.9), lambda: make_sampler(temperature=0.8, top_p=0.9))
+        model.generate(inputs, stop_token_ids=(tokenizer.eot_id,))
+    """
     if (setting is None or model.generate_function is None
             or getattr(model, "_kerasllm_decoding", None) != (setting, id(model.sampler))):
         model.sampler = make()
@@ -55,7 +88,19 @@ class RequestSampler(keras_hub.samplers.Sampler):
     """Greedy when `temperature` is 0; otherwise keeps the `top_k` most likely
     tokens (0: all), then the smallest set of those whose probability reaches
     `top_p`, and draws with a stateless RNG keyed by (`seed`, position), so a
-    request with the same seed always gets the same text."""
+    request with the same seed always gets the same text.
+
+    Args:
+        temperature: float32 scalar tensor; 0 means greedy.
+        top_k: int32 scalar tensor; 0 keeps every token.
+        top_p: float32 scalar tensor; 1.0 keeps every token.
+        seed: int scalar tensor, with the position the key of each draw.
+
+    Example:
+        # inside an exported signature, with the request's tensors
+        model.sampler = RequestSampler(temperature, top_k, top_p, seed)
+        out = model.generate_step(inputs, stop_token_ids=(eot_id,))
+    """
 
     def __init__(self, temperature, top_k, top_p, seed):
         super().__init__(temperature=temperature)
