@@ -57,6 +57,27 @@ def _scalar(dtype, name):
 
 
 class LanguageModelModule(tf.Module):
+    """A trained language model and its tokenizer as string-in, string-out
+    `tf.function`s, ready for `tf.saved_model.save` (the module docstring
+    lists the signatures and their inputs).
+
+    Args:
+        model: a `GPTCausalLM` or `LSTMCausalLM` with trained weights.
+        tokenizer: the run's tokenizer (`kerasllm.data.tokenizers`); its
+            tables travel in the SavedModel.
+        beams: the beam width of the `beam_search` signature.
+
+    Example:
+        from kerasllm.loaded_run import load_run
+
+        lm = load_run("runs/smoke")
+        module = LanguageModelModule(lm.model, lm.tokenizer, beams=4)
+        out = module.generate(tf.constant(["ROMEO:"]), max_new_tokens=tf.constant(20),
+                              temperature=tf.constant(0.0))
+        out["text"], out["num_tokens"]
+        # `kerasllm export` (export_run) saves it for TF Serving with write_version.
+    """
+
     def __init__(self, model, tokenizer, beams: int = 4):
         super().__init__(name="kerasllm_language_model")
         self._model = model
@@ -131,6 +152,12 @@ class LanguageModelModule(tf.Module):
         )
 
     def signatures(self) -> dict:
+        """The functions a SavedModel serves, by signature name.
+
+        Example:
+            sorted(module.signatures())
+            # ['beam_search', 'detokenize', 'generate_ids', 'score', 'serving_default', 'tokenize']
+        """
         return {
             "serving_default": self.generate,
             "generate_ids": self.generate_ids,

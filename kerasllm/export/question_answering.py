@@ -28,7 +28,15 @@ WHITESPACE = r"[\t-\r\x{1c}-\x{1f}\x{85}\p{Z}]"
 
 
 def is_blank(texts):
-    """bool[batch]: the string holds only whitespace (or nothing)."""
+    """bool[batch]: the string holds only whitespace (or nothing), whitespace
+    being what Python's `str.isspace()` accepts.
+
+    Args:
+        texts: string[batch] tensor.
+
+    Example:
+        is_blank(tf.constant(["", " \u3000\n", "a "]))  # [True, True, False]
+    """
     return tf.equal(tf.strings.length(tf.strings.regex_replace(texts, WHITESPACE, "")), 0)
 
 
@@ -44,6 +52,27 @@ def _valid_text(texts, name: str) -> list:
 
 
 class QuestionAnsweringModule(tf.Module):
+    """A trained span model and its WordPiece tokenizer as one `tf.function`
+    (`answer`, served as `serving_default`): questions and contexts in,
+    answers with their scores and character offsets out.
+
+    Args:
+        model: a trained `SpanModel` (`model.kind: encoder`, `head: span`).
+        tokenizer: the run's `WordPieceTokenizer`.
+        model_config: the run's `ModelConfig` (window size `seq_len`,
+            `doc_stride`, `max_question_tokens`, `max_answer_tokens`).
+
+    Example:
+        from kerasllm.loaded_run import load_run
+
+        lm = load_run("runs/tiny-qa")
+        module = QuestionAnsweringModule(lm.model, lm.tokenizer, lm.config.model)
+        out = module.answer(tf.constant(["Who wrote Hamlet?"]),
+                            tf.constant(["Hamlet is a tragedy by William Shakespeare."]))
+        out["answer"], out["score"], out["start"], out["end"]
+        # `kerasllm export` (export_run) saves it for TF Serving with write_version.
+    """
+
     def __init__(self, model, tokenizer, model_config):
         super().__init__(name="kerasllm_question_answering")
         self._model = model
@@ -60,6 +89,11 @@ class QuestionAnsweringModule(tf.Module):
         ])
 
     def signatures(self) -> dict:
+        """The functions a SavedModel serves, by signature name.
+
+        Example:
+            module.signatures()  # {'serving_default': module.answer}
+        """
         return {"serving_default": self.answer}
 
     def _answer(self, question, context):

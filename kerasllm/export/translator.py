@@ -26,6 +26,28 @@ MAX_BEAMS = 16
 
 
 class TranslatorModule(tf.Module):
+    """A trained translator and both tokenizers as one string-in,
+    string-out `tf.function` (`translate`, served as `serving_default`).
+
+    Args:
+        model: a trained `Seq2SeqTranslator`.
+        source_tokenizer: the source side's tokenizer.
+        target_tokenizer: the target side's (may be `source_tokenizer`).
+        max_length: the model's `seq_len`: the largest `max_length` a
+            request may ask for, and its default.
+        beams: the default beam width of a request (1: greedy).
+        length_penalty: the default GNMT length penalty of a request.
+
+    Example:
+        from kerasllm.loaded_run import load_run
+
+        lm = load_run("runs/tiny-translator")
+        module = TranslatorModule(lm.model, lm.tokenizer, lm.target_tokenizer,
+                                  max_length=lm.config.model.seq_len)
+        module.translate(tf.constant(["Where is the station?"]), beams=tf.constant(1))["translations"]
+        # `kerasllm export` (export_run) saves it for TF Serving with write_version.
+    """
+
     def __init__(self, model, source_tokenizer, target_tokenizer, max_length: int, beams: int = 4,
                  length_penalty: float = 0.6):
         super().__init__(name="kerasllm_translator")
@@ -55,6 +77,11 @@ class TranslatorModule(tf.Module):
         ])
 
     def signatures(self) -> dict:
+        """The functions a SavedModel serves, by signature name.
+
+        Example:
+            module.signatures()  # {'serving_default': module.translate}
+        """
         return {"serving_default": self.translate}
 
     def _translate(self, sources, beams, length_penalty, max_length):
