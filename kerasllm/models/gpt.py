@@ -29,7 +29,28 @@ def _init(stddev: float = 0.02):
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class GPTBackbone(keras_hub.models.Backbone):
-    """Token ids (batch, seq) -> final hidden states (batch, seq, hidden_dim)."""
+    """Token ids (batch, seq) -> final hidden states (batch, seq, hidden_dim).
+
+    Args:
+        vocabulary_size: number of token ids (the tokenizer's
+            `vocabulary_size`).
+        num_layers: number of `TransformerDecoder` blocks.
+        num_heads: attention heads per block; must divide `hidden_dim`.
+        hidden_dim: width of the embeddings and of each block's output.
+        intermediate_dim: width of each block's feed-forward layer.
+        dropout: dropout rate of the embeddings and the blocks.
+        max_sequence_length: the most positions the learned position
+            embedding covers (the model's context).
+        tie_embeddings: whether the output projection is the token
+            embedding, transposed (`GPTCausalLM`), or a matrix of its own.
+        dtype: a Keras dtype policy name, or None for the global policy;
+            the token embedding and output projection stay float32.
+
+    Example:
+        backbone = GPTBackbone(vocabulary_size=65, num_layers=2, num_heads=2, hidden_dim=64,
+                               intermediate_dim=256, max_sequence_length=128)
+        hidden = backbone(tf.zeros([1, 16], tf.int32))  # shape (1, 16, 64)
+    """
 
     def __init__(
         self,
@@ -118,7 +139,25 @@ class GPTBackbone(keras_hub.models.Backbone):
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class GPTCausalLM(keras_hub.models.CausalLM):
-    """Token ids -> next-token logits (float32), with cached decoding."""
+    """Token ids -> next-token logits (float32), with cached decoding:
+    `generate` (keras-hub's, with `self.sampler`) and `generate_step`
+    (inside an exported graph) cost one decoder step per new token.
+
+    Args:
+        backbone: a `GPTBackbone`.
+        preprocessor: unused by kerasllm (tokenizing happens outside the
+            model); None.
+
+    Example:
+        lm = GPTCausalLM(GPTBackbone(vocabulary_size=65, num_layers=2, num_heads=2, hidden_dim=64,
+                                     intermediate_dim=256, max_sequence_length=128))
+        logits = lm(tf.zeros([1, 16], tf.int32))  # shape (1, 16, 65), float32
+        lm.sampler = keras_hub.samplers.GreedySampler()
+        out = lm.generate({"token_ids": tf.constant([[1, 5, 0, 0]]),
+                           "padding_mask": tf.constant([[True, True, False, False]])},
+                          stop_token_ids=None)
+        out["token_ids"]  # the prompt, then two generated ids
+    """
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
         self.backbone = backbone
@@ -213,7 +252,16 @@ def _room_for(cache, position, total):
 
 
 def cache_length(pair):
-    """Positions a layer's (keys, values) cache holds."""
+    """Positions a layer's (keys, values) cache holds.
+
+    Args:
+        pair: one layer's (keys, values), as `GPTCausalLM.call_with_cache`
+            keeps them.
+
+    Example:
+        keys, values = tf.zeros([1, 2, 16, 8]), tf.zeros([1, 2, 8, 16])  # 2 heads of 16, 8 positions
+        cache_length((keys, values))  # 8
+    """
     return ops.shape(pair[1])[2]
 
 

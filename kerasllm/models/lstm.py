@@ -21,6 +21,23 @@ from kerasllm.models import decoding
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class LSTMCausalLM(keras_hub.models.CausalLM):
+    """Two stacked LSTMs: token ids (batch, seq) -> next-token logits
+    (float32), with cached decoding: both LSTMs' (h, c) states are the
+    cache, so each new token is one step of each cell.
+
+    Args:
+        vocabulary_size: number of token ids.
+        embedding_dim: width of the token embedding.
+        units: width of each LSTM.
+        dropout: dropout rate of the LSTMs' inputs.
+        dtype: a Keras dtype policy name, or None for the global policy;
+            the logits layer stays float32.
+
+    Example:
+        lm = LSTMCausalLM(vocabulary_size=65, embedding_dim=32, units=64)
+        logits = lm(tf.zeros([1, 16], tf.int32))  # shape (1, 16, 65)
+    """
+
     def __init__(self, vocabulary_size, embedding_dim, units, dropout=0.0, dtype=None, **kwargs):
         self.embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, dtype=dtype, name="embedding")
         self.encoder = keras.layers.LSTM(

@@ -36,7 +36,28 @@ def _init():
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class Seq2SeqBackbone(keras_hub.models.Backbone):
-    """Four-tensor input dict -> decoder hidden states (batch, target, hidden)."""
+    """Four-tensor input dict -> decoder hidden states (batch, target, hidden).
+
+    Args:
+        source_vocabulary_size: number of source token ids.
+        target_vocabulary_size: number of target token ids.
+        num_layers: encoder blocks, and as many decoder blocks.
+        num_heads: attention heads per block; must divide `hidden_dim`.
+        hidden_dim: width of the embeddings and of each block's output.
+        intermediate_dim: width of each block's feed-forward layer.
+        dropout: dropout rate of the embeddings and the blocks.
+        max_sequence_length: the most positions on either side.
+        shared_embeddings: one embedding matrix for source, target and
+            output (needs equal vocabulary sizes).
+        dtype: a Keras dtype policy name, or None for the global policy.
+
+    Example:
+        backbone = Seq2SeqBackbone(source_vocabulary_size=900, target_vocabulary_size=900, num_layers=2,
+                                   num_heads=4, hidden_dim=128, intermediate_dim=512, max_sequence_length=64)
+        ids, mask = tf.ones([2, 10], tf.int32), tf.ones([2, 10], tf.bool)
+        hidden = backbone({"encoder_token_ids": ids, "encoder_padding_mask": mask,
+                           "decoder_token_ids": ids, "decoder_padding_mask": mask})  # (2, 10, 128)
+    """
 
     def __init__(self, source_vocabulary_size, target_vocabulary_size, num_layers, num_heads, hidden_dim,
                  intermediate_dim, dropout=0.0, max_sequence_length=128, shared_embeddings=False, dtype=None,
@@ -117,7 +138,24 @@ class Seq2SeqBackbone(keras_hub.models.Backbone):
 
 @keras.saving.register_keras_serializable(package="kerasllm")
 class Seq2SeqTranslator(keras_hub.models.Seq2SeqLM):
-    """Inputs dict -> target next-token logits (float32), with cached decoding."""
+    """Inputs dict -> target next-token logits (float32), with cached decoding.
+
+    `generate` (keras-hub's, with `self.sampler`, e.g. `BeamSearch`) and
+    `generate_step` (inside an exported graph) fill `decoder_token_ids` after
+    each row's prompt; `kerasllm.inference.translate.translation_inputs`
+    builds the inputs from strings.
+
+    Args:
+        backbone: a `Seq2SeqBackbone`.
+        preprocessor: unused by kerasllm (tokenizing happens outside the
+            model); None.
+
+    Example:
+        model = Seq2SeqTranslator(backbone)
+        logits = model({"encoder_token_ids": ids, "encoder_padding_mask": mask,
+                        "decoder_token_ids": ids, "decoder_padding_mask": mask})  # (2, 10, 900)
+        translate(model, source_tokenizer, target_tokenizer, ["Where is the station?"], beams=4)
+    """
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
         self.backbone = backbone
