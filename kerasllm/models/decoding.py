@@ -19,11 +19,36 @@ no_autograph = tf.autograph.experimental.do_not_convert
 
 def first_free_index(padding_mask):
     """Decoding starts after the shortest prompt; rows with longer prompts
-    keep their own tokens where the mask is set."""
+    keep their own tokens where the mask is set.
+
+    Args:
+        padding_mask: bool[batch, length], true on prompt tokens.
+
+    Example:
+        first_free_index(tf.constant([[True, True, False], [True, False, False]]))  # 1
+    """
     return ops.min(ops.sum(ops.cast(padding_mask, "int32"), axis=-1))
 
 
 def sample(model, inputs: dict, cache, next_token, stop_token_ids=None, hidden_states=None) -> dict:
+    """Runs `model.sampler` from `first_free_index` and returns keras-hub's
+    generate output: the filled `token_ids` and a `padding_mask` that is
+    true up to and including each row's first stop token.
+
+    Args:
+        model: the model whose `sampler` decides each token.
+        inputs: {"token_ids": int[batch, length], "padding_mask": bool}.
+        cache: the model's cache after the prompt.
+        next_token: (prompt, cache, index) -> (logits, hidden, cache) for
+            position `index - 1`.
+        stop_token_ids: ids that end a row (None: none).
+        hidden_states: the prompt's hidden states (keras-hub's contrastive
+            sampler reads them).
+
+    Example:
+        # the end of a model's generate_step
+        return decoding.sample(self, inputs, cache, next_token, stop_token_ids, hidden)
+    """
     token_ids, padding_mask = inputs["token_ids"], inputs["padding_mask"]
     token_ids = model.sampler(
         next=next_token,
@@ -39,7 +64,18 @@ def sample(model, inputs: dict, cache, next_token, stop_token_ids=None, hidden_s
 
 
 def mask_after_stop(token_ids, prompt_mask, stop_token_ids):
-    """True for prompt and generated tokens up to and including the first stop."""
+    """True for prompt and generated tokens up to and including the first stop.
+
+    Args:
+        token_ids: int[batch, length] after decoding.
+        prompt_mask: bool[batch, length], true on prompt tokens (a stop id
+            inside the prompt does not count).
+        stop_token_ids: a sequence of ids, or None (every position is kept).
+
+    Example:
+        mask_after_stop(tf.constant([[1, 5, 2, 6]]), tf.constant([[True, False, False, False]]), (2,))
+        # [[True, True, True, False]]
+    """
     if stop_token_ids is None:
         return ops.ones_like(token_ids, dtype="bool")
     generated = ops.logical_not(prompt_mask)

@@ -25,12 +25,34 @@ _MASKED = -1e9
 
 def num_segments(config) -> int:
     """Question, context, and (with `question_match`) context tokens that
-    occur in the question."""
+    occur in the question.
+
+    Args:
+        config: a `ModelConfig`.
+
+    Example:
+        num_segments(ModelConfig(kind="encoder", head="span", question_match=True))  # 3
+    """
     return 3 if config.question_match else 2  # config validation allows it for the span head only
 
 
 def build_encoder(config, vocabulary_size: int, dtype: str | None = None) -> keras_hub.models.BertBackbone:
-    """A BertBackbone over windows of `config.seq_len` tokens."""
+    """A BertBackbone over windows of `config.seq_len` tokens.
+
+    Args:
+        config: a `ModelConfig` (`kind: encoder`): sizes from `num_layers`,
+            `num_heads`, `hidden_dim`, `intermediate_dim`, `dropout` and
+            `seq_len`; segments from `question_match`.
+        vocabulary_size: the WordPiece tokenizer's `vocabulary_size`.
+        dtype: a Keras dtype policy name, or None for the global policy.
+
+    Example:
+        from kerasllm.config import ModelConfig
+
+        config = ModelConfig(kind="encoder", head="span", num_layers=1, num_heads=2, hidden_dim=32,
+                             intermediate_dim=64, seq_len=64)
+        backbone = build_encoder(config, vocabulary_size=200)
+    """
     return keras_hub.models.BertBackbone(
         vocabulary_size=vocabulary_size,
         num_layers=config.num_layers,
@@ -53,7 +75,17 @@ def build_masked_lm(backbone: keras_hub.models.BertBackbone) -> keras_hub.models
     adds its float32 bias to bfloat16 logits and fails (related:
     keras-team/keras-hub#1195; tests/test_encoder.py shows whether it still
     does). Its inner dense layer and the tied embedding's matmul keep
-    bfloat16; the gathered positions, the bias and the logits are float32."""
+    bfloat16; the gathered positions, the bias and the logits are float32.
+
+    Args:
+        backbone: a `BertBackbone` from `build_encoder`.
+
+    Example:
+        import dataclasses
+
+        mlm = build_masked_lm(build_encoder(config, vocabulary_size=200))
+        logits = mlm(example_input(dataclasses.replace(config, head="masked_lm")))  # (1, 2, 200)
+    """
     model = keras_hub.models.BertMaskedLM(backbone)
     if model.masked_lm_head.dtype_policy.compute_dtype != "float32":
         model.masked_lm_head.dtype_policy = "float32"
@@ -66,7 +98,18 @@ class SpanModel(keras.Model):
     (padding positions get a very low logit); position 0, `[CLS]`, stands
     for "the answer is not in this window". With `question_match`, context
     tokens that occur in the question get segment 2 (`mark_question_matches`)
-    inside the model, so training, evaluation and exports all see it."""
+    inside the model, so training, evaluation and exports all see it.
+
+    Args:
+        backbone: a `BertBackbone` from `build_encoder` (pretrained weights
+            load into it unchanged).
+        question_match: mark context tokens that occur in the question
+            (the backbone needs 3 segments, see `num_segments`).
+
+    Example:
+        qa = SpanModel(build_encoder(config, vocabulary_size=200))
+        start_logits, end_logits = qa(example_input(config))  # each (1, 64), float32
+    """
 
     def __init__(self, backbone: keras_hub.models.BertBackbone, question_match: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -101,7 +144,18 @@ def mark_question_matches(token_ids, segment_ids, padding_mask):
     """Segment ids with 2 on context tokens (segment 1) whose id also occurs
     among the question's tokens. The question is segment 0 between `[CLS]`
     (position 0) and its `[SEP]` (the last segment-0 position before the
-    context), so neither special token matches anything."""
+    context), so neither special token matches anything.
+
+    Args:
+        token_ids: int[batch, seq] window ids.
+        segment_ids: int[batch, seq], 0 question, 1 context.
+        padding_mask: bool or int[batch, seq], true on real tokens.
+
+    Example:
+        # [CLS] a b [SEP] b c [SEP]
+        mark_question_matches(tf.constant([[3, 7, 8, 4, 8, 9, 4]]), tf.constant([[0, 0, 0, 0, 1, 1, 1]]),
+                              tf.ones([1, 7], tf.bool))  # [[0, 0, 0, 0, 2, 1, 1]]
+    """
     segments = keras.ops.cast(segment_ids, "int32")
     in_use = keras.ops.cast(padding_mask, "bool")
     positions = keras.ops.arange(keras.ops.shape(segments)[1])[None, :]
@@ -113,12 +167,24 @@ def mark_question_matches(token_ids, segment_ids, padding_mask):
 
 
 def span_losses() -> list:
-    """Cross-entropy of the start and of the end position (Keras adds them)."""
+    """Cross-entropy of the start and of the end position (Keras adds them).
+
+    Example:
+        qa.compile(optimizer="adam", loss=span_losses())
+    """
     return [keras.losses.SparseCategoricalCrossentropy(from_logits=True)] * 2
 
 
 def example_input(config) -> dict:
-    """A one-window batch of zeros in the model's input format (to build it)."""
+    """A one-window batch of zeros in the model's input format (to build it).
+
+    Args:
+        config: a `ModelConfig` (`kind: encoder`); `head: masked_lm` adds
+            `mask_positions`.
+
+    Example:
+        sorted(example_input(config))  # ['padding_mask', 'segment_ids', 'token_ids']
+    """
     ids = np.zeros((1, config.seq_len), "int32")
     inputs = {"token_ids": ids, "segment_ids": ids, "padding_mask": ids + 1}
     if config.head == "masked_lm":
@@ -127,7 +193,22 @@ def example_input(config) -> dict:
 
 
 def encoder_model(config, vocabulary_size: int, dtype: str | None = None, build: bool = True):
-    """The model `config.head` names (masked_lm or span) on a new encoder."""
+    """The model `config.head` names (masked_lm or span) on a new encoder.
+
+    Args:
+        config: a `ModelConfig` (`kind: encoder`).
+        vocabulary_size: the WordPiece tokenizer's `vocabulary_size`.
+        dtype: a Keras dtype policy name, or None for the global policy.
+        build: run `example_input` through it, so its weights exist (to
+            load a checkpoint into).
+
+    Example:
+        from kerasllm.config import ModelConfig
+
+        config = ModelConfig(kind="encoder", head="span", num_layers=1, num_heads=2, hidden_dim=32,
+                             intermediate_dim=64, seq_len=64)
+        qa = encoder_model(config, vocabulary_size=200)  # a built SpanModel
+    """
     backbone = build_encoder(config, vocabulary_size, dtype)
     if config.head == "masked_lm":
         model = build_masked_lm(backbone)
