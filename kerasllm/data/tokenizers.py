@@ -36,12 +36,34 @@ META_FILE = "tokenizer.json"
 
 
 def lowercased(texts: tf.Tensor) -> tf.Tensor:
-    """What `lowercase: true` means for every tokenizer, in training and in use."""
+    """What `lowercase: true` means for every tokenizer, in training and in use:
+    Unicode lowercasing of UTF-8 text (no case folding: "ß" stays "ß").
+
+    Args:
+        texts: string tensor of any shape.
+
+    Example:
+        lowercased(tf.constant(["Straße ÀB"])).numpy()[0].decode()  # "straße àb"
+    """
     return tf.strings.lower(texts, encoding="utf-8")
 
 
 class Tokenizer:
-    """Common interface. Subclasses keep their state in `save`d files."""
+    """Common interface: strings <-> int32 ids, in eager code and in graphs.
+
+    Subclasses keep their state in `save`d files and implement `_tokenize`
+    and `_detokenize` with graph ops; other modules call the public
+    `tokenize`, `detokenize` and `prepare`. Every kind has a padding id
+    (`pad_id`) and an end-of-text id (`eot_id`) below `vocabulary_size`.
+
+    Args:
+        lowercase: lowercase text (`lowercased`) before splitting it.
+
+    Example:
+        tok = load_tokenizer("runs/smoke/tokenizer")
+        ids = tok.tokenize(["ROMEO:"])
+        tok.detokenize(ids)  # [b"ROMEO:"]
+    """
 
     kind = ""
     pad_id = 0
@@ -63,6 +85,7 @@ class Tokenizer:
 
     @property
     def vocabulary_size(self) -> int:
+        """Number of ids (the model's embedding rows): every id is below it."""
         raise NotImplementedError
 
     def prepare(self, texts: tf.Tensor) -> tf.Tensor:
@@ -153,13 +176,32 @@ class Tokenizer:
         return unknown_characters(texts, lambda chars: self.tokenize(chars).to_list(), self.unk_id)
 
     def special_id(self, token: str) -> int:
-        """Id of a BERT-style special token (`[CLS]`, `[SEP]`, `[MASK]`)."""
+        """Id of a BERT-style special token (`[CLS]`, `[SEP]`, `[MASK]`).
+
+        Only WordPiece vocabularies have them; other kinds raise a `UserError`.
+
+        Args:
+            token: the token's text.
+
+        Example:
+            tok.special_id("[CLS]")  # 3 in a vocabulary learned by this version
+        """
         raise UserError(f"question answering needs `tokenizer.kind: wordpiece` (this tokenizer is {self.kind!r})")
 
     def _meta(self) -> dict:
         return {"kind": self.kind, "lowercase": self.lowercase}
 
     def save(self, directory: str | Path) -> None:
+        """Writes `tokenizer.json` (and a vocabulary or model file where the
+        kind has one) to `directory`, creating it; `load_tokenizer` reads it.
+
+        Args:
+            directory: a directory path.
+
+        Example:
+            tok.save("runs/x/tokenizer")
+            load_tokenizer("runs/x/tokenizer").tokenize(["hi"])  # the same ids as tok's
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self._save_assets(directory)
@@ -169,7 +211,11 @@ class Tokenizer:
         pass
 
     def trackables(self) -> list:
-        """TF resources (tables, tokenizer models) an exported graph must carry."""
+        """TF resources (tables, tokenizer models) an exported graph must carry.
+
+        Example:
+            module.tokenizer_resources = tok.trackables()  # on a tf.Module, before saving
+        """
         return []
 
     def _drop_special(self, ids):
@@ -182,7 +228,18 @@ class Tokenizer:
 
 
 class CharTokenizer(Tokenizer):
-    """Learned character vocabulary: ids 0 pad, 1 end-of-text, 2 unknown."""
+    """Learned character vocabulary: ids 0 pad, 1 end-of-text, 2 unknown,
+    then one id per character in `chars`' order. Unknown characters
+    detokenize to U+FFFD.
+
+    Args:
+        chars: the vocabulary's characters (`train` sorts them).
+        lowercase: lowercase text before looking it up.
+
+    Example:
+        tok = CharTokenizer(list(" Tabeo"))
+        tok.tokenize(["To be!"])  # [[4, 8, 3, 6, 7, 2]]: "!" is unknown (2)
+    """
 
     kind = "char"
     SPECIALS = ("<pad>", "<eot>", "<unk>")
@@ -221,6 +278,17 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def train(cls, texts: tf.data.Dataset, config: TokenizerConfig) -> "CharTokenizer":
+        """The most frequent characters of `texts` (all of them when
+        `config.vocab_size` is 0), read until `config.sample_mb` is seen.
+
+        Args:
+            texts: a dataset of string[n] batches.
+            config: the `TokenizerConfig` (`vocab_size`, `lowercase`, `sample_mb`).
+
+        Example:
+            CharTokenizer.train(tf.data.Dataset.from_tensor_slices(["abca"]).batch(1),
+                                TokenizerConfig(kind="char")).chars  # ['a', 'b', 'c']
+        """
         counts = collections.Counter()
         budget = int(config.sample_mb * 1e6)
         seen = 0
@@ -258,7 +326,15 @@ class _KerasHubTokenizer(Tokenizer):
 
 
 class ByteTokenizer(_KerasHubTokenizer):
-    """UTF-8 bytes 0..255 (byte 0 doubles as padding), end-of-text 256."""
+    """UTF-8 bytes 0..255 (byte 0 doubles as padding), end-of-text 256,
+    through keras-hub's `ByteTokenizer`. Nothing to learn.
+
+    Args:
+        lowercase: lowercase text before splitting it into bytes.
+
+    Example:
+        ByteTokenizer().tokenize(["Hé"])  # [[72, 195, 169]]
+    """
 
     kind = "byte"
     pad_id = 0
@@ -285,7 +361,18 @@ class ByteTokenizer(_KerasHubTokenizer):
 
 
 class CodepointTokenizer(_KerasHubTokenizer):
-    """Unicode code points below `vocab_size`; end-of-text is `vocab_size`."""
+    """Unicode code points below `vocab_size`; end-of-text is `vocab_size`,
+    through keras-hub's `UnicodeCodepointTokenizer`. Nothing to learn.
+
+    Args:
+        vocab_size: code points kept (0: all of Unicode, 0x110000); higher
+            ones map to keras-hub's replacement id.
+        lowercase: lowercase text before splitting it.
+
+    Example:
+        tok = CodepointTokenizer(256)
+        tok.tokenize(["Hé"]), tok.eot_id  # [[72, 233]], 256
+    """
 
     kind = "codepoint"
     pad_id = 0
@@ -313,7 +400,17 @@ class CodepointTokenizer(_KerasHubTokenizer):
 
 class WordPieceTokenizer(_KerasHubTokenizer):
     """keras-hub WordPiece; `[PAD]` 0, `[UNK]` 1, `[EOT]` 2, then `[CLS]`,
-    `[SEP]`, `[MASK]` for encoders (appended, so older vocabularies still load)."""
+    `[SEP]`, `[MASK]` for encoders (appended, so older vocabularies still load).
+
+    Args:
+        vocabulary: the pieces, in id order (`RESERVED` first, as `train`
+            writes them; "##" marks a piece that continues a word).
+        lowercase: lowercase text before splitting it.
+
+    Example:
+        tok = WordPieceTokenizer(WordPieceTokenizer.RESERVED + ["the", "cat", "##s"])
+        tok.tokenize(["the cats dog"])  # [[6, 7, 8, 1]]: "dog" is [UNK] (1)
+    """
 
     kind = "wordpiece"
     RESERVED = ["[PAD]", "[UNK]", "[EOT]", "[CLS]", "[SEP]", "[MASK]"]
@@ -350,6 +447,16 @@ class WordPieceTokenizer(_KerasHubTokenizer):
 
     @classmethod
     def train(cls, texts: tf.data.Dataset, config: TokenizerConfig) -> "WordPieceTokenizer":
+        """A vocabulary of about `config.vocab_size` pieces learned by keras-hub's
+        `compute_word_piece_vocabulary`.
+
+        Args:
+            texts: a dataset of string[n] batches.
+            config: the `TokenizerConfig` (`vocab_size`, `lowercase`).
+
+        Example:
+            tok = WordPieceTokenizer.train(texts, TokenizerConfig(kind="wordpiece", vocab_size=200))
+        """
         import keras_hub
 
         # Lowercase the way tokenizing will: keras-hub's `lowercase=True`
@@ -365,7 +472,17 @@ class WordPieceTokenizer(_KerasHubTokenizer):
 
 
 class SentencePieceTokenizer(_KerasHubTokenizer):
-    """keras-hub SentencePiece (unigram); pad 0, unk 1, bos 2, eos 3 = end-of-text."""
+    """keras-hub SentencePiece (unigram); pad 0, unk 1, bos 2, eos 3 = end-of-text.
+
+    Args:
+        proto: a serialized SentencePiece model (what `train` learns; saved
+            as `spm.model`).
+        lowercase: lowercase text before splitting it.
+
+    Example:
+        tok = SentencePieceTokenizer(Path("runs/x/tokenizer/spm.model").read_bytes())
+        tok.detokenize(tok.tokenize(["To be"]))  # [b"To be"] if it knows every character (NFKC-normalised)
+    """
 
     kind = "sentencepiece"
     pad_id = 0
@@ -390,6 +507,16 @@ class SentencePieceTokenizer(_KerasHubTokenizer):
 
     @classmethod
     def train(cls, texts: tf.data.Dataset, config: TokenizerConfig) -> "SentencePieceTokenizer":
+        """A unigram model of exactly `config.vocab_size` pieces, learned by
+        keras-hub's `compute_sentence_piece_proto`.
+
+        Args:
+            texts: a dataset of string[n] batches.
+            config: the `TokenizerConfig` (`vocab_size`, `lowercase`).
+
+        Example:
+            tok = SentencePieceTokenizer.train(texts, TokenizerConfig(kind="sentencepiece", vocab_size=200))
+        """
         import keras_hub
 
         from kerasllm.quiet import stderr_silenced
@@ -428,7 +555,16 @@ def unknown_characters(texts: list[str], tokenize, unk_id: int) -> list[str]:
 
 
 def unknown_characters_message(chars: list[str], most: int = 20) -> str:
-    """One warning line naming characters a model reads as unknown."""
+    """One warning line naming characters a model reads as unknown.
+
+    Args:
+        chars: the characters (`unknown_characters`' result).
+        most: name at most this many, then count the rest.
+
+    Example:
+        unknown_characters_message(["日", "本"])
+        # "2 characters not in the model's vocabulary, read as unknown (<unk>): '日' '本'"
+    """
     named = " ".join(repr(c) for c in chars[:most]) + (f" and {len(chars) - most} more" if len(chars) > most else "")
     return (f"{len(chars)} character{'s' if len(chars) != 1 else ''} not in the model's vocabulary, read as "
             f"unknown (<unk>): {named}")
@@ -450,7 +586,26 @@ def _sample(batches: tf.data.Dataset, config: TokenizerConfig) -> tf.data.Datase
 
 def train_tokenizer(config: TokenizerConfig, texts: tf.data.Dataset, label: str = "") -> Tokenizer:
     """Learns a tokenizer from a dataset of string batches (string[n] each;
-    the training split). `label` names it in the progress line ("source")."""
+    the training split). `label` names it in the progress line ("source").
+
+    `byte` and `codepoint` learn nothing; the others read non-empty lines
+    until `config.sample_mb` megabytes are seen.
+
+    Args:
+        config: the `TokenizerConfig` (`kind`, `vocab_size`, `lowercase`,
+            `sample_mb`).
+        texts: a dataset of string[n] batches.
+        label: a word for the progress line ("source", "target"), or "".
+
+    Returns:
+        A `Tokenizer` of `config.kind`; a `UserError` names an impossible
+        `vocab_size` or an empty text.
+
+    Example:
+        texts = tf.data.Dataset.from_tensor_slices(["To be, or not to be"] * 50).batch(16)
+        tok = train_tokenizer(TokenizerConfig(kind="char"), texts)
+        tok.vocabulary_size  # 3 specials + 9 distinct characters = 12
+    """
     if config.kind == "byte":
         return ByteTokenizer(lowercase=config.lowercase)
     if config.kind == "codepoint":
@@ -484,6 +639,18 @@ def _learn(config: TokenizerConfig, sample: tf.data.Dataset) -> Tokenizer:
 
 
 def load_tokenizer(directory: str | Path) -> Tokenizer:
+    """The tokenizer that `Tokenizer.save` wrote to `directory`.
+
+    Args:
+        directory: a directory holding `tokenizer.json` (a run's `tokenizer/`).
+
+    Returns:
+        A `Tokenizer`; a `UserError` when `tokenizer.json` is missing or
+        names an unknown kind.
+
+    Example:
+        tok = load_tokenizer("runs/smoke/tokenizer")
+    """
     directory = Path(directory)
     meta_path = directory / META_FILE
     if not meta_path.is_file():

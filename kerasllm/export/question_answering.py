@@ -35,7 +35,7 @@ def is_blank(texts):
         texts: string[batch] tensor.
 
     Example:
-        is_blank(tf.constant(["", " \u3000\n", "a "]))  # [True, True, False]
+        is_blank(tf.constant(["", "   ", "a "]))  # [True, True, False]
     """
     return tf.equal(tf.strings.length(tf.strings.regex_replace(texts, WHITESPACE, "")), 0)
 
