@@ -170,7 +170,14 @@ class Tokenizer:
 
     def unknown_characters(self, texts: list[str]) -> list[str]:
         """The distinct characters of `texts` this tokenizer reads as unknown
-        (in order of first appearance); [] for a kind without an unknown id."""
+        (in order of first appearance); [] for a kind without an unknown id.
+
+        Args:
+            texts: Python strings.
+
+        Example:
+            CharTokenizer(list("abc")).unknown_characters(["abxy", "x"])  # ['x', 'y']
+        """
         if self.unk_id is None:
             return []
         return unknown_characters(texts, lambda chars: self.tokenize(chars).to_list(), self.unk_id)
@@ -432,6 +439,8 @@ class WordPieceTokenizer(_KerasHubTokenizer):
         return len(self.vocabulary)
 
     def special_id(self, token: str) -> int:
+        """Id of `[CLS]`, `[SEP]` or `[MASK]`; a `UserError` asks to retrain a
+        vocabulary that predates them. See `Tokenizer.special_id`."""
         if token not in self.vocabulary:
             raise UserError(
                 f"tokenizer: the vocabulary has no {token}; question answering needs "

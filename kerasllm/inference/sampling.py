@@ -117,11 +117,15 @@ class RequestSampler(keras_hub.samplers.Sampler):
         return super().__call__(next_with_position, prompt, *args, **kwargs)
 
     def compute_probabilities(self, logits):
+        """keras-hub's hook: float32 softmax of `logits / temperature` (of
+        the logits as they are when greedy)."""
         logits = tf.cast(logits, tf.float32)
         scale = tf.where(self.temperature > 0, self.temperature, 1.0)
         return tf.nn.softmax(logits / scale)
 
     def get_next_token(self, probabilities):
+        """keras-hub's hook: int32[batch] ids, argmax when `temperature` is 0,
+        else a draw from the top-k/top-p candidates keyed by (seed, position)."""
         def draw():
             vocabulary = tf.shape(probabilities)[-1]
             k = tf.where(self.top_k > 0, tf.minimum(self.top_k, vocabulary), vocabulary)

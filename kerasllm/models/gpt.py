@@ -116,6 +116,16 @@ class GPTBackbone(keras_hub.models.Backbone):
         self.tie_embeddings = tie_embeddings
 
     def embed(self, token_ids, start_index=0):
+        """Token plus position embeddings (then dropout) of `token_ids` at
+        positions `start_index`.. (the cached decoding step's input).
+
+        Args:
+            token_ids: int[batch, t].
+            start_index: position of the first token (int or scalar tensor).
+
+        Example:
+            x = backbone.embed(tf.zeros([1, 1], tf.int32), start_index=5)  # (1, 1, hidden_dim)
+        """
         tokens = self.token_embedding(token_ids)
         positions = self.position_embedding(tokens, start_index=start_index)
         return self.embeddings_dropout(self.embeddings_add((tokens, positions)))
@@ -179,6 +189,19 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         the text (bench/generate_speed.py, docs/benchmarks.md). The
         arithmetic is the decoder's own: its sublayers' weights, the same
         causal attention.
+
+        Args:
+            token_ids: int[batch, t], the tokens at positions
+                `cache_update_index`..`cache_update_index + t - 1`.
+            cache: one (keys, values) pair per layer, as above.
+            cache_update_index: position of the first of `token_ids`.
+
+        Returns:
+            (logits float32[batch, t, vocabulary], hidden [batch, t,
+            hidden_dim], the updated cache).
+
+        Example:
+            logits, hidden, cache = lm.call_with_cache(next_ids, cache, position)
         """
         x = self.backbone.embed(token_ids, start_index=cache_update_index)
         next_cache = []
@@ -212,6 +235,20 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         and grows by `CACHE_CHUNK` when full, so each token's attention
         reads about the filled part of the cache, not the whole batch
         length. Otherwise the cache spans the whole batch length.
+
+        Args:
+            inputs: {"token_ids": int32[batch, length], "padding_mask":
+                bool[batch, length]} with each prompt's tokens marked, the
+                rest free to fill.
+            stop_token_ids: ids that end a row (None: fill every position).
+
+        Returns:
+            {"token_ids", "padding_mask"}: the filled ids, and true up to and
+            including each row's first stop token.
+
+        Example:
+            lm.sampler = RequestSampler(temperature, top_k, top_p, seed)  # inside an exported graph
+            out = lm.generate_step(batch.inputs(), stop_token_ids=(tokenizer.eot_id,))
         """
         token_ids = inputs["token_ids"]
         total = ops.shape(token_ids)[1]

@@ -80,6 +80,22 @@ class LSTMCausalLM(keras_hub.models.CausalLM):
 
     @decoding.no_autograph
     def generate_step(self, inputs, stop_token_ids=None):
+        """Fills `token_ids` after each prompt (marked by `padding_mask`),
+        feeding the prompt through both cells once, then one step per token.
+
+        Args:
+            inputs: {"token_ids": int32[batch, length], "padding_mask":
+                bool[batch, length]}.
+            stop_token_ids: ids that end a row (None: fill every position).
+
+        Returns:
+            {"token_ids", "padding_mask"}, as `GPTCausalLM.generate_step`.
+
+        Example:
+            lm.sampler = keras_hub.samplers.GreedySampler()
+            out = lm.generate_step({"token_ids": tf.constant([[1, 5, 0, 0]]),
+                                    "padding_mask": tf.constant([[True, True, False, False]])})
+        """
         token_ids = inputs["token_ids"]
         index = decoding.first_free_index(inputs["padding_mask"])
         cache = ops.zeros([ops.shape(token_ids)[0], 2, 2, self.units], dtype=self.compute_dtype)

@@ -118,6 +118,16 @@ class Seq2SeqBackbone(keras_hub.models.Backbone):
         self.shared_embeddings = shared_embeddings
 
     def encode(self, token_ids, padding_mask):
+        """The encoder's output for source ids: embeddings, encoder blocks,
+        final layer norm.
+
+        Args:
+            token_ids: int[batch, source length].
+            padding_mask: bool[batch, source length], true on real tokens.
+
+        Example:
+            encoded = backbone.encode(ids, mask)  # (batch, source length, hidden_dim)
+        """
         tokens = self.encoder_token_embedding(token_ids)
         x = self.encoder_dropout(tokens + self.encoder_position_embedding(tokens))
         for layer in self.encoder_layers:
@@ -125,6 +135,15 @@ class Seq2SeqBackbone(keras_hub.models.Backbone):
         return self.encoder_norm(x)
 
     def embed_target(self, token_ids, start_index):
+        """Target token plus position embeddings at positions `start_index`..
+
+        Args:
+            token_ids: int[batch, t].
+            start_index: position of the first token.
+
+        Example:
+            x = backbone.embed_target(tf.ones([2, 1], tf.int32), start_index=3)  # (2, 1, hidden_dim)
+        """
         tokens = self.decoder_token_embedding(token_ids)
         return self.decoder_dropout(tokens + self.decoder_position_embedding(tokens, start_index=start_index))
 
@@ -168,7 +187,26 @@ class Seq2SeqTranslator(keras_hub.models.Seq2SeqLM):
                                 fill_cross_cache=False):
         """Decoder pass over `token_ids` at positions from `index`. Caches are
         (batch, layers, 2, length, heads, head_dim); the cross-attention one
-        is filled once (`fill_cross_cache`) and then only read."""
+        is filled once (`fill_cross_cache`) and then only read.
+
+        Args:
+            encoded: the encoder's output (`Seq2SeqBackbone.encode`).
+            encoder_padding_mask: bool[batch, source length].
+            token_ids: int[batch, t], the target tokens at `index`...
+            self_cache: the decoder self-attention cache.
+            cross_cache: the cross-attention cache.
+            index: position of the first of `token_ids`.
+            fill_cross_cache: compute the cross-attention keys and values
+                (the first call) instead of reading them.
+
+        Returns:
+            (logits float32[batch, t, target vocabulary], hidden, self_cache,
+            cross_cache).
+
+        Example:
+            logits, hidden, self_cache, cross_cache = model.call_decoder_with_cache(
+                encoded, source_mask, next_ids, self_cache, cross_cache, position)
+        """
         b = self.backbone
         x = b.embed_target(token_ids, index)
         next_self, next_cross = [], []
@@ -189,7 +227,21 @@ class Seq2SeqTranslator(keras_hub.models.Seq2SeqLM):
     @decoding.no_autograph
     def generate_step(self, inputs, stop_token_ids=None):
         """Fills `decoder_token_ids` after each row's prompt (its
-        `decoder_padding_mask`), translating `encoder_token_ids`."""
+        `decoder_padding_mask`), translating `encoder_token_ids`.
+
+        Args:
+            inputs: the four-tensor dict `translation_inputs` builds.
+            stop_token_ids: ids that end a row (None: fill every position).
+
+        Returns:
+            {"decoder_token_ids", "decoder_padding_mask"}: the filled ids,
+            and true up to and including each row's first stop token.
+
+        Example:
+            model.sampler = BeamSearch(num_beams=4, length_penalty=0.6)
+            out = model.generate_step(translation_inputs(src_tok, tgt_tok, sources, 64),
+                                      stop_token_ids=(tgt_tok.eot_id,))
+        """
         b = self.backbone
         source, source_mask = inputs["encoder_token_ids"], inputs["encoder_padding_mask"]
         prompt, prompt_mask = inputs["decoder_token_ids"], inputs["decoder_padding_mask"]
