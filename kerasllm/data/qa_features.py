@@ -171,6 +171,21 @@ def _max_context(context_ids, example, k, c_pos, wl, is_context, context_index, 
     return is_context & tf.equal(rank, tf.gather(best_rank, token))
 
 
+def _window_spans(q_len, c_len, seq_len: int, doc_stride: int):
+    """Where each window reads its example's context: (example index,
+    window number within its example, first context token, context tokens),
+    each [W]. Short questions leave more room for the context."""
+    room = seq_len - 3 - q_len
+    stride = tf.minimum(tf.constant(doc_stride, tf.int64), room)
+    extra = tf.maximum(c_len - room, 0)
+    n_windows = 1 + (extra + stride - 1) // stride
+    example = tf.repeat(tf.range(tf.size(n_windows, out_type=tf.int64)), n_windows)
+    k = tf.ragged.range(n_windows).flat_values
+    win_start = k * tf.gather(stride, example)
+    win_len = tf.minimum(tf.gather(room, example), tf.gather(c_len, example) - win_start)
+    return example, k, win_start, win_len
+
+
 @_no_autograph
 def make_windows(
     question_ids,
@@ -213,16 +228,7 @@ def make_windows(
             f"(and both it and doc_stride={doc_stride} must be at least 1)"
         )
     q_len = tf.minimum(question_ids.row_lengths(), max_question_tokens)
-    c_len = context_ids.row_lengths()
-    room = seq_len - 3 - q_len  # per example: short questions leave more room
-    stride = tf.minimum(tf.constant(doc_stride, tf.int64), room)
-    extra = tf.maximum(c_len - room, 0)
-    n_windows = 1 + (extra + stride - 1) // stride
-
-    example = tf.repeat(tf.range(tf.size(n_windows, out_type=tf.int64)), n_windows)
-    k = tf.ragged.range(n_windows).flat_values  # window number within its example
-    win_start = k * tf.gather(stride, example)
-    win_len = tf.minimum(tf.gather(room, example), tf.gather(c_len, example) - win_start)
+    example, k, win_start, win_len = _window_spans(q_len, context_ids.row_lengths(), seq_len, doc_stride)
 
     p = tf.range(seq_len, dtype=tf.int64)[tf.newaxis]
     ql = tf.gather(q_len, example)[:, tf.newaxis]
