@@ -69,7 +69,8 @@ def _train(config: str, run_dir: Path, settings: list, workers: int = 0) -> floa
 
 def _gradient_bytes(config_path: Path) -> dict:
     from kerasllm import config as config_lib
-    from kerasllm.models import build_model, build_translator
+    from kerasllm.models import build_translator
+    from kerasllm.tasks import build_model
 
     config = config_lib.load(config_path)
     vocabulary = config.tokenizer.vocab_size if config.tokenizer.kind in ("wordpiece", "sentencepiece") else 256

@@ -339,12 +339,13 @@ def generate(ctx, model_dir, run_dir, prompts, input_path, max_new_tokens, tempe
     prompts = _utf8_args(prompts, "PROMPT") + from_file
     stop = [_unescape(s, "--stop") for s in _utf8_args(stop, "--stop")]
     _after_tf_import(ctx.obj["verbose"])
+    from kerasllm import tasks
     from kerasllm.export import client as client_lib
 
     if beams > 1 and num_samples > 1:
         raise UserError(f"--beams {beams} with --num-samples {num_samples}: beam search is deterministic and would "
                         "print the same text each time; drop --num-samples, or sample (--beams 1)")
-    lm = client_lib.LanguageModelClient.open(model=model_dir, run=run_dir, beams=beams)
+    lm = tasks.open_client("generate", model=model_dir, run=run_dir, beams=beams)
     prompts = prompts or [""]
     lm.warn_unknown_characters(prompts)
     settings = dict(temperature=temperature, top_k=top_k, top_p=top_p)
@@ -396,9 +397,9 @@ def score(ctx, model_dir, run_dir, file, input_path):
     _after_tf_import(ctx.obj["verbose"])
     import math
 
-    from kerasllm.export.client import LanguageModelClient
+    from kerasllm import tasks
 
-    lm = LanguageModelClient.open(model=model_dir, run=run_dir)
+    lm = tasks.open_client("score", model=model_dir, run=run_dir)
     lm.warn_unknown_characters(lines)
     total_log_prob, total_tokens = 0.0, 0
     click.echo("log_prob\tnum_tokens\tperplexity")
@@ -445,7 +446,7 @@ def export(ctx, run_dir, name, version, base_dir, beams, beam_search_width, leng
     export: --beam-search-width.
     """
     _check_run_dir(run_dir)
-    width = _export_width(ctx, _run_model_kind(run_dir), beams, beam_search_width)
+    width = _export_width(ctx, run_dir, beams, beam_search_width)
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.export.runs import export_run
 
@@ -453,34 +454,20 @@ def export(ctx, run_dir, name, version, base_dir, beams, beam_search_width, leng
         click.echo(json.dumps(export_run(run_dir, name, base_dir, version, width, length_penalty)))
 
 
-def _run_model_kind(run_dir: str) -> str | None:
-    """A run's model.kind, read without TensorFlow; None where its config
-    cannot be read (loading the run then says why)."""
-    import yaml
+def _export_width(ctx, run_dir: str, beams: int, beam_search_width: int) -> int:
+    """The one width `export_run` takes, as the run's task reads the two
+    options (`Task.export_width`: a translator's default --beams, a language
+    model's --beam-search-width); an option given for a task it does not
+    apply to is a mistake, answered before TensorFlow loads."""
+    from kerasllm import tasks
 
-    try:
-        with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
-            return yaml.safe_load(f)["model"]["kind"]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
-        return None
-
-
-def _export_width(ctx, kind: str | None, beams: int, beam_search_width: int) -> int:
-    """The one width `export_run` takes for the run's kind: a translator's
-    default --beams, or a language model's --beam-search-width. An option
-    given for a kind it does not apply to is a mistake (before --beams got
-    its one meaning, `--beams` set a language model's beam_search width)."""
     given = {name for name in ("beams", "beam_search_width")
              if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
-    if kind == "seq2seq":
-        if "beam_search_width" in given:
-            raise UserError("--beam-search-width: a translator has no beam_search signature; "
-                            "its requests choose their width, --beams sets the default")
-        return beams
-    if kind in ("gpt", "lstm") and "beams" in given and beams != 1:
-        raise UserError(f"--beams {beams}: a language model's requests do not choose a width; for the width of its "
-                        f"beam_search signature give --beam-search-width {beams}")
-    return beam_search_width
+    try:
+        task = tasks.for_run(run_dir)
+    except UserError:
+        return beam_search_width  # loading the run then says what is wrong with it
+    return task.export_width(given, beams, beam_search_width)
 
 
 @cli.command(epilog="""\b
@@ -542,9 +529,9 @@ def translate(ctx, model_dir, run_dir, sentences, input_path, beams, length_pena
     if not sentences:
         raise UserError("nothing to translate: give sentences as arguments or with --input")
     _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.export.client import TranslatorClient
+    from kerasllm import tasks
 
-    translator = TranslatorClient.open(model=model_dir, run=run_dir)
+    translator = tasks.open_client("translate", model=model_dir, run=run_dir)
     # The translator's max_length counts the decoder's start token, so
     # max_length - 1 tokens are new.
     limit = translator.max_length
@@ -583,9 +570,9 @@ def qa(ctx, model_dir, run_dir, questions, context, input_path):
     else:
         _utf8_args([context], "--context", numbered=False)
     _after_tf_import(ctx.obj["verbose"])
-    from kerasllm.export.client import QuestionAnsweringClient
+    from kerasllm import tasks
 
-    client = QuestionAnsweringClient.open(model=model_dir, run=run_dir)
+    client = tasks.open_client("qa", model=model_dir, run=run_dir)
     for result in client.answer(questions, [context] * len(questions)):
         click.echo(json.dumps(result, ensure_ascii=False))
 
@@ -610,10 +597,10 @@ def _read_text(path: str, what: str) -> str:
 def prepare(ctx, config_path, overrides, out, shard_mb, data_dir, quiet):
     """Tokenize a corpus once into TFRecord shards; train with --set data.prepared=OUT."""
     from kerasllm import config as config_lib
+    from kerasllm import tasks
 
     config = config_lib.load(config_path, list(overrides))
-    if config.model.kind == "seq2seq":
-        raise UserError(f"{config_path}: `prepare` writes language-model shards; translation runs read their pairs directly")
+    tasks.for_config(config).check_prepare(config_path)
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.data.prepare import prepare as run_prepare
 

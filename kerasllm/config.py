@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import yaml
 
+from kerasllm import task_registry
 from kerasllm.errors import UserError
 
 _SERVICE_ADDRESS = re.compile(r"^grpc://(?P<host>[^:/\s]+):(?P<port>\d{1,5})$")
@@ -222,88 +223,34 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(applicable_only=True), sort_keys=False, allow_unicode=True)
 
 
-# The kinds of run: model.kind, and for an encoder its head.
-LANGUAGE_MODELS = ("gpt", "lstm")
-TRANSLATION = ("seq2seq",)
-MASKED_LM = ("encoder/masked_lm",)
-QUESTION_ANSWERING = ("encoder/span",)
-ENCODERS = MASKED_LM + QUESTION_ANSWERING
-TRANSFORMERS = ("gpt",) + TRANSLATION + ENCODERS
-
-# The keys that only some kinds of run use, with those kinds (read off the
-# code that uses each key); every key not listed here applies to all kinds.
-# A run's config.yaml and TensorBoard hparams hold only its kind's keys, and
-# only those count towards its identity (a resumed run is not refused over
-# a key it never reads). A section (data.cleaning) is kept or left out whole.
-KIND_KEYS = {
-    # Text read as documents and packed into blocks (language models and
-    # masked-LM pretraining: kerasllm.data.sources, pipelines, corpus, shards).
-    "data.document": LANGUAGE_MODELS + MASKED_LM,
-    "data.field": LANGUAGE_MODELS + MASKED_LM,
-    "data.prepared": LANGUAGE_MODELS + MASKED_LM,
-    "data.split_group": LANGUAGE_MODELS + MASKED_LM,
-    # Sentence pairs (kerasllm.data.paired_text, pair_corpus, pair_batches).
-    "data.source_field": TRANSLATION,
-    "data.target_field": TRANSLATION,
-    "data.strict": TRANSLATION,
-    "data.test_fraction": TRANSLATION,
-    "tokenizer.shared": TRANSLATION,
-    # Question answering reads SQuAD text as it is (kerasllm.data.qa_data).
-    "data.cleaning": LANGUAGE_MODELS + TRANSLATION + MASKED_LM,
-    "model.head": ENCODERS,
-    "model.num_layers": TRANSFORMERS,  # the LSTM has one encoder and one decoder layer
-    "model.num_heads": TRANSFORMERS,
-    "model.intermediate_dim": TRANSFORMERS,
-    "model.tie_embeddings": ("gpt",) + TRANSLATION,  # keras-hub's BERT heads always tie
-    "model.embedding_dim": ("lstm",),
-    "model.doc_stride": QUESTION_ANSWERING,
-    "model.max_question_tokens": QUESTION_ANSWERING,
-    "model.max_answer_tokens": QUESTION_ANSWERING,
-    "model.question_match": QUESTION_ANSWERING,
-    "train.label_smoothing": TRANSLATION,
-    "train.mask_rate": MASKED_LM,
-    "train.init_from": ENCODERS,
-    "train.data_service": LANGUAGE_MODELS,
-    "train.sample_prompt": LANGUAGE_MODELS,
-    "train.sample_tokens": LANGUAGE_MODELS,
-    "train.num_samples": LANGUAGE_MODELS + TRANSLATION + QUESTION_ANSWERING,  # pretraining shows no samples
-}
-
-
-def run_kind(model: "ModelConfig | dict") -> str:
-    """The kind of run a model config makes: gpt, lstm, seq2seq,
-    encoder/masked_lm or encoder/span (the keys of `KIND_KEYS`' lists).
+def applies(key: str, task) -> bool:
+    """Whether the dotted config `key` (or a key inside it) is read by runs
+    of `task`: a key that some registered task lists in its `config_keys`
+    applies only to the tasks that list it; every other key applies to all.
 
     Example:
-        run_kind(ModelConfig(kind="encoder", head="span"))  # "encoder/span"
+        applies("model.doc_stride", task_registry.get("gpt"))  # False
     """
-    values = model if isinstance(model, dict) else dataclasses.asdict(model)
-    kind = values.get("kind", ModelConfig.kind)
-    return f"{kind}/{values.get('head', ModelConfig.head)}" if kind == "encoder" else kind
-
-
-def applies(key: str, kind: str) -> bool:
-    """Whether the dotted config `key` (or a key inside it) is used by runs of `kind`."""
-    for listed, kinds in KIND_KEYS.items():
+    for listed in task_registry.kind_specific_keys():
         if key == listed or key.startswith(listed + "."):
-            return kind in kinds
+            return any(key == own or key.startswith(own + ".") for own in task.config_keys)
     return True
 
 
 def applicable_keys(values: dict) -> dict:
-    """A nested config dict without the keys its run kind does not use
-    (`KIND_KEYS`); the kind is read from the dict itself.
+    """A nested config dict without the keys its task does not read
+    (`applies`); the task is read from the dict's own model section.
 
     Example:
         applicable_keys(RunConfig().to_dict())["model"]  # a gpt model: no doc_stride, no head
     """
-    kind = run_kind(values.get("model") or {})
+    task = task_registry.for_model(values.get("model") or {})
 
     def keep(node: dict, prefix: str) -> dict:
         out = {}
         for key, value in node.items():
             path = f"{prefix}.{key}" if prefix else str(key)
-            if applies(path, kind):
+            if applies(path, task):
                 out[key] = keep(value, path) if isinstance(value, dict) else value
         return out
 
@@ -315,8 +262,6 @@ _CHOICES = {
     "data.document": ("file", "line"),
     "data.cleaning.normalize": ("NFC", "NFKC", "none"),
     "tokenizer.kind": ("char", "byte", "codepoint", "wordpiece", "sentencepiece"),
-    "model.kind": ("gpt", "lstm", "seq2seq", "encoder"),
-    "model.head": ("span", "masked_lm"),
     "train.optimizer": ("adamw", "adam"),
     "train.schedule": ("cosine", "constant"),
     "train.precision": ("float32", "mixed_bfloat16", "auto"),
@@ -491,7 +436,13 @@ def _get(config: RunConfig, path: str):
     return node
 
 
-def _check(cond: bool, where: str, message: str) -> None:
+def require(cond: bool, where: str, message: str) -> None:
+    """Raises `UserError("{where}: {message}")` unless `cond` holds: the one
+    shape of a config mistake (tasks' `validate` uses it too).
+
+    Example:
+        require(m.seq_len >= 2, "configs/x.yaml", "model.seq_len must be at least 2")
+    """
     if not cond:
         raise UserError(f"{where}: {message}")
 
@@ -500,65 +451,41 @@ def validate(config: RunConfig, where: str = "config") -> None:
     """Rejects impossible values with the key path and the fix."""
     for path, choices in _CHOICES.items():
         node = _get(config, path)
-        _check(node in choices, where, f"{path} must be one of {', '.join(choices)}, got {node!r}")
+        require(node in choices, where, f"{path} must be one of {', '.join(choices)}, got {node!r}")
     m, t, d = config.model, config.train, config.data
-    _check(bool(config.name) and "/" not in config.name, where, "name must be a non-empty word without '/'")
+    require(bool(config.name) and "/" not in config.name, where, "name must be a non-empty word without '/'")
     for path, low in _MINIMUMS.items():
         value = _get(config, path)
-        _check(value >= low, where, f"{path} must be at least {low}, got {value}")
-    if m.kind == "gpt":
-        _check(
-            m.hidden_dim % m.num_heads == 0,
-            where,
-            f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_heads ({m.num_heads})",
-        )
-    _check(0.0 <= m.dropout < 1.0, where, f"model.dropout must be in [0, 1), got {m.dropout}")
-    _check(0.0 < d.val_fraction < 1.0, where, f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
-    _check(0.0 <= d.test_fraction < 1.0 - d.val_fraction, where,
+        require(value >= low, where, f"{path} must be at least {low}, got {value}")
+    require(0.0 <= m.dropout < 1.0, where, f"model.dropout must be in [0, 1), got {m.dropout}")
+    require(0.0 < d.val_fraction < 1.0, where, f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
+    require(0.0 <= d.test_fraction < 1.0 - d.val_fraction, where,
            f"data.test_fraction must be in [0, 1 - data.val_fraction), got {d.test_fraction}")
-    _check(t.learning_rate > 0, where, "train.learning_rate must be positive")
-    _check(0.0 <= t.label_smoothing < 1.0, where, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
-    if m.kind == "encoder":
-        _check(config.tokenizer.kind == "wordpiece", where, "model.kind encoder needs tokenizer.kind: wordpiece "
-               "(its [CLS], [SEP] and [MASK] tokens)")
-        _check(0.0 < t.mask_rate < 1.0, where, f"train.mask_rate must be in (0, 1), got {t.mask_rate}")
-        _check(m.head != "span" or m.max_question_tokens + 4 <= m.seq_len, where,
-               f"model.max_question_tokens ({m.max_question_tokens}) leaves no room for context in model.seq_len "
-               f"({m.seq_len}); lower it or raise model.seq_len")
-        _check(1 <= m.doc_stride, where, "model.doc_stride must be at least 1")
-        _check(1 <= m.max_answer_tokens, where, "model.max_answer_tokens must be at least 1")
-        # A window holds [CLS], at least one question token and two [SEP]s.
-        _check(m.head != "span" or m.max_answer_tokens <= m.seq_len - 4, where,
-               f"model.max_answer_tokens ({m.max_answer_tokens}) is longer than any window's context can be "
-               f"(model.seq_len {m.seq_len} - 4); lower it or raise model.seq_len")
-        c = d.cleaning
-        _check(m.head != "span" or not (c.lowercase or c.normalize == "NFKC" or c.drop_empty or c.dedupe), where,
-               "data.cleaning: question answering reads SQuAD text as it is (answers are character offsets into "
-               "it, and the tokenizer lowercases if it was built to); remove the data.cleaning settings")
-        _check(m.head == "span" or not m.question_match, where,
-               "model.question_match marks question words in a context; it applies to model.head span only")
-    else:
-        _check(not t.init_from, where, "train.init_from: only encoder runs start from another run's weights")
-    if m.kind in ("seq2seq", "encoder"):
-        _check(m.hidden_dim % m.num_heads == 0, where,
-               f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_heads ({m.num_heads})")
+    require(t.learning_rate > 0, where, "train.learning_rate must be positive")
+    require(0.0 <= t.label_smoothing < 1.0, where, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
     for key in ("beta_1", "beta_2"):
         value = getattr(t, key)
-        _check(0.0 <= value < 1.0, where, f"train.{key} must be in [0, 1), got {value}")
+        require(0.0 <= value < 1.0, where, f"train.{key} must be in [0, 1), got {value}")
     if t.data_service:
         try:
             parse_address(t.data_service)
         except UserError as e:
             raise UserError(f"{where}: {e}") from None
-        _check(m.kind in ("gpt", "lstm"), where, "train.data_service feeds language models; translation and "
-               "question-answering runs read their data locally")
-        _check(t.strategy != "multi_worker", where,
+        require(t.strategy != "multi_worker", where,
                "train.data_service: not with train.strategy multi_worker (each worker would start its own pass); "
                "use one trainer with mirrored devices")
     tk = config.tokenizer
     if tk.kind in ("wordpiece", "sentencepiece"):
-        _check(tk.vocab_size >= 16, where, f"tokenizer.vocab_size must be at least 16 for {tk.kind}")
-    _check(0 < tk.sample_mb < 1e9, where, "tokenizer.sample_mb must be a positive number of megabytes")
+        require(tk.vocab_size >= 16, where, f"tokenizer.vocab_size must be at least 16 for {tk.kind}")
+    require(0 < tk.sample_mb < 1e9, where, "tokenizer.sample_mb must be a positive number of megabytes")
+    # What only some kinds of run check: the task's own rules (and an
+    # unknown model.kind or model.head is refused here, naming the
+    # registered ones).
+    try:
+        task = task_registry.for_model(m)
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
+    task.validate(config, where)
 
 
 # Sections that define what a run directory holds; a run directory written
@@ -568,7 +495,7 @@ IDENTITY_KEYS = ("data", "tokenizer", "model", "train.batch_size", "train.seed",
 
 
 def identity(config: RunConfig | dict) -> dict:
-    """The values of `IDENTITY_KEYS` that apply to the run's kind (`KIND_KEYS`):
+    """The values of `IDENTITY_KEYS` that apply to the run's task (`applies`):
     a key the run never reads is not part of what its directory holds, so a
     config.yaml written with or without it (older kerasllm wrote every key)
     belongs to the same run."""

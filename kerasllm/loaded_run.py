@@ -1,7 +1,8 @@
 """A trained run, loaded for use: its config, tokenizer(s) and best weights.
 
 Why its own module: inference, evaluation and export all start from a
-trained run, and loading one needs the models and the tokenizers (data).
+trained run, and loading one needs the run's task (which builds its model
+and loads its tokenizers, through `kerasllm.task_registry`).
 It sits one layer above models/data and below inference, evaluation and
 export, so none of those three has to import another to load a run
 (`RunDir`, the directory layout alone, is `kerasllm.run_dir`'s, below data).
@@ -15,12 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from kerasllm import config as config_lib
-from kerasllm.data.tokenizers import load_tokenizer
+from kerasllm import task_registry
 from kerasllm.errors import UserError
-from kerasllm.models import build_model
 from kerasllm.run_dir import RunDir
 
 
@@ -51,22 +49,7 @@ def load_run(run_dir: str) -> LoadedRun:
     weights = run.inference_weights()
     if weights is None:
         raise UserError(f"--run {run_dir}: no weights saved yet; train longer (see train.save_every_steps)")
-    if config.model.kind == "seq2seq":
-        from kerasllm.data.pair_corpus import load_pair_tokenizers
-        from kerasllm.models import build_translator
-
-        tokenizer, target_tokenizer = load_pair_tokenizers(run.root)
-        model = build_translator(config.model, tokenizer, target_tokenizer)
-        ids, mask = np.zeros((1, 2), "int32"), np.ones((1, 2), bool)
-        model({"encoder_token_ids": ids, "encoder_padding_mask": mask, "decoder_token_ids": ids, "decoder_padding_mask": mask})
-    elif config.model.kind == "encoder":
-        from kerasllm.models.encoder import encoder_model
-
-        tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
-        model = encoder_model(config.model, tokenizer.vocabulary_size)
-    else:
-        tokenizer = target_tokenizer = load_tokenizer(run.tokenizer)
-        model = build_model(config.model, tokenizer.vocabulary_size)
-        model(np.zeros((1, 2), "int32"))
+    # The run's task builds its model and loads its tokenizer(s).
+    model, tokenizer, target_tokenizer = task_registry.for_model(config.model).load_model(config, run)
     run.load_inference_weights(model)
     return LoadedRun(config, tokenizer, model, target_tokenizer)

@@ -12,14 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS = [
     "cli",
-    "(kerasllm.tasks)",
+    "kerasllm.tasks",
     "kerasllm.evaluation | kerasllm.export",
     "kerasllm.training",
     "kerasllm.inference",
     "kerasllm.loaded_run",
     "kerasllm.models | kerasllm.data",
     "kerasllm.config | kerasllm.progress | kerasllm.run_dir",
-    "kerasllm.errors | kerasllm.quiet | kerasllm.files | kerasllm.compat",
+    "kerasllm.task_registry",
+    "kerasllm.errors | kerasllm.quiet | kerasllm.files | kerasllm.compat | kerasllm.version",
 ]
 
 

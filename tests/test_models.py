@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from kerasllm.config import ModelConfig
-from kerasllm.models import build_model, max_context
+from kerasllm.models import max_context
+from kerasllm.tasks import build_model
 
 
 def _config(**changes):

@@ -136,7 +136,7 @@ def test_loading_a_checkpoint_for_inference_is_quiet(runs):
     import warnings
 
     from kerasllm import config as config_lib
-    from kerasllm.models.encoder import encoder_model
+    from kerasllm.tasks import build_model as encoder_model
     from kerasllm.run_dir import RunDir
 
     run = RunDir(runs[0] / "mlm")

@@ -1,5 +1,5 @@
 """A run's config.yaml and TensorBoard hparams hold only the keys its kind of
-run uses (`kerasllm.config.KIND_KEYS`); loading them gives the same config
+run uses (each task's `config_keys`); loading them gives the same config
 back, and a run whose older config.yaml holds every key still resumes."""
 
 import shutil

@@ -1,7 +1,7 @@
 """Evaluation: metrics of trained runs on held-out data.
 
-Each kind of run is scored on the splits it has (`SPLITS`, the default
-first); any other `--split` is refused before TensorFlow loads, naming the
+Each kind of run is scored on the splits its task has (`Task.splits`, the
+default first); any other `--split` is refused before TensorFlow loads, naming the
 valid ones. Every result names the run and the split.
 
 Example:
@@ -10,21 +10,23 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["SPLITS", "evaluate_run", "resolve_split"]
+__all__ = ["evaluate_run", "resolve_split", "splits"]
 
-# The splits a run of each kind (`kerasllm.config.run_kind`) can be scored
-# on, its default first. `train` is the training data itself: a score there
-# measures fit, not generalisation, and the result says so.
-SPLITS = {
-    "gpt": ("validation", "train"),
-    "lstm": ("validation", "train"),
-    "encoder/masked_lm": ("validation", "train"),
-    "seq2seq": ("test", "validation", "train"),
-    # dev: the registered dataset's dev file; validation: articles held out of its training file.
-    "encoder/span": ("dev", "validation"),
-}
-_DESCRIPTIONS = {"gpt": "language-model", "lstm": "language-model", "encoder/masked_lm": "masked-LM pretraining",
-                 "seq2seq": "translation", "encoder/span": "question-answering"}
+from kerasllm import task_registry
+
+
+def splits() -> dict:
+    """The splits a run of each task (by `task_registry.name`) is scored on,
+    its default first (each task's `splits`). `train` is the training data
+    itself: a score there measures fit, not generalisation, and the result
+    says so.
+
+    Example:
+        splits()["seq2seq"]  # ("test", "validation", "train")
+    """
+    return {task_registry.name(t): t.splits for t in task_registry.all_tasks()}
+
+
 TRAINING_SPLIT_NOTE = "train is the training split: these scores measure fit to the training data, not held-out quality"
 
 
@@ -51,12 +53,12 @@ def resolve_split(run_dir, split: str | None):
     if not config_path.is_file():
         raise UserError(f"--run {run_dir}: not a run directory (no config.yaml); train one with `kerasllm train`")
     config = config_lib.load(config_path)
-    kind = config_lib.run_kind(config.model)
-    valid = SPLITS[kind]
+    task = task_registry.for_model(config.model)
+    valid = task.splits
     if split is None:
         return config, valid[0]
     if split not in valid:
-        raise UserError(f"--split {split}: {_DESCRIPTIONS[kind]} runs are scored on {', '.join(valid)} "
+        raise UserError(f"--split {split}: {task.description} runs are scored on {', '.join(valid)} "
                         f"(default {valid[0]})")
     return config, split
 
@@ -72,7 +74,7 @@ def evaluate_run(run_dir: str, data_dir=None, split: str | None = None, beams: i
     Args:
         run_dir: a run directory from `kerasllm train`.
         data_dir: where the datasets are (default: $KERASLLM_DATA_DIR).
-        split: one of `SPLITS` for the run's kind, or None for its default.
+        split: one of the run's task's `splits`, or None for its default.
         beams, length_penalty: translation only: the beam search scored.
 
     Raises:
@@ -82,23 +84,7 @@ def evaluate_run(run_dir: str, data_dir=None, split: str | None = None, beams: i
         evaluate_run("runs/spa-eng", split="validation", beams=4)["bleu"]
     """
     config, split = resolve_split(run_dir, split)
-    model = config.model
-    if model.kind == "seq2seq":
-        from kerasllm.evaluation.translation import evaluate_translation
-
-        result = evaluate_translation(run_dir, data_dir, split, beams, length_penalty)
-    elif model.kind == "encoder" and model.head == "span":
-        from kerasllm.evaluation.question_answering import evaluate_qa
-
-        result = evaluate_qa(run_dir, data_dir, split)
-    elif model.kind == "encoder":  # masked-LM pretraining
-        from kerasllm.evaluation.language_model import evaluate_masked_lm
-
-        result = evaluate_masked_lm(run_dir, data_dir, split)
-    else:
-        from kerasllm.evaluation.language_model import evaluate_lm
-
-        result = evaluate_lm(run_dir, data_dir, split)
+    result = task_registry.for_model(config.model).evaluate(run_dir, data_dir, split, beams, length_penalty)
     named = {"run": str(run_dir), "split": split}
     if split == "train":
         named["note"] = TRAINING_SPLIT_NOTE

@@ -25,6 +25,7 @@ import random
 import numpy as np
 import tensorflow as tf
 
+from kerasllm import task_registry
 from kerasllm.errors import UserError, warn
 from kerasllm.inference.generate import Generated, default_new_tokens, warn_truncated
 from kerasllm.inference.windows import continue_rows, window_keep
@@ -45,9 +46,9 @@ def load_saved_model(path, kind: str):
         raise UserError(f"--model {path}: {meta_path} is missing; was this exported by `kerasllm export`?")
     meta = json.loads(meta_path.read_text())
     if meta.get("kind") != kind:
-        hint = {"translator": "use `kerasllm translate`", "question_answering": "use `kerasllm qa`"}.get(
-            meta.get("kind"), "use `kerasllm generate`")
-        raise UserError(f"--model {path}: a {meta.get('kind')} model, not a {kind.replace('_', ' ')}; {hint}")
+        owner = task_registry.for_serving_kind(meta.get("kind"))
+        hint = f"; use `kerasllm {owner.commands[0]}`" if owner is not None and owner.commands else ""
+        raise UserError(f"--model {path}: a {meta.get('kind')} model, not a {kind.replace('_', ' ')}{hint}")
     return tf.saved_model.load(str(directory)), meta
 
 
@@ -103,16 +104,7 @@ class LanguageModelClient:
         from kerasllm.export.xla_free import no_xla_ops
         from kerasllm.loaded_run import load_run
 
-        lm = load_run(run_dir)
-        kind = lm.config.model.kind
-        if kind == "seq2seq":
-            raise UserError(f"--run {run_dir}: a translation run; use `kerasllm translate --run {run_dir}`")
-        if kind == "encoder":
-            what = ("a question-answering run; use `kerasllm qa --run " + str(run_dir) + "`"
-                    if lm.config.model.head == "span" else
-                    "a masked-LM pretraining run: an encoder, which neither generates nor scores text; fine-tune "
-                    "it for questions (configs/squad-qa.yaml) or train a GPT run")
-            raise UserError(f"--run {run_dir}: {what}")
+        lm = load_run(run_dir)  # `kerasllm.tasks.open_client` has checked it is a language model
         module = LanguageModelModule(lm.model, lm.tokenizer, beams=max(beams, 1))
         meta = {**module.meta(), "tokenizer": lm.tokenizer.kind}
         return cls(module, meta, trace_context=no_xla_ops, slides=True)
@@ -280,12 +272,7 @@ class TranslatorClient:
         from kerasllm.loaded_run import load_run
         from kerasllm.inference.translate import translate
 
-        lm = load_run(run)
-        kind = lm.config.model.kind
-        if kind != "seq2seq":
-            hint = ("a question-answering or masked-LM encoder run; `kerasllm qa` answers with a QA run"
-                    if kind == "encoder" else f"a {kind} language model; use `kerasllm generate`")
-            raise UserError(f"--run {run}: {hint}")
+        lm = load_run(run)  # `kerasllm.tasks.open_client` has checked it is a translation run
 
         def translate_batch(sentences, beams, length_penalty, max_length):
             return translate(lm.model, lm.tokenizer, lm.target_tokenizer, sentences, max_length, beams, length_penalty)
@@ -328,9 +315,7 @@ class QuestionAnsweringClient:
         from kerasllm.loaded_run import load_run
         from kerasllm.inference.qa import answer_fn
 
-        lm = load_run(run)
-        if lm.config.model.kind != "encoder" or lm.config.model.head != "span":
-            raise UserError(f"--run {run}: not a question-answering run (model.kind encoder, model.head span)")
+        lm = load_run(run)  # `kerasllm.tasks.open_client` has checked it is a question-answering run
         return cls(answer_fn(lm.model, lm.tokenizer, lm.config.model))
 
     def answer(self, questions: list[str], contexts: list[str]) -> list[dict]:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasllm import progress
-from kerasllm.errors import UserError
+from kerasllm import progress, task_registry
 from kerasllm.export.language_model import LanguageModelModule
 from kerasllm.export.question_answering import QuestionAnsweringModule
 from kerasllm.export.saved_model import write_version
@@ -21,12 +20,31 @@ from kerasllm.run_dir import RunDir
 
 def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_models",
                version: int | None = None, beams: int = 4, length_penalty: float = 0.6) -> dict:
+    """Writes a run's best weights as a TF Serving version, in the shape its
+    task serves (`Task.export`): the next free version under
+    `base_dir/name` unless `version` is given.
+
+    Args:
+        run_dir: a run directory from `kerasllm train`.
+        name: the model's directory under `base_dir` (default: the run's config name).
+        base_dir: where model directories live (TF Serving's base path is base_dir/name).
+        version: the version number (default: the next free one).
+        beams: a language model's beam_search width; a translator's default beam width.
+        length_penalty: a translator's default length penalty.
+
+    Example:
+        export_run("runs/tiny", name="tiny")["path"]  # "saved_models/tiny/1"
+    """
     with progress.phase("export: loading the run"):
         lm = load_run(run_dir)
-    if lm.config.model.kind == "seq2seq":
-        return _export_translator(lm, run_dir, name, base_dir, version, beams, length_penalty)
-    if lm.config.model.kind == "encoder":
-        return _export_question_answering(lm, run_dir, name, base_dir, version)
+    task = task_registry.for_model(lm.config.model)
+    return task.export(lm, run_dir, name, base_dir, version, beams, length_penalty)
+
+
+def export_language_model(lm, run_dir: str, name, base_dir: str, version, beams: int) -> dict:
+    """A loaded language-model run (`LoadedRun`) as a version with the
+    generate, generate_ids, beam_search (width `beams`), score, tokenize
+    and detokenize signatures (`LanguageModelModule`) and their warmup."""
     module = LanguageModelModule(lm.model, lm.tokenizer, beams=beams)
     prompt = lm.config.train.sample_prompt or "The"
     new = np.int32(min(8, module.max_new_tokens))
@@ -59,7 +77,7 @@ def kerasllm_version() -> str:
     try:
         return metadata.version("kerasllm")
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        from kerasllm import __version__
+        from kerasllm.version import __version__
 
         return __version__
 
@@ -93,7 +111,10 @@ def provenance(config, run_dir: str) -> dict:
     }
 
 
-def _export_translator(lm, run_dir, name, base_dir, version, beams, length_penalty) -> dict:
+def export_translator(lm, run_dir: str, name, base_dir: str, version, beams: int, length_penalty: float) -> dict:
+    """A loaded translation run as a version with a `sources -> translations`
+    signature (`TranslatorModule`; `beams` and `length_penalty` are its
+    inputs' defaults) and its warmup."""
     max_length = lm.config.model.seq_len
     module = TranslatorModule(lm.model, lm.tokenizer, lm.target_tokenizer, max_length, beams, length_penalty)
     sources = np.array(["Hello, how are you?", ""], dtype=object)
@@ -116,10 +137,9 @@ def _export_translator(lm, run_dir, name, base_dir, version, beams, length_penal
     return write_version(module, base_dir, name or lm.config.name, version, warmup, meta)
 
 
-def _export_question_answering(lm, run_dir, name, base_dir, version) -> dict:
-    if lm.config.model.head != "span":
-        raise UserError(f"--run {run_dir}: a masked-LM pretraining run has nothing to serve; export the "
-                        "question-answering run fine-tuned from it")
+def export_question_answering(lm, run_dir: str, name, base_dir: str, version) -> dict:
+    """A loaded question-answering run as a version with a `question,
+    context -> answer` signature (`QuestionAnsweringModule`) and its warmup."""
     module = QuestionAnsweringModule(lm.model, lm.tokenizer, lm.config.model)
     context = "Hamlet is a tragedy written by William Shakespeare around 1600."
     warmup = [

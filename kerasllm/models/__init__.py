@@ -1,43 +1,57 @@
-"""Models: one builder for every architecture the config can name."""
+"""Models: a builder for each architecture; the tasks (`kerasllm.tasks`) pick one per model.kind."""
 
 from __future__ import annotations
 
 
-def build_model(config, vocabulary_size: int, dtype: str | None = None):
-    """Builds the `ModelConfig`'s language model for a tokenizer's vocabulary size.
+def build_gpt(config, vocabulary_size: int, dtype: str | None = None):
+    """A GPT language model (`GPTCausalLM`) for a tokenizer's vocabulary size.
 
     Args:
-        config: a `kerasllm.config.ModelConfig`; `kind: lstm` builds an
-            `LSTMCausalLM`, any other kind a `GPTCausalLM`.
+        config: a `kerasllm.config.ModelConfig` (`kind: gpt`).
         vocabulary_size: the tokenizer's `vocabulary_size`.
         dtype: a Keras dtype policy name ("mixed_bfloat16"), or None for
             the global policy.
 
     Returns:
-        An unbuilt keras-hub `CausalLM` (`GPTCausalLM` or `LSTMCausalLM`).
+        An unbuilt keras-hub `CausalLM`.
 
     Example:
         from kerasllm.config import ModelConfig
 
-        model = build_model(ModelConfig(kind="gpt", num_layers=2, hidden_dim=64,
-                                        intermediate_dim=128, seq_len=64), vocabulary_size=100)
+        model = build_gpt(ModelConfig(kind="gpt", num_layers=2, hidden_dim=64,
+                                      intermediate_dim=128, seq_len=64), vocabulary_size=100)
         logits = model(tf.zeros([1, 8], tf.int32))  # shape (1, 8, 100)
     """
-    if config.kind == "lstm":
-        from kerasllm.models.lstm import LSTMCausalLM
-
-        return LSTMCausalLM(
-            vocabulary_size=vocabulary_size,
-            embedding_dim=config.embedding_dim,
-            units=config.hidden_dim,
-            dropout=config.dropout,
-            dtype=dtype,
-        )
     from kerasllm.models.gpt import GPTBackbone, GPTCausalLM
 
     backbone = GPTBackbone(vocabulary_size=vocabulary_size, tie_embeddings=config.tie_embeddings, dtype=dtype,
                            **_transformer_sizes(config))
     return GPTCausalLM(backbone)
+
+
+def build_lstm(config, vocabulary_size: int, dtype: str | None = None):
+    """An LSTM language model (`LSTMCausalLM`) for a tokenizer's vocabulary size.
+
+    Args:
+        config: a `kerasllm.config.ModelConfig` (`kind: lstm`): its
+            `embedding_dim`, `hidden_dim` (the LSTM width) and `dropout`.
+        vocabulary_size: the tokenizer's `vocabulary_size`.
+        dtype: a Keras dtype policy name, or None for the global policy.
+
+    Example:
+        from kerasllm.config import ModelConfig
+
+        model = build_lstm(ModelConfig(kind="lstm", hidden_dim=64), vocabulary_size=100)
+    """
+    from kerasllm.models.lstm import LSTMCausalLM
+
+    return LSTMCausalLM(
+        vocabulary_size=vocabulary_size,
+        embedding_dim=config.embedding_dim,
+        units=config.hidden_dim,
+        dropout=config.dropout,
+        dtype=dtype,
+    )
 
 
 def _transformer_sizes(config) -> dict:
@@ -85,13 +99,13 @@ def max_context(model) -> int | None:
     """Longest sequence the model can attend over (None: unbounded).
 
     Args:
-        model: a model from `build_model` or `build_translator`.
+        model: a model from `build_gpt`, `build_lstm` or `build_translator`.
 
     Example:
         from kerasllm.config import ModelConfig
 
-        max_context(build_model(ModelConfig(kind="lstm"), 100))  # None
-        max_context(build_model(ModelConfig(kind="gpt", seq_len=64), 100))  # 64
+        max_context(build_lstm(ModelConfig(kind="lstm"), 100))  # None
+        max_context(build_gpt(ModelConfig(kind="gpt", seq_len=64), 100))  # 64
     """
     backbone = getattr(model, "backbone", None)
     return getattr(backbone, "max_sequence_length", None)

@@ -175,28 +175,48 @@ def span_losses() -> list:
     return [keras.losses.SparseCategoricalCrossentropy(from_logits=True)] * 2
 
 
-def example_input(config) -> dict:
+def example_input(config, mask_positions: bool = False) -> dict:
     """A one-window batch of zeros in the model's input format (to build it).
 
     Args:
-        config: a `ModelConfig` (`kind: encoder`); `head: masked_lm` adds
-            `mask_positions`.
+        config: a `ModelConfig` (`kind: encoder`).
+        mask_positions: add the `mask_positions` input of a masked-LM model.
 
     Example:
         sorted(example_input(config))  # ['padding_mask', 'segment_ids', 'token_ids']
     """
     ids = np.zeros((1, config.seq_len), "int32")
     inputs = {"token_ids": ids, "segment_ids": ids, "padding_mask": ids + 1}
-    if config.head == "masked_lm":
+    if mask_positions:
         inputs["mask_positions"] = ids[:, :2]
     return inputs
 
 
-def encoder_model(config, vocabulary_size: int, dtype: str | None = None, build: bool = True):
-    """The model `config.head` names (masked_lm or span) on a new encoder.
+def masked_lm_model(config, vocabulary_size: int, dtype: str | None = None, build: bool = True):
+    """A masked-LM pretraining model (keras-hub's `BertMaskedLM`) on a new encoder.
 
     Args:
-        config: a `ModelConfig` (`kind: encoder`).
+        config: a `ModelConfig` (`kind: encoder`, `head: masked_lm`).
+        vocabulary_size: the WordPiece tokenizer's `vocabulary_size`.
+        dtype: a Keras dtype policy name, or None for the global policy.
+        build: run `example_input` through it, so its weights exist (to
+            load a checkpoint into).
+
+    Example:
+        mlm = masked_lm_model(ModelConfig(kind="encoder", head="masked_lm", num_layers=1, num_heads=2,
+                                          hidden_dim=32, intermediate_dim=64, seq_len=64), vocabulary_size=200)
+    """
+    model = build_masked_lm(build_encoder(config, vocabulary_size, dtype))
+    if build:
+        model(example_input(config, mask_positions=True))
+    return model
+
+
+def span_model(config, vocabulary_size: int, dtype: str | None = None, build: bool = True):
+    """A question-answering `SpanModel` on a new encoder.
+
+    Args:
+        config: a `ModelConfig` (`kind: encoder`, `head: span`).
         vocabulary_size: the WordPiece tokenizer's `vocabulary_size`.
         dtype: a Keras dtype policy name, or None for the global policy.
         build: run `example_input` through it, so its weights exist (to
@@ -207,13 +227,10 @@ def encoder_model(config, vocabulary_size: int, dtype: str | None = None, build:
 
         config = ModelConfig(kind="encoder", head="span", num_layers=1, num_heads=2, hidden_dim=32,
                              intermediate_dim=64, seq_len=64)
-        qa = encoder_model(config, vocabulary_size=200)  # a built SpanModel
+        qa = span_model(config, vocabulary_size=200)  # a built SpanModel
     """
     backbone = build_encoder(config, vocabulary_size, dtype)
-    if config.head == "masked_lm":
-        model = build_masked_lm(backbone)
-    else:
-        model = SpanModel(backbone, question_match=config.question_match, name="span_model")
+    model = SpanModel(backbone, question_match=config.question_match, name="span_model")
     if build:
         model(example_input(config))
     return model

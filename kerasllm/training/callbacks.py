@@ -222,7 +222,7 @@ def write_hparams(logdir: str, run_name: str, hparams: dict) -> None:
 
 def run_hparams(config, precision: str) -> dict:
     """What TensorBoard's HParams dashboard records of a run: the config keys
-    that apply to its kind (`kerasllm.config.KIND_KEYS`), flattened, with the
+    that apply to its task (`kerasllm.config.applies`), flattened, with the
     precision it trains in (config.yaml keeps `auto`), so runs compare by it.
 
     Example:

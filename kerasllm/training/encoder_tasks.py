@@ -37,9 +37,9 @@ def _init_run(config: RunConfig) -> RunDir:
         raise UserError(f"train.init_from: {run.root} is not a run directory with saved weights and a tokenizer; "
                         "train the pretraining run first")
     kind = config_lib.load(run.config).model.kind
-    if kind != "encoder":
-        raise UserError(f"train.init_from: {run.root} trained a {kind} model, not an encoder; "
-                        "name a masked-LM pretraining run (model.kind encoder)")
+    if kind != config.model.kind:  # the weights are copied layer by layer into the same architecture
+        raise UserError(f"train.init_from: {run.root} trained a {kind} model, not an {config.model.kind}; "
+                        f"name a masked-LM pretraining run (model.kind {config.model.kind})")
     return run
 
 
@@ -86,14 +86,14 @@ class MaskedLMTask(LanguageModelTask):
         return inputs, masked["mask_ids"], masked["mask_weights"]
 
     def build_model(self, dtype):
-        from kerasllm.models.encoder import encoder_model
+        from kerasllm.models.encoder import masked_lm_model
 
-        return encoder_model(self.config.model, self.tokenizer.vocabulary_size, dtype)
+        return masked_lm_model(self.config.model, self.tokenizer.vocabulary_size, dtype)
 
     def example_input(self):
         from kerasllm.models.encoder import example_input
 
-        return example_input(self.config.model)
+        return example_input(self.config.model, mask_positions=True)
 
     def describe(self) -> str:
         c = self.counts
@@ -184,9 +184,9 @@ class QuestionAnsweringTask:
         return counts
 
     def build_model(self, dtype):
-        from kerasllm.models.encoder import encoder_model
+        from kerasllm.models.encoder import span_model
 
-        return encoder_model(self.config.model, self.tokenizer.vocabulary_size, dtype)
+        return span_model(self.config.model, self.tokenizer.vocabulary_size, dtype)
 
     def example_input(self):
         from kerasllm.models.encoder import example_input
@@ -253,13 +253,13 @@ def _load_backbone(model, config: RunConfig, print_fn) -> None:
     """Copies the encoder weights of `train.init_from`'s run into `model`'s
     backbone where name and shape match, and lists the rest."""
     from kerasllm import config as config_lib
+    from kerasllm import task_registry
     from kerasllm.data.tokenizers import load_tokenizer
-    from kerasllm.models.encoder import encoder_model
 
     init = _init_run(config)
     init_config = config_lib.load(init.config)
     tokenizer = load_tokenizer(init.tokenizer)
-    init_task_model = encoder_model(init_config.model, tokenizer.vocabulary_size)
+    init_task_model = task_registry.for_model(init_config.model).build(init_config.model, tokenizer.vocabulary_size)
     init.load_inference_weights(init_task_model)
 
     # Paths name the layer inside the backbone (token_embedding/embeddings,

@@ -1,8 +1,9 @@
-"""What a run trains, per task: its data, model, loss and samples.
+"""What a language-model or translation run trains: its data, model, loss
+and samples (the `kerasllm.tasks.Training` contract).
 
-The trainer is the same for every task; it asks the task for batches, a
-model and a few samples. `open_task` picks the task from `model.kind`:
-`gpt` and `lstm` are language models, `seq2seq` translates.
+The trainer is the same for every task; it asks the run's task
+(`kerasllm.task_registry`) to open one of these, then asks it for batches,
+a model and a few samples.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from kerasllm import task_registry
 from kerasllm.compat import in_multi_worker_mode
 from kerasllm.config import RunConfig
 from kerasllm.data import pipelines
@@ -27,10 +29,12 @@ class LanguageModelTask:
     # What each validation prints and TensorBoard shows; perplexity is exp(loss).
     epoch_metrics = ("loss", "perplexity", "accuracy")
 
-    def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
+    def __init__(self, config: RunConfig, run: RunDir, data_dir=None, build=None):
         from kerasllm.data.corpus import count_blocks, open_corpus
 
         self.config = config
+        # (ModelConfig, vocabulary_size, dtype) -> model: the registered task's builder by default.
+        self._build = build or task_registry.for_model(config.model).build
         self.block_len = config.model.seq_len + self.block_len_offset
         self.corpus = open_corpus(config, run.tokenizer, data_dir, for_training=True)
         self.counts = count_blocks(self.corpus, self.block_len, run.data)
@@ -45,9 +49,7 @@ class LanguageModelTask:
         self.tokens_per_batch = t.batch_size * config.model.seq_len
 
     def build_model(self, dtype):
-        from kerasllm.models import build_model
-
-        return build_model(self.config.model, self.tokenizer.vocabulary_size, dtype=dtype)
+        return self._build(self.config.model, self.tokenizer.vocabulary_size, dtype)
 
     def example_input(self):
         return np.zeros((1, self.config.model.seq_len), "int32")
@@ -216,14 +218,3 @@ def translation_loss(config: RunConfig):
         return SmoothedSparseCrossentropy(config.train.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-
-def open_task(config: RunConfig, run: RunDir, data_dir=None):
-    if config.model.kind == "seq2seq":
-        return TranslationTask(config, run, data_dir)
-    if config.model.kind == "encoder":
-        from kerasllm.training import encoder_tasks
-
-        if config.model.head == "masked_lm":
-            return encoder_tasks.MaskedLMTask(config, run, data_dir)
-        return encoder_tasks.QuestionAnsweringTask(config, run, data_dir)
-    return LanguageModelTask(config, run, data_dir)

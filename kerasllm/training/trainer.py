@@ -45,18 +45,17 @@ import tensorflow as tf
 import yaml
 
 from kerasllm import config as config_lib
+from kerasllm import task_registry
 from kerasllm.compat import apply_distribution_fixes, in_multi_worker_mode
 from kerasllm.config import RunConfig
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
-from kerasllm.models import build_model
 from kerasllm.training import callbacks as cb
 from kerasllm.training import precision
 from kerasllm.run_dir import RunDir
 from kerasllm.training.checkpoint import RunState
 from kerasllm.training.optim import make_optimizer, schedule_of
 from kerasllm.training.strategy import is_chief, make_strategy
-from kerasllm.training.tasks import open_task
 
 
 class TrainingStopped(RuntimeError):
@@ -255,7 +254,8 @@ def compile_for_training(model, config: RunConfig, total_steps: int, steps_per_e
 def build_training_model(config: RunConfig, vocabulary_size: int, total_steps: int, steps_per_execution: int = 1):
     """A language model compiled for training (bench/train_throughput.py)."""
     t = config.train
-    model = build_model(config.model, vocabulary_size, dtype=precision.dtype_policy(t.precision, t.strategy))
+    dtype = precision.dtype_policy(t.precision, t.strategy)
+    model = task_registry.for_model(config.model).build(config.model, vocabulary_size, dtype)
     model.compile(
         optimizer=make_optimizer(config.train, total_steps),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -395,7 +395,7 @@ def _plan(s: _Sitting):
     """Phase 2: opens the task's data (training the tokenizer and counting
     batches on a first run) and plans the run's batches; then the config is
     known to work and is written, and the workers check that they agree."""
-    task = open_task(s.config, s.own, s.data_dir)
+    task = task_registry.for_model(s.config.model).open_training(s.config, s.own, s.data_dir)
     plan = _plan_batches(s.config.train, task.batches_per_pass)
     atomic_write_text(s.own.config, s.config.to_yaml())
     if s.multi_worker:
