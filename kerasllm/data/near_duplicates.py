@@ -99,7 +99,9 @@ class NearDuplicates:
         self._lsh = MinHashLSH(threshold=min(0.85 * threshold, 0.9), num_perm=num_perm)
         # Copied for each document: building a MinHash draws its permutations.
         self._template = MinHash(num_perm=num_perm, seed=SEED, hashfunc=int)
-        self._signatures: list = []  # of the kept documents, by LSH key
+        # The kept documents' signatures, row = LSH key; grown by doubling.
+        self._signatures = np.zeros([1024, num_perm], np.uint32)
+        self._kept = 0
         self.removed = 0
 
     def sketch(self) -> "Sketch":
@@ -125,18 +127,19 @@ class NearDuplicates:
     def check(self, sketch: "Sketch") -> bool:
         """`is_near_copy` for a document already sketched."""
         minhash = sketch.minhash
-        for key in self._lsh.query(minhash):
-            if self._similarity(minhash.hashvalues, self._signatures[key]) >= self.threshold:
+        keys = self._lsh.query(minhash)
+        if keys:
+            # MinHash's Jaccard estimate: the share of equal signature values.
+            equal = np.count_nonzero(self._signatures[keys] == minhash.hashvalues, axis=1)
+            if equal.max() >= self.threshold * len(minhash.hashvalues):
                 self.removed += 1
                 return True
-        self._lsh.insert(len(self._signatures), minhash, check_duplication=False)
-        self._signatures.append(minhash.hashvalues.copy())
+        if self._kept == len(self._signatures):
+            self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
+        self._signatures[self._kept] = minhash.hashvalues
+        self._lsh.insert(self._kept, minhash, check_duplication=False)
+        self._kept += 1
         return False
-
-    @staticmethod
-    def _similarity(a: np.ndarray, b: np.ndarray) -> float:
-        """MinHash's Jaccard estimate: the share of equal signature values."""
-        return float(np.count_nonzero(a == b)) / len(a)
 
 
 class Sketch:
