@@ -234,3 +234,32 @@ def test_translation_pairs_are_documents(tmp_path):
     assert pairs(pii="drop") == [everything[i] for i in (0, 2, 3)]
     assert pairs(pii="mask")[1] == ("Write to <EMAIL> today.", "Escribe a <EMAIL> hoy.")
     assert pairs(near_duplicates=0.8) == [everything[i] for i in (0, 1, 2, 4)]
+
+
+def test_prepare_removes_the_near_copies_before_the_split(tiny_config, tmp_path):
+    from kerasllm.data.prepare import prepare
+
+    lines, places = planted_corpus()
+    source = write_lines(tmp_path / "c.txt", lines)
+    tokens = {}
+    for threshold in (0.0, 0.8):
+        config = config_lib.load(tiny_config({"data.source": source, "data.document": "line",
+                                              "data.cleaning": {"near_duplicates": threshold}}))
+        tokens[threshold] = sum(prepare(config, tmp_path / f"out-{threshold}")["tokens"].values())
+    # A character token per character and an end-of-text token per document.
+    assert tokens[0.0] - tokens[0.8] == sum(len(lines[i]) + 1 for i in places)
+
+
+def test_shards_prepared_before_the_new_keys_still_match(tiny_config, tmp_path):
+    import json
+
+    from kerasllm.data import shards
+
+    config = config_lib.load(tiny_config())
+    meta = {"tokenizer": dataclasses.asdict(config.tokenizer), "data": shards.data_identity(config)}
+    for key in ("pii", "near_duplicates"):  # as kerasllm wrote meta.json before these keys
+        del meta["data"]["cleaning"][key]
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    shards.check(tmp_path, config)
+    with pytest.raises(UserError, match="was prepared with data settings"):
+        shards.check(tmp_path, config_lib.load(tiny_config(), ["data.cleaning.pii=mask"]))
