@@ -48,7 +48,21 @@ _REMEMBERED: dict = {}
 
 
 def document_ids(key: tf.Tensor, texts: tf.Tensor, whole_files: bool, batch_size: int) -> tf.Tensor:
-    """The document number of each piece of a keyed batch (see the module doc)."""
+    """The document number of each piece of a keyed batch (see the module doc).
+
+    Args:
+        key: int64 [file number, batch number within the file].
+        texts: the batch's pieces, string[n].
+        whole_files: a document is a whole file.
+        batch_size: the pieces per batch the keys count in.
+
+    Returns:
+        int64[n].
+
+    Example:
+        document_ids(tf.constant([2, 1], tf.int64), tf.constant(["a", "b"]), False, 1024)
+        # [2 * 2**40 + 1024, 2 * 2**40 + 1025]
+    """
     n = tf.size(texts, out_type=tf.int64)
     if whole_files:
         return tf.fill([n], key[0])
@@ -56,7 +70,22 @@ def document_ids(key: tf.Tensor, texts: tf.Tensor, whole_files: bool, batch_size
 
 
 def without(key, batch, ids: np.ndarray, whole_files: bool, batch_size: int):
-    """`batch` = (texts, ends) without the pieces of the documents `ids`."""
+    """`batch` without the pieces of the documents `ids`.
+
+    Args:
+        key: the batch's key (`document_ids`).
+        batch: two parallel string/bool vectors, `(texts, ends)` or a
+            translation batch's `(sources, targets)`.
+        ids: sorted int64 document numbers to remove.
+        whole_files: a document is a whole file.
+        batch_size: the pieces per batch the keys count in.
+
+    Returns:
+        The two vectors without those pieces.
+
+    Example:
+        keyed.map(lambda key, batch: (key, without(key, batch, removal.ids, False, TEXT_BATCH)))
+    """
     texts, ends = batch
     if len(ids) == 0:
         return texts, ends
@@ -82,6 +111,10 @@ def removed_documents(keyed: tf.data.Dataset, whole_files: bool, near_duplicates
 
     Returns:
         A `Removal`.
+
+    Example:
+        removal = removed_documents(keyed, False, 0.8, False, key=removal_key(source, cleaning), batch_size=1024)
+        removal.near_copies  # how many documents it removes as near-copies
     """
     if key in _REMEMBERED:
         return _REMEMBERED[key]
@@ -114,5 +147,12 @@ def removed_documents(keyed: tf.data.Dataset, whole_files: bool, near_duplicates
 
 
 def remembered(key: Hashable) -> Optional[Removal]:
-    """The `Removal` already decided for `key` in this process, if any."""
+    """The `Removal` already decided for `key` in this process, if any.
+
+    Args:
+        key: what `removed_documents` was given.
+
+    Example:
+        remembered(removal_key(source, cleaning)).near_copies
+    """
     return _REMEMBERED.get(key)

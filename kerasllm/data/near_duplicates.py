@@ -69,7 +69,14 @@ def shingle_hashes(text: str) -> np.ndarray:
 
 
 def normalise(text: str) -> str:
-    """What shingles are taken from: lowercase, white space runs as one space."""
+    """What shingles are taken from: lowercase, white space runs as one space.
+
+    Args:
+        text: a document's text.
+
+    Example:
+        normalise("  To be,\n  or NOT ")  # "to be, or not"
+    """
     return _SPACES.sub(" ", text.lower()).strip()
 
 
@@ -85,8 +92,8 @@ class NearDuplicates:
 
     Example:
         finder = NearDuplicates(0.8)
-        texts = ["It was the best of times, it was the worst of times",
-                 "It was the best of times; it was the worst of times", "Call me Ishmael."]
+        first = "It was the best of times, it was the worst of times, it was the age of wisdom"
+        texts = [first, first + "!", "Call me Ishmael."]
         [finder.is_near_copy([t]) for t in texts]  # [False, True, False]
     """
 

@@ -200,7 +200,15 @@ def pair_dataset(source: Source, config: DataConfig) -> tf.data.Dataset:
 
 
 def removal_key(source: Source, config: DataConfig) -> tuple:
-    """What `document_filter` remembers a translation corpus's pass by."""
+    """What `document_filter` remembers a translation corpus's pass by.
+
+    Args:
+        source: the resolved source.
+        config: the `DataConfig` (its fields and cleaning).
+
+    Example:
+        document_filter.remembered(removal_key(source, config.data))
+    """
     return source.fingerprint("pairs", config.source_field, config.target_field, repr(config.cleaning))
 
 

@@ -258,7 +258,13 @@ def find_pii(texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def has_pii(texts: tf.Tensor) -> tf.Tensor:
-    """Whether each text holds any personal data of `KINDS` (bool, `texts`' shape).
+    """Whether each text holds any personal data of `KINDS`.
+
+    Args:
+        texts: string tensor of any shape.
+
+    Returns:
+        bool tensor of `texts`' shape.
 
     Example:
         has_pii(tf.constant(["IP 10.0.0.1", "version 1.2.3.4"]))  # [True, False]

@@ -127,6 +127,10 @@ def with_validation_flags(batches: tf.data.Dataset, data_config) -> tf.data.Data
     the split of every piece, as `split` decides it, in one pass (what
     `kerasllm data-report` reads).
 
+    Args:
+        batches: keyed batches, as `sources.keyed_text_dataset` gives them.
+        data_config: the `DataConfig` (val_fraction, split_group, split_seed).
+
     Example:
         flagged = with_validation_flags(keyed_text_dataset(source, cfg.data.cleaning), cfg.data)
     """

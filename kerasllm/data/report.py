@@ -89,7 +89,16 @@ def _numpy(ds: tf.data.Dataset) -> Callable[[], Iterator]:
 
 
 def language_model_corpus(config: RunConfig, data_dir: Optional[str] = None) -> Corpus:
-    """The text of a language-model or masked-LM config (`kerasllm.data.sources`)."""
+    """The text of a language-model or masked-LM config (`kerasllm.data.sources`).
+
+    Args:
+        config: the `RunConfig`.
+        data_dir: where registered datasets are.
+
+    Example:
+        corpus = language_model_corpus(config_lib.load("configs/tiny-char.yaml"))
+        corpus.unit  # "file"
+    """
     from kerasllm.data.sources import keyed_text_dataset, removal_key, resolve_source
 
     d = config.data
@@ -107,7 +116,16 @@ def language_model_corpus(config: RunConfig, data_dir: Optional[str] = None) -> 
 
 def translation_corpus(config: RunConfig, data_dir: Optional[str] = None) -> Corpus:
     """The sentence pairs of a translation config; a pair is one document,
-    its text `source<TAB>target` (`kerasllm.data.paired_text`)."""
+    its text `source<TAB>target` (`kerasllm.data.paired_text`).
+
+    Args:
+        config: the `RunConfig`.
+        data_dir: where registered datasets are.
+
+    Example:
+        corpus = translation_corpus(config_lib.load("configs/spa-eng-transformer.yaml"))
+        corpus.splits  # ("train", "validation", "test")
+    """
     from kerasllm.data.paired_text import SPLITS, pair_dataset, removal_key, scan_pairs, split_of, split_pairs
     from kerasllm.data.sources import resolve_source
 

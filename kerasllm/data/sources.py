@@ -45,7 +45,14 @@ class Source:
         """What identifies this source's text as read with `settings`: its
         files (with their sizes and modification times) and reading format.
         A pass that decides over the whole corpus is remembered by it
-        (`kerasllm.data.document_filter`)."""
+        (`kerasllm.data.document_filter`).
+
+        Args:
+            *settings: what else decides the text (the cleaning).
+
+        Example:
+            resolve_source(DataConfig(source="a.txt")).fingerprint("documents")
+        """
         stats = tuple((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in self.files)
         return (stats, self.format, self.document, self.field) + settings
 
@@ -247,5 +254,13 @@ def _remove_documents(keyed, source: Source, cleaning: CleaningConfig):
 
 
 def removal_key(source: Source, cleaning: CleaningConfig) -> tuple:
-    """What `document_filter` remembers a language-model corpus's pass by."""
+    """What `document_filter` remembers a language-model corpus's pass by.
+
+    Args:
+        source: the resolved source.
+        cleaning: its `data.cleaning`.
+
+    Example:
+        document_filter.remembered(removal_key(source, config.data.cleaning))
+    """
     return source.fingerprint("documents", repr(cleaning))
