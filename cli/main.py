@@ -39,6 +39,7 @@ Examples:
   kerasllm prepare --config configs/shakespeare-wordpiece.yaml --out data/shakespeare-wp
   kerasllm train --config configs/squad-mlm.yaml && kerasllm train --config configs/squad-qa.yaml
   kerasllm qa --run runs/squad-qa "Who wrote Hamlet?" --context "Hamlet is a tragedy by William Shakespeare."
+  kerasllm data-report --config configs/spa-eng-transformer.yaml --set data.cleaning.pii=mask
 """
 
 
@@ -685,6 +686,37 @@ def _start_server(start, port: int):
     except (tf.errors.OpError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"--port {port}: the server did not start ({first})") from None
+
+
+@cli.command("data-report", epilog="""\b
+Examples:
+  kerasllm data-report --config configs/tiny-char.yaml --no-subwords
+  kerasllm data-report --config configs/spa-eng-transformer.yaml --set data.cleaning.pii=mask --json
+""")
+@config_option
+@set_option
+@data_dir_option
+@click.option("--subwords/--no-subwords", default=True, show_default=True,
+              help="Also learn wordpiece and sentencepiece tokenizers on a sample, for their tokens per character "
+                   "(seconds to a minute).")
+@click.option("--json", "json_only", is_flag=True, help="Print only the JSON line, not the table.")
+@verbose_option
+@quiet_option
+@click.pass_context
+def data_report(ctx, config_path, overrides, data_dir, subwords, json_only, quiet):
+    """Describe a config's corpus: documents, duplicates, personal data, tokens per character, scripts, overlap."""
+    from kerasllm import config as config_lib
+
+    config = config_lib.load(config_path, list(overrides))
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.data.report import data_report as make_report
+    from kerasllm.data.report import format_report
+
+    with progress.silenced(quiet):
+        report = make_report(config, data_dir, subwords=subwords)
+    if not json_only:
+        click.echo(format_report(report))
+    click.echo(json.dumps(report, ensure_ascii=False))
 
 
 _USER_ERROR_IN_TF = re.compile(r"UserError: (.+)")

@@ -50,6 +50,12 @@ class CleaningConfig:
     lowercase: bool = False
     drop_empty: bool = False  # drop lines that are empty after cleaning
     dedupe: bool = False  # drop exact duplicate documents (keeps each distinct one in memory)
+    # Personal data (e-mail, phone, IP, credit card, IBAN: kerasllm.data.pii):
+    # keep | mask (typed placeholders such as <EMAIL>) | drop (the document).
+    pii: str = "keep"
+    # Remove documents whose character 5-gram Jaccard similarity to an earlier
+    # one is at least this (MinHash LSH, before the split); 0 = off.
+    near_duplicates: float = 0.0
 
 
 @dataclass
@@ -261,6 +267,7 @@ _CHOICES = {
     "data.format": ("auto", "text", "jsonl", "csv", "tsv", "squad"),
     "data.document": ("file", "line"),
     "data.cleaning.normalize": ("NFC", "NFKC", "none"),
+    "data.cleaning.pii": ("keep", "mask", "drop"),
     "tokenizer.kind": ("char", "byte", "codepoint", "wordpiece", "sentencepiece"),
     "train.optimizer": ("adamw", "adam"),
     "train.schedule": ("cosine", "constant"),
@@ -461,6 +468,8 @@ def validate(config: RunConfig, where: str = "config") -> None:
     require(0.0 < d.val_fraction < 1.0, where, f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
     require(0.0 <= d.test_fraction < 1.0 - d.val_fraction, where,
            f"data.test_fraction must be in [0, 1 - data.val_fraction), got {d.test_fraction}")
+    require(0.0 <= d.cleaning.near_duplicates <= 1.0, where, "data.cleaning.near_duplicates must be a Jaccard "
+            f"similarity in (0, 1], or 0 for off, got {d.cleaning.near_duplicates}")
     require(t.learning_rate > 0, where, "train.learning_rate must be positive")
     require(0.0 <= t.label_smoothing < 1.0, where, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
     for key in ("beta_1", "beta_2"):

@@ -112,6 +112,9 @@ class Classifier:
         require(config.data.source_field != config.data.target_field, where,
                 "data.source_field and data.target_field must name different columns")
 
+    def report_corpus(self, config, data_dir):
+        return None  # no data-report: the CSV is read as it is
+
     def open_training(self, config, run, data_dir):
         return ClassifierTraining(config, run, data_dir)
 
@@ -189,7 +192,7 @@ def _corpus(path) -> None:
 def test_the_contract_names_every_member_the_commands_use():
     members = {name for name in dir(tasks.Task) if not name.startswith("_")} | set(tasks.Task.__annotations__)
     assert {"validate", "open_training", "load_model", "evaluate", "export", "export_width", "open_client",
-            "refuse", "check_prepare", "config_keys", "splits", "serving_kind", "commands"} <= members
+            "refuse", "check_prepare", "report_corpus", "config_keys", "splits", "serving_kind", "commands"} <= members
     for task in task_registry.all_tasks():  # the built-in tasks implement it
         assert isinstance(task, tasks.Task), task
     assert isinstance(Classifier(), tasks.Task)

@@ -29,7 +29,9 @@ from typing import Iterator
 import tensorflow as tf
 
 from kerasllm.config import DataConfig
+from kerasllm.data import document_filter
 from kerasllm.data.cleaning import make_cleaner
+from kerasllm.data.pii import has_pii
 from kerasllm.data.pipelines import check_split
 from kerasllm.data.sources import Source
 from kerasllm.errors import UserError
@@ -161,13 +163,53 @@ def _batched(pairs, size: int = PAIR_BATCH):
 def pair_dataset(source: Source, config: DataConfig) -> tf.data.Dataset:
     """Batches of cleaned pairs (sources string[n], targets string[n]) in file
     order; malformed lines are left out (`scan_pairs` reports them). Batches,
-    because tf.data's per-element cost would dominate short sentences."""
+    because tf.data's per-element cost would dominate short sentences.
+
+    A pair is a document: `data.cleaning.pii: drop` drops a pair with
+    personal data on either side, and `near_duplicates` compares pairs by
+    their two sides' text (`source<TAB>target`)."""
     spec = tf.TensorSpec([None], tf.string)
     ds = tf.data.Dataset.from_generator(
         lambda: _batched(read_pairs(source, config, ReadReport())), output_signature=(spec, spec)
     )
     clean = make_cleaner(config.cleaning)
-    return ds.map(lambda s, t: (clean(s), clean(t)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    drop_pii = config.cleaning.pii == "drop"
+
+    def clean_pairs(sources, targets):
+        sources, targets = clean(sources), clean(targets)
+        if drop_pii:
+            keep = tf.logical_not(tf.logical_or(has_pii(sources), has_pii(targets)))
+            sources, targets = tf.boolean_mask(sources, keep), tf.boolean_mask(targets, keep)
+        return sources, targets
+
+    ds = ds.map(clean_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if not config.cleaning.near_duplicates:
+        return ds
+    # As keyed batches (batch number within one stream), the shape
+    # `document_filter` numbers documents by.
+    keyed = ds.enumerate().map(lambda b, pair: (tf.stack([tf.constant(0, tf.int64), b]), pair))
+    as_text = keyed.map(lambda key, pair: (key, (tf.strings.join([pair[0], pair[1]], "\t"), pair[1])))
+    removal = document_filter.removed_documents(
+        as_text, whole_files=False, near_duplicates=config.cleaning.near_duplicates, drop_pii=False,
+        key=removal_key(source, config), batch_size=PAIR_BATCH,
+    )
+    if not len(removal.ids):
+        return ds
+    return keyed.map(lambda key, pair: document_filter.without(key, pair, removal.ids, False, PAIR_BATCH),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def removal_key(source: Source, config: DataConfig) -> tuple:
+    """What `document_filter` remembers a translation corpus's pass by.
+
+    Args:
+        source: the resolved source.
+        config: the `DataConfig` (its fields and cleaning).
+
+    Example:
+        document_filter.remembered(removal_key(source, config.data))
+    """
+    return source.fingerprint("pairs", config.source_field, config.target_field, repr(config.cleaning))
 
 
 def split_of(sources: tf.Tensor, config: DataConfig) -> tf.Tensor:

@@ -121,6 +121,27 @@ def split(batches: tf.data.Dataset, data_config, which: str) -> tf.data.Dataset:
     return batches.map(keep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+@tf.autograph.experimental.do_not_convert
+def with_validation_flags(batches: tf.data.Dataset, data_config) -> tf.data.Dataset:
+    """Keyed batches of `(texts, ends)` -> `(texts, ends, is_validation)`:
+    the split of every piece, as `split` decides it, in one pass (what
+    `kerasllm data-report` reads).
+
+    Args:
+        batches: keyed batches, as `sources.keyed_text_dataset` gives them.
+        data_config: the `DataConfig` (val_fraction, split_group, split_seed).
+
+    Example:
+        flagged = with_validation_flags(keyed_text_dataset(source, cfg.data.cleaning), cfg.data)
+    """
+
+    def flag(key, batch):
+        texts, ends = batch
+        return texts, ends, _validation_mask(key, texts, data_config)
+
+    return batches.map(flag, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def to_inputs_targets(blocks: tf.Tensor):
     return blocks[:, :-1], blocks[:, 1:]
 

@@ -43,9 +43,20 @@ def data_identity(config) -> dict:
     return {k: data[k] for k in ("source", "format", "document", "field", "val_fraction", "split_group", "split_seed", "cleaning")}
 
 
+def _cleaning_defaults(data: Optional[dict]) -> Optional[dict]:
+    """A `meta.json` data section with the cleaning keys added since it was
+    written, at their defaults (what it was prepared with)."""
+    if not isinstance(data, dict) or not isinstance(data.get("cleaning"), dict):
+        return data
+    from kerasllm.config import CleaningConfig
+
+    return {**data, "cleaning": {**dataclasses.asdict(CleaningConfig()), **data["cleaning"]}}
+
+
 def check(directory: Path, config) -> None:
     """The prepared data must come from the same data and tokenizer settings."""
     meta = _meta(directory)
+    meta["data"] = _cleaning_defaults(meta.get("data"))
     for section, wanted in (("tokenizer", dataclasses.asdict(config.tokenizer)), ("data", data_identity(config))):
         if meta.get(section) != wanted:
             raise UserError(

@@ -41,6 +41,21 @@ class Source:
     def num_bytes(self) -> int:
         return sum(os.path.getsize(f) for f in self.files)
 
+    def fingerprint(self, *settings) -> tuple:
+        """What identifies this source's text as read with `settings`: its
+        files (with their sizes and modification times) and reading format.
+        A pass that decides over the whole corpus is remembered by it
+        (`kerasllm.data.document_filter`).
+
+        Args:
+            *settings: what else decides the text (the cleaning).
+
+        Example:
+            resolve_source(DataConfig(source="a.txt")).fingerprint("documents")
+        """
+        stats = tuple((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in self.files)
+        return (stats, self.format, self.document, self.field) + settings
+
 
 def _expand(pattern: str) -> list:
     path = Path(pattern).expanduser()
@@ -152,6 +167,7 @@ def keyed_text_dataset(source: Source, cleaning: CleaningConfig):
     import tensorflow as tf
 
     from kerasllm.data.cleaning import is_blank, make_cleaner
+    from kerasllm.data.pii import has_pii
 
     def with_ends(texts, value: bool):
         return texts, tf.fill(tf.shape(texts), value)
@@ -190,6 +206,7 @@ def keyed_text_dataset(source: Source, cleaning: CleaningConfig):
             "(data.document: line) or JSONL/CSV records"
         )
     clean = make_cleaner(cleaning)
+    drop_pii = cleaning.pii == "drop" and not file_documents
 
     def clean_batch(key, batch):
         texts, ends = batch
@@ -201,10 +218,49 @@ def keyed_text_dataset(source: Source, cleaning: CleaningConfig):
             if file_documents:
                 keep = tf.logical_or(keep, tf.logical_and(ends, tf.equal(texts, "")))
             texts, ends = tf.boolean_mask(texts, keep), tf.boolean_mask(ends, keep)
+        if drop_pii:  # one document per piece here; whole files are `_remove_documents`'
+            keep = tf.logical_not(has_pii(texts))
+            texts, ends = tf.boolean_mask(texts, keep), tf.boolean_mask(ends, keep)
         return key, (texts, ends)
 
     ds = ds.map(clean_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if dedupe:  # one document per element here, so `ends` is always true; renumbered as one stream
         texts = ds.map(lambda key, batch: batch[0]).unbatch().unique().batch(TEXT_BATCH)
         ds = numbered(tf.constant(0, tf.int64), texts.map(lambda t: (t, tf.ones_like(t, tf.bool))))
-    return ds
+    return _remove_documents(ds, source, cleaning)
+
+
+def _remove_documents(keyed, source: Source, cleaning: CleaningConfig):
+    """`keyed` without the documents that one pass over it finds: near-copies
+    of earlier ones, and files holding personal data under `pii: drop` when a
+    document is a file (`kerasllm.data.document_filter`)."""
+    whole_files = source.format == "text" and source.document == "file"
+    drop_pii = cleaning.pii == "drop" and whole_files
+    if not (cleaning.near_duplicates or drop_pii):
+        return keyed
+    import tensorflow as tf
+
+    from kerasllm.data import document_filter
+
+    removal = document_filter.removed_documents(
+        keyed, whole_files, cleaning.near_duplicates, drop_pii, key=removal_key(source, cleaning), batch_size=TEXT_BATCH
+    )
+    if not len(removal.ids):
+        return keyed
+    return keyed.map(
+        lambda key, batch: (key, document_filter.without(key, batch, removal.ids, whole_files, TEXT_BATCH)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+    )
+
+
+def removal_key(source: Source, cleaning: CleaningConfig) -> tuple:
+    """What `document_filter` remembers a language-model corpus's pass by.
+
+    Args:
+        source: the resolved source.
+        cleaning: its `data.cleaning`.
+
+    Example:
+        document_filter.remembered(removal_key(source, config.data.cleaning))
+    """
+    return source.fingerprint("documents", repr(cleaning))

@@ -126,6 +126,12 @@ class Task(Protocol):
         """Raises a `UserError` naming `where` and the key for a config
         value this task cannot run with (after the checks every run gets)."""
 
+    def report_corpus(self, config, data_dir) -> Any:
+        """The text its runs train on, as `kerasllm data-report` and a new
+        run's data_report.json read it (a `kerasllm.data.report.Corpus`), or
+        None when the task reads its data as it is (nothing cleaned,
+        deduplicated or split to report)."""
+
     def open_training(self, config, run, data_dir) -> Training:
         """The `Training` of a run: opens its data (training and saving its
         tokenizer in `run.tokenizer` on a first run) and counts batches."""

@@ -78,6 +78,11 @@ class LanguageModel:
             check_heads_divide(config, where)
         no_init_from(config, where)
 
+    def report_corpus(self, config, data_dir):
+        from kerasllm.data.report import language_model_corpus
+
+        return language_model_corpus(config, data_dir)
+
     def open_training(self, config, run, data_dir):
         from kerasllm.training.tasks import LanguageModelTask
 

@@ -46,6 +46,11 @@ class MaskedLM:
         require(not config.model.question_match, where,
                 "model.question_match marks question words in a context; it applies to model.head span only")
 
+    def report_corpus(self, config, data_dir):
+        from kerasllm.data.report import language_model_corpus
+
+        return language_model_corpus(config, data_dir)
+
     def open_training(self, config, run, data_dir):
         from kerasllm.training.encoder_tasks import MaskedLMTask
 

@@ -56,6 +56,12 @@ class QuestionAnswering:
         require(not (c.lowercase or c.normalize == "NFKC" or c.drop_empty or c.dedupe), where,
                 "data.cleaning: question answering reads SQuAD text as it is (answers are character offsets into "
                 "it, and the tokenizer lowercases if it was built to); remove the data.cleaning settings")
+        require(c.pii == "keep" and not c.near_duplicates, where,
+                "data.cleaning.pii and near_duplicates: question answering reads SQuAD text as it is (answers are "
+                "character offsets into it); remove them")
+
+    def report_corpus(self, config, data_dir):
+        return None  # SQuAD contexts and questions are read as they are: nothing cleaned or split to report
 
     def open_training(self, config, run, data_dir):
         from kerasllm.training.encoder_tasks import QuestionAnsweringTask

@@ -42,6 +42,11 @@ class Translation:
         no_init_from(config, where)
         only_local_data(config, where)
 
+    def report_corpus(self, config, data_dir):
+        from kerasllm.data.report import translation_corpus
+
+        return translation_corpus(config, data_dir)
+
     def open_training(self, config, run, data_dir):
         from kerasllm.training.tasks import TranslationTask
 

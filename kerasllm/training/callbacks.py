@@ -220,6 +220,51 @@ def write_hparams(logdir: str, run_name: str, hparams: dict) -> None:
     writer.close()
 
 
+DATA_REPORT_FILE = "data_report.json"
+
+
+def write_data_report(config, run, data_dir=None, print_fn=print) -> None:
+    """Saves a new run's corpus report (`kerasllm.data.report`) as
+    `data_report.json` in the run directory and as TensorBoard text
+    (`data_report`, step 0). The run's own tokenizer is measured for its
+    kind; no other subword tokenizer is learned (`kerasllm data-report` does).
+    Question-answering runs have no report; a report that cannot be made
+    (e.g. `data.prepared` without its source) is skipped with one line.
+
+    Args:
+        config: the run's `RunConfig`.
+        run: the run's `RunDir` (its tokenizer is already saved).
+        data_dir: where registered datasets are.
+        print_fn: where the skip line goes.
+
+    Example:
+        write_data_report(config, RunDir("runs/tiny"))  # runs/tiny/data_report.json
+    """
+    import json
+
+    from kerasllm import task_registry
+    from kerasllm.data import report as data_report
+    from kerasllm.data.tokenizers import load_tokenizer
+    from kerasllm.errors import UserError
+    from kerasllm.files import atomic_write_text
+
+    if task_registry.for_model(config.model).report_corpus(config, data_dir) is None:
+        return  # the task reads its data as it is: nothing cleaned or split to report
+    # A translation run with a vocabulary per side has no one tokenizer for all of the text.
+    shared = not (run.root / "tokenizer-target").is_dir()
+    try:
+        tokenizer = load_tokenizer(run.tokenizer) if shared else None
+        report = data_report.data_report(config, data_dir, tokenizer=tokenizer, subwords=False)
+    except UserError as e:
+        print_fn(f"Data report skipped: {e}")
+        return
+    atomic_write_text(run.root / DATA_REPORT_FILE, json.dumps(report, ensure_ascii=False, indent=1))
+    writer = tf.summary.create_file_writer(str(run.logs))
+    with writer.as_default(step=0):
+        tf.summary.text("data_report", "```\n" + data_report.format_report(report) + "\n```")
+    writer.close()
+
+
 def run_hparams(config, precision: str) -> dict:
     """What TensorBoard's HParams dashboard records of a run: the config keys
     that apply to its task (`kerasllm.config.applies`), flattened, with the

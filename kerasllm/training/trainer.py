@@ -438,6 +438,8 @@ def _fit(s: _Sitting, task, plan: Plan, model, state, chosen: str, sample):
                    f"(epoch {state.step // plan.per_epoch + 1}/{plan.epochs})")
     else:
         cb.write_hparams(str(s.own.logs), s.config.name, cb.run_hparams(s.config, chosen))
+        if s.chief:
+            cb.write_data_report(s.config, s.own, s.data_dir, s.print_fn)
     writer = tf.summary.create_file_writer(str(s.own.logs / "train"))
     run_state = RunState(
         s.own, state, save_every=t.save_every_steps * plan.accum, max_batches=plan.total, per_epoch=plan.per_epoch,
