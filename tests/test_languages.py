@@ -213,3 +213,44 @@ def test_keras_hub_byte_detokenize_still_fails_in_a_second_graph():
     tf.function(layer.detokenize)(ids)
     with pytest.raises((TypeError, AttributeError)):
         tf.function(layer.detokenize)(ids)
+
+
+def test_bits_per_character_is_nats_per_token_times_tokens_per_character_over_ln2():
+    import math
+
+    from kerasllm.evaluation.language_model import bits_per_character
+
+    assert bits_per_character(1.0, tokens=300, characters=100) == pytest.approx(3 / math.log(2))
+    assert bits_per_character(math.log(2), tokens=100, characters=100) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", ["byte", "char"])
+def test_split_size_counts_characters_and_tokens_of_both_splits(tmp_path, kind):
+    """Over train + validation: every code point plus one per document end;
+    bytes plus one end-of-text each for the byte tokenizer, one token per
+    character for the char tokenizer."""
+    from kerasllm.data.corpus import open_corpus
+    from kerasllm.evaluation.language_model import split_size
+
+    documents = [f"{i}: {TEXTS[i % len(TEXTS)]}" for i in range(40)]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in documents))
+    config = config_lib.from_dict({"data": {"source": str(tmp_path / "docs.jsonl"), "split_group": 1,
+                                            "val_fraction": 0.3}, "tokenizer": {"kind": kind}})
+    corpus = open_corpus(config, tmp_path / "tokenizer")
+    (train_chars, train_tokens), (val_chars, val_tokens) = (split_size(corpus, s) for s in ("train", "validation"))
+    assert 0 < val_chars < train_chars
+    assert train_chars + val_chars == sum(len(d) + 1 for d in documents)
+    if kind == "byte":
+        assert train_tokens + val_tokens == sum(len(d.encode("utf-8")) + 1 for d in documents)
+    else:
+        assert (train_tokens, val_tokens) == (train_chars, val_chars)
+
+
+@pytest.mark.slow
+def test_evaluate_reports_bits_per_character(trained, cli):
+    import math
+
+    run_dir, _ = trained  # configs/tiny-char.yaml: one token per character
+    result = json.loads(cli("evaluate", "--run", run_dir).out)
+    assert result["tokens"] == result["characters"] > 0
+    assert result["bits_per_character"] == pytest.approx(result["loss"] / math.log(2), abs=1e-4)

@@ -78,10 +78,10 @@ def split_size(corpus, split: str) -> tuple[int, int]:
     tokenizer = corpus.tokenizer
 
     def sizes(texts, ends):
-        characters = tf.reduce_sum(tf.strings.length(texts, unit="UTF8_CHAR", output_type=tf.int64))
-        characters += tf.reduce_sum(tf.cast(ends, tf.int64))
-        tokens = tf.reduce_sum(tokenizer.tokenize(texts).row_lengths(out_type=tf.int64))
-        return tf.stack([characters, tokens + tf.reduce_sum(tf.cast(ends, tf.int64))])
+        documents = tf.reduce_sum(tf.cast(ends, tf.int64))
+        characters = tf.reduce_sum(tf.cast(tf.strings.length(texts, unit="UTF8_CHAR"), tf.int64))
+        tokens = tf.reduce_sum(tf.cast(tokenizer.tokenize(texts).row_lengths(), tf.int64))
+        return tf.stack([characters + documents, tokens + documents])
 
     counts = corpus.texts(split).map(sizes, num_parallel_calls=tf.data.AUTOTUNE)
     with progress.Progress(f"evaluate: counting the {split} split's characters", ticking=True):
