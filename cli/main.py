@@ -719,6 +719,43 @@ def data_report(ctx, config_path, overrides, data_dir, subwords, json_only, quie
     click.echo(json.dumps(report, ensure_ascii=False))
 
 
+@cli.command("audit-memorization", epilog="""\b
+Examples:
+  kerasllm audit-memorization --run runs/tang-poems
+  kerasllm audit-memorization --run runs/shakespeare-char --prefixes 500 --prefix-tokens 32 --suffix-tokens 32
+""")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="A language-model run directory from `kerasllm train`.")
+@click.option("--prefixes", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Prefixes drawn from each split (all blocks if a split has fewer).")
+@click.option("--prefix-tokens", default=None, type=click.IntRange(min=1),
+              help="Tokens of each prefix. [default: 50, or half of a shorter model.seq_len]")
+@click.option("--suffix-tokens", default=None, type=click.IntRange(min=1),
+              help="Tokens that must follow exactly. [default: 50, or half of a shorter model.seq_len]")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Which blocks are drawn.")
+@data_dir_option
+@verbose_option
+@quiet_option
+@click.pass_context
+def audit_memorization(ctx, run_dir, prefixes, prefix_tokens, suffix_tokens, seed, data_dir, quiet):
+    """The standard extraction test of memorized training text: the share of
+    prefixes of training blocks whose greedy continuation reproduces the next
+    tokens exactly, and the same share for validation blocks beside it. A table,
+    then one JSON line."""
+    from kerasllm.evaluation.memorization import audit_memorization as audit, check_request
+
+    check_request(run_dir, prefix_tokens, suffix_tokens)  # answered before TensorFlow loads
+    _after_tf_import(ctx.obj["verbose"])
+    with progress.silenced(quiet):
+        result = audit(run_dir, data_dir, prefixes, prefix_tokens, suffix_tokens, seed)
+    click.echo(f"{'split':<12}{'prefixes':>10}{'extracted':>11}{'rate':>9}")
+    for split in ("train", "validation"):
+        rate = result[f"{split}_rate"]
+        click.echo(f"{split:<12}{result[f'{split}_prefixes']:>10}{result[f'{split}_extracted']:>11}"
+                   f"{'-' if rate is None else f'{rate:.1%}':>9}")
+    click.echo(json.dumps(result))
+
+
 _USER_ERROR_IN_TF = re.compile(r"UserError: (.+)")
 
 

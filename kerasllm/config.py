@@ -105,6 +105,24 @@ class TokenizerConfig:
     sample_mb: float = 50.0
     # Translation: one vocabulary for both languages (true) or one per side.
     shared: bool = True
+    # SentencePiece only (they are passed to its trainer). The share of the
+    # training text's characters the vocabulary must cover; the rarest rest
+    # become <unk>, or bytes with `byte_fallback`. 0.9995, SentencePiece's own
+    # default, is what its authors recommend for scripts with thousands of
+    # characters (Chinese, Japanese): there the rarest characters are mostly
+    # one-off names and variants, and a vocabulary that must hold all of them
+    # has little room left for multi-character pieces. Use 1.0 for an
+    # alphabet, where every character is common.
+    character_coverage: float = 0.9995
+    # SentencePiece only: characters outside the vocabulary become their
+    # UTF-8 bytes (256 byte pieces in the vocabulary) instead of <unk>, so no
+    # text is lost.
+    byte_fallback: bool = False
+    # SentencePiece only: NFKC (SentencePiece's nmt_nfkc rule, which also
+    # turns line breaks into spaces, collapses runs of spaces and maps
+    # full-width punctuation to ASCII) or none (the text as data.cleaning
+    # left it: tokenizing then detokenizing gives it back).
+    normalize: str = "NFKC"
 
 
 @dataclass
@@ -269,6 +287,7 @@ _CHOICES = {
     "data.cleaning.normalize": ("NFC", "NFKC", "none"),
     "data.cleaning.pii": ("keep", "mask", "drop"),
     "tokenizer.kind": ("char", "byte", "codepoint", "wordpiece", "sentencepiece"),
+    "tokenizer.normalize": ("NFKC", "none"),
     "train.optimizer": ("adamw", "adam"),
     "train.schedule": ("cosine", "constant"),
     "train.precision": ("float32", "mixed_bfloat16", "auto"),
@@ -487,6 +506,8 @@ def validate(config: RunConfig, where: str = "config") -> None:
     if tk.kind in ("wordpiece", "sentencepiece"):
         require(tk.vocab_size >= 16, where, f"tokenizer.vocab_size must be at least 16 for {tk.kind}")
     require(0 < tk.sample_mb < 1e9, where, "tokenizer.sample_mb must be a positive number of megabytes")
+    require(0.0 < tk.character_coverage <= 1.0, where,
+            f"tokenizer.character_coverage must be in (0, 1], got {tk.character_coverage}")
     # What only some kinds of run check: the task's own rules (and an
     # unknown model.kind or model.head is refused here, naming the
     # registered ones).

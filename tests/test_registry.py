@@ -102,3 +102,16 @@ def test_registered_files_match_the_shared_copies():
             assert dataset_file(name, split) == data_dir() / remote.filename, f"{name}: {remote.filename}"
     text = dataset_file("tinyshakespeare").read_bytes()
     assert hashlib.sha256(text).hexdigest() == registry.DATASETS["tinyshakespeare"].files["train"].digest
+
+
+def test_an_assembled_dataset_says_how_it_was_made_instead_of_downloading(tmp_path):
+    with pytest.raises(UserError, match=r"tang-poems.jsonl is missing, and no URL serves it as it is: .*poet\.tang"):
+        registry.resolve("tang-poems", directory=str(tmp_path / "cache"))
+    assert not (tmp_path / "cache").exists()
+
+
+def test_tang_poems_is_registered_with_its_checksum():
+    from conftest import dataset_file
+
+    remote = registry.DATASETS["tang-poems"].files["train"]
+    assert hashlib.sha256(dataset_file("tang-poems").read_bytes()).hexdigest() == remote.digest

@@ -4,7 +4,9 @@
 `--data-dir`, else `$KERASLLM_DATA_DIR`, else `~/.cache/kerasllm`. A file that
 is already there is used as it is; otherwise it is downloaded, its checksum
 checked, and only then renamed into place, so a failed or corrupt download
-leaves nothing behind.
+leaves nothing behind. A file that no URL serves as it is (`tang-poems`,
+assembled from many source files) is not downloaded: the error says how it
+was made and where to put it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class RemoteFile:
     digest: str  # hex digest of the downloaded file (the archive, if any)
     algorithm: str = "sha256"
     member: Optional[str] = None  # file to extract from a zip archive
+    # Set for a file that no URL serves as it is (it was assembled from
+    # several source files): how to make it, said instead of downloading.
+    # `url` then points at the sources.
+    assembled: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class DatasetInfo:
     name: str
     description: str
     files: dict  # split name -> RemoteFile
-    format: str  # how `sources` reads it: text | tsv | squad
+    format: str  # how `sources` reads it: text | tsv | squad | jsonl
 
 
 DATASETS = {
@@ -89,6 +95,27 @@ DATASETS = {
             ),
         },
         format="squad",
+    ),
+    "tang-poems": DatasetInfo(
+        name="tang-poems",
+        description="The Complete Tang Poems (全唐诗), 57,603 poems in traditional characters, one JSON object "
+        "per line: title, author, text (the title, a line break, the poem)",
+        files={
+            "train": RemoteFile(
+                filename="tang-poems.jsonl",
+                url="https://github.com/chinese-poetry/chinese-poetry/tree/99ebbef7e1345c0985c44b9fd96a3f9e776f117b/"
+                "%E5%85%A8%E5%94%90%E8%AF%97",
+                digest="a561e13e40af431845225ea294453f061b7f984efb9be4b81080888fd3a005b7",
+                assembled=(
+                    "it is assembled from the 58 files 全唐诗/poet.tang.<N>.json (N = 0, 1000, ..., 57000, in that "
+                    "order) of github.com/chinese-poetry/chinese-poetry at commit 99ebbef7e134: one line "
+                    '{"title", "author", "text"} per poem with paragraphs, text = the title, a line break and the '
+                    "paragraphs (ends stripped, empty ones dropped) joined by line breaks; the result has sha256 "
+                    "a561e13e40af431845225ea294453f061b7f984efb9be4b81080888fd3a005b7"
+                ),
+            )
+        },
+        format="jsonl",
     ),
 }
 
@@ -155,5 +182,10 @@ def resolve(name: str, split: str = "train", directory: Optional[str] = None, ti
     remote = info.files[split]
     target = data_dir(directory) / remote.filename
     if not target.is_file():
+        if remote.assembled:
+            raise UserError(
+                f"dataset '{name}': {target} is missing, and no URL serves it as it is: {remote.assembled}. "
+                f"Put it there, or point --data-dir / ${ENV_VAR} at a directory that has {target.name}"
+            )
         _download(remote, target, timeout)
     return target

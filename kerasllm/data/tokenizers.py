@@ -351,6 +351,12 @@ class ByteTokenizer(_KerasHubTokenizer):
         import keras_hub
 
         super().__init__(keras_hub.tokenizers.ByteTokenizer(lowercase=False), lowercase)
+        # keras-hub's `detokenize` makes its byte table on first use and keeps
+        # it: a constant of whichever graph that was, which the next graph (a
+        # second tf.data map, an eager call after a traced one) cannot use.
+        # This table is made eagerly, so every graph can capture it;
+        # tests/test_languages.py checks that keras-hub still needs it.
+        self._byte_strings = tf.constant([bytes([b]) for b in range(256)])
 
     @property
     def vocabulary_size(self) -> int:
@@ -364,7 +370,11 @@ class ByteTokenizer(_KerasHubTokenizer):
         return ids[:-1]
 
     def _detokenize(self, ids):
-        return self.layer.detokenize(self._drop_special(ids))
+        # What keras-hub's `detokenize` does, with the table made in `__init__`:
+        # invalid UTF-8 (a character cut in the middle) becomes U+FFFD.
+        pieces = tf.ragged.map_flat_values(lambda v: tf.gather(self._byte_strings, v), self._drop_special(ids))
+        text = tf.strings.reduce_join(pieces, axis=-1)
+        return tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
 
 
 class CodepointTokenizer(_KerasHubTokenizer):
@@ -517,28 +527,48 @@ class SentencePieceTokenizer(_KerasHubTokenizer):
     @classmethod
     def train(cls, texts: tf.data.Dataset, config: TokenizerConfig) -> "SentencePieceTokenizer":
         """A unigram model of exactly `config.vocab_size` pieces, learned by
-        keras-hub's `compute_sentence_piece_proto`.
+        the `sentencepiece` trainer with the settings keras-hub's
+        `compute_sentence_piece_proto` uses (the same special ids), plus
+        `config.character_coverage`, `byte_fallback` and `normalize`, which
+        that helper does not pass on.
 
         Args:
             texts: a dataset of string[n] batches.
-            config: the `TokenizerConfig` (`vocab_size`, `lowercase`).
+            config: the `TokenizerConfig` (`vocab_size`, `lowercase`,
+                `character_coverage`, `byte_fallback`, `normalize`).
 
         Example:
             tok = SentencePieceTokenizer.train(texts, TokenizerConfig(kind="sentencepiece", vocab_size=200))
+            tok = SentencePieceTokenizer.train(poems, TokenizerConfig(kind="sentencepiece", vocab_size=8000,
+                                                                       normalize="none", byte_fallback=True))
         """
-        import keras_hub
+        import io
+
+        import sentencepiece as spm
 
         from kerasllm.quiet import stderr_silenced
 
+        if config.normalize == "none":
+            # No rule and no whitespace collapsing: the pieces spell the text
+            # exactly. Lowercasing, if asked for, happens here as `prepare`
+            # does it when tokenizing (the NFKC rule's _cf variant case-folds).
+            rule, extra = "identity", dict(remove_extra_whitespaces=False)
+            texts = texts.map(lowercased) if config.lowercase else texts
+        else:
+            rule, extra = ("nmt_nfkc_cf" if config.lowercase else "nmt_nfkc"), {}
+        model = io.BytesIO()
         try:
             with stderr_silenced():
-                proto = keras_hub.tokenizers.compute_sentence_piece_proto(
-                    texts.unbatch(), vocabulary_size=config.vocab_size, lowercase=config.lowercase
-                )
+                spm.SentencePieceTrainer.train(
+                    sentence_iterator=texts.unbatch().as_numpy_iterator(), model_writer=model,
+                    vocab_size=config.vocab_size, model_type="unigram", normalization_rule_name=rule,
+                    character_coverage=config.character_coverage, byte_fallback=config.byte_fallback,
+                    pad_id=0, unk_id=1, bos_id=2, eos_id=3, **extra)
         except RuntimeError as e:  # sentencepiece reports an impossible size this way
             reason = str(e).splitlines()[-1].split("] ")[-1]
+            reason = reason.replace("with --character_coverage option", "(tokenizer.character_coverage)")
             raise UserError(f"tokenizer.vocab_size={config.vocab_size}: {reason}") from None
-        return cls(proto, lowercase=config.lowercase)
+        return cls(model.getvalue(), lowercase=config.lowercase)
 
 
 def unknown_characters(texts: list[str], tokenize, unk_id: int) -> list[str]:

@@ -61,7 +61,7 @@ class LanguageModel:
     description = "language-model"
     splits = ("validation", "train")  # train: the training split itself (the result says so)
     serving_kind = "language_model"
-    commands = ("generate", "score")
+    commands = ("generate", "score", "audit-memorization")
 
     def __init__(self, kind: str, build, model_keys: tuple, transformer: bool):
         self.kind = kind
