@@ -19,7 +19,7 @@ LAYERS = [
     "kerasllm.loaded_run",
     "kerasllm.models | kerasllm.data",
     "kerasllm.config | kerasllm.progress | kerasllm.run_dir",
-    "kerasllm.errors | kerasllm.quiet | kerasllm.files | kerasllm.compat",
+    "kerasllm.errors | kerasllm.quiet | kerasllm.files | kerasllm.compat | kerasllm.pictures",
 ]
 
 
