@@ -302,10 +302,11 @@ def explain_translation(lm, source: str, reference: Optional[str] = None, layers
 
 @dataclass
 class QuestionAnsweringExplanation:
-    """Start and end probabilities over the passage tokens of the window
-    the answer comes from (the model's softmax over that window's
-    positions; `outside` is what falls on [CLS] and the question), with the
-    answer's tokens (and a gold answer's, where one is given) marked."""
+    """Start and end probabilities over the passage tokens of one window
+    (the model's softmax over that window's positions; `outside` is what
+    falls on [CLS] and the question), with the answer's tokens (and a gold
+    answer's, where one is given) marked. `span` is None when the answer
+    lies in another window than the one shown."""
 
     question: str
     context: str
@@ -329,7 +330,7 @@ class QuestionAnsweringExplanation:
 
     def loss_table(self) -> Optional[str]:
         if self.gold is None:
-            return None
+            return None  # no gold answer given, or none within one window
         first, last = self.gold
         loss = -math.log(max(self.start[first], 1e-12)) - math.log(max(self.end[last], 1e-12))
         return (f"Gold answer: tokens {first}-{last} ({' '.join(self.tokens[first:last + 1])!r}); "
@@ -354,10 +355,30 @@ def _tokens_in(offsets: list, start: int, end: int) -> Optional[tuple]:
     return (inside[0], inside[-1]) if inside and end > start else None
 
 
+def _window_offsets(windows: dict, w: int) -> tuple:
+    """(positions of window w's passage tokens, their character offsets)."""
+    starts, ends = windows["token_starts"][w].numpy(), windows["token_ends"][w].numpy()
+    positions = np.flatnonzero(starts >= 0)
+    return positions, [(int(starts[p]), int(ends[p])) for p in positions]
+
+
+def _shown_window(windows: dict, window_score, gold: Optional[tuple]) -> int:
+    """The window whose probabilities are shown: the first that holds the
+    whole gold answer, where one is given (the window training scores it
+    in), else the one the answer comes from."""
+    if gold is not None:
+        for w in range(int(tf.shape(window_score)[0])):
+            offsets = _window_offsets(windows, w)[1]
+            if offsets and offsets[0][0] <= gold[0] and offsets[-1][1] >= gold[1]:
+                return w
+    return int(tf.argmax(window_score))
+
+
 def explain_question_answering(lm, question: str, context: str,
                                gold: Optional[tuple] = None) -> QuestionAnsweringExplanation:
     """The answer `kerasllm qa` gives, with the start and end probabilities
-    of the passage tokens in the window it comes from.
+    of the passage tokens in the window it comes from (with `gold`, the
+    window that holds the gold answer).
 
     Args:
         lm: a loaded question-answering run (`model`, `tokenizer`, `config`).
@@ -382,11 +403,9 @@ def explain_question_answering(lm, question: str, context: str,
     windows = encode(tokenizer, model_config, questions, contexts, whole_words=True)
     start_logits, end_logits = model({k: windows[k] for k in MODEL_INPUTS}, training=False)
     _, window_score, _ = qa_features.window_best_spans(start_logits, end_logits, windows, model_config.max_answer_tokens)
-    w = int(tf.argmax(window_score))
+    w = _shown_window(windows, window_score, gold)
     start_p, end_p = (tf.nn.softmax(tf.cast(x[w], tf.float32)).numpy() for x in (start_logits, end_logits))
-    starts, ends = windows["token_starts"][w].numpy(), windows["token_ends"][w].numpy()
-    positions = np.flatnonzero(starts >= 0)
-    offsets = [(int(starts[p]), int(ends[p])) for p in positions]
+    positions, offsets = _window_offsets(windows, w)
     a_start, a_end = int(answer["start"][0]), int(answer["end"][0])
     return QuestionAnsweringExplanation(
         question, context, answer["answer"].numpy()[0].decode("utf-8"), (a_start, a_end),
