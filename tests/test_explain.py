@@ -106,6 +106,23 @@ def test_token_texts_are_what_each_token_adds():
     assert len(ids) == 3 and token_texts(byte, ids)[-1] == "!"
 
 
+def test_an_lstm_explanation_is_surprisal_only():
+    from types import SimpleNamespace
+
+    from kerasllm.config import ModelConfig
+    from kerasllm.data.tokenizers import CharTokenizer
+    from kerasllm.inference.explain import explain_language_model
+    from kerasllm.models import build_model
+
+    tok = CharTokenizer(list(" Tabeo"))
+    model = build_model(ModelConfig(kind="lstm", embedding_dim=8, hidden_dim=8, dropout=0.0), tok.vocabulary_size)
+    lm = SimpleNamespace(model=model, tokenizer=tok)
+    explanation = explain_language_model(lm, "To be", layers=[0])
+    assert explanation.tokens == list("To be") and len(explanation.log_probs) == 5
+    assert explanation.attention == [] and explanation.notes == ["this model (an LSTM) has no attention: surprisal only"]
+    assert [p.name for p in explanation.panels()] == ["surprisal"]
+
+
 # -- pictures --------------------------------------------------------------------
 
 

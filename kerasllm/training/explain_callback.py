@@ -141,10 +141,11 @@ class _Lazy:
 
 
 def _first_block_text(task) -> str:
-    """The text of the first validation block, less its last token (the
-    block is the model's context plus the target of its last position)."""
+    """The text of the first validation block's first context - 1 tokens
+    (a block holds context + 1): with the start token, the whole text fits
+    in the attention picture."""
     for block in task.corpus.blocks("validation", task.block_len).take(1):
-        return task.tokenizer.detokenize([block.numpy()[:-1]]).numpy()[0].decode("utf-8", errors="replace")
+        return task.tokenizer.detokenize([block.numpy()[:-2]]).numpy()[0].decode("utf-8", errors="replace")
     return ""
 
 
