@@ -340,7 +340,7 @@ def toy_translators(tmp_path_factory):
 
 def _alignment_hits(run_dir: str, where) -> float:
     """Share of output tokens whose strongest cross-attention (last layer,
-    mean of heads) falls on `where(i, n)`, over 20 new strings the model
+    mean of heads) falls on `where(i, n)`, over 12 new strings the model
     translates itself; every translation must be right."""
     from kerasllm.inference.explain import explain_translation
     from kerasllm.loaded_run import load_run
@@ -348,7 +348,7 @@ def _alignment_hits(run_dir: str, where) -> float:
     lm = load_run(run_dir)
     rng = random.Random(7)
     hits = total = 0
-    for _ in range(20):
+    for _ in range(12):
         word = "".join(rng.choice(LETTERS) for _ in range(LENGTH))
         explanation = explain_translation(lm, word)
         assert explanation.output_tokens[-1] == "<end>" and len(explanation.output_tokens) == LENGTH + 1
