@@ -40,6 +40,7 @@ Examples:
   kerasllm train --config configs/squad-mlm.yaml && kerasllm train --config configs/squad-qa.yaml
   kerasllm qa --run runs/squad-qa "Who wrote Hamlet?" --context "Hamlet is a tragedy by William Shakespeare."
   kerasllm data-report --config configs/spa-eng-transformer.yaml --set data.cleaning.pii=mask
+  kerasllm explain --run runs/shakespeare-char "ROMEO: What say you?" --format html
 """
 
 
@@ -754,6 +755,132 @@ def audit_memorization(ctx, run_dir, prefixes, prefix_tokens, suffix_tokens, see
         click.echo(f"{split:<12}{result[f'{split}_prefixes']:>10}{result[f'{split}_extracted']:>11}"
                    f"{'-' if rate is None else f'{rate:.1%}':>9}")
     click.echo(json.dumps(result))
+
+
+EXPLAIN_FORMATS = ("png", "html", "json")
+
+
+@cli.command(epilog="""\b
+Examples:
+  kerasllm explain --run runs/shakespeare-char "ROMEO: What say you?"
+  kerasllm explain --run runs/shakespeare-char "ROMEO:" --layers all --heads 0,1 --out romeo.html
+  kerasllm explain --run runs/spa-eng "Where is the station?" --out station.png
+  kerasllm explain --run runs/squad-qa "Who wrote Hamlet?" --context "Hamlet is a tragedy by William Shakespeare."
+  kerasllm explain --run runs/shakespeare-char "To be, or not to be" --format json --out -
+""")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="A run directory from `kerasllm train`: a language model, a translator or a question answerer.")
+@click.argument("text")
+@click.option("--format", "fmt", type=click.Choice(EXPLAIN_FORMATS), default=None,
+              help="png: a picture; html: one self-contained page; json: the numbers. "
+                   "[default: --out's extension, else png]")
+@click.option("--out", default=None, metavar="FILE",
+              help="Where to write it ('-' = stdout). [default: <run directory's name>-explain.<format>]")
+@click.option("--layers", default=None, metavar="LIST",
+              help="Attention pictures of these layers, counted from 0: e.g. 0,2 or all. [default: the last layer]")
+@click.option("--heads", default=None, metavar="LIST",
+              help="One attention picture per head, counted from 0: e.g. 0,1 or all. [default: one picture, "
+                   "the mean of the heads]")
+@click.option("--context", default=None, help="Question answering: the passage (TEXT is the question).")
+@input_option("Question answering: the passage, read from this file instead of --context")
+@verbose_option
+@click.pass_context
+def explain(ctx, run_dir, text, fmt, out, layers, heads, context, input_path):
+    """Show what a run's model does with TEXT, as a picture (PNG), a page
+    (HTML) or the numbers (JSON). By the run's kind:
+
+    \b
+    - language model: the surprisal of each token of TEXT (-log p in nats:
+      the per-token log-probabilities `kerasllm score` adds up, negated)
+      and, for a GPT, the self-attention over TEXT's start (an LSTM has none);
+    - translator: the cross-attention of its translation of TEXT over TEXT's
+      tokens (rows: output tokens, columns: source tokens) and each output
+      token's surprisal;
+    - question answering: TEXT is the question and --context / --input the
+      passage; the start and end probability of each passage token, with
+      the answer marked.
+
+    --layers and --heads choose the attention pictures of a GPT or a
+    translator (its decoder layers).
+    """
+    from kerasllm import config as config_lib
+    from kerasllm import tasks
+
+    _check_run_dir(run_dir)
+    config = config_lib.load(os.path.join(run_dir, "config.yaml"))
+    task = tasks.for_config(config)
+    explainer = task.explaining
+    if explainer is None:
+        raise UserError(f"--run {run_dir}: {task.refuse('explain', run_dir)}")
+    fmt, out = _explain_output(fmt, out, run_dir)
+    text = _utf8_args([text], "TEXT", numbered=False)[0]
+    passage = _explain_passage(explainer, context, input_path)
+    attention = {}
+    if layers is not None or heads is not None:
+        if explainer.no_attention:
+            from kerasllm.errors import warn
+
+            warn(f"--layers/--heads: {explainer.no_attention}")
+        else:
+            attention = {"layers": _indices(layers, "--layers", config.model.num_layers),
+                         "heads": _indices(heads, "--heads", config.model.num_heads)}
+    _after_tf_import(ctx.obj["verbose"])
+    from kerasllm.files import atomic_write_bytes
+    from kerasllm.inference import explain as explain_lib
+    from kerasllm.loaded_run import load_run
+
+    lm = load_run(run_dir)
+    explanation = task.explain(lm, text, *passage, **attention)
+    data = explain_lib.explanation_bytes(explanation, fmt, title=f"{run_dir}: {text}")
+    for note in getattr(explanation, "notes", []):
+        click.echo(f"note: {note}", err=True)
+    if out == "-":
+        click.get_binary_stream("stdout").write(data)
+        return
+    atomic_write_bytes(out, data)
+    click.echo(f"wrote {out}")
+
+
+def _explain_output(fmt: str | None, out: str | None, run_dir: str) -> tuple:
+    """(format, file): the format given, else --out's extension, else png;
+    the file given, else <run directory's name>-explain.<format>."""
+    suffix = os.path.splitext(out)[1].lstrip(".").lower() if out and out != "-" else ""
+    if fmt is not None and suffix in EXPLAIN_FORMATS and suffix != fmt:
+        raise UserError(f"--out {out} with --format {fmt}: give a .{fmt} file, or leave --format out")
+    fmt = fmt or (suffix if suffix in EXPLAIN_FORMATS else "png")
+    name = os.path.basename(os.path.abspath(run_dir)) or "run"
+    return fmt, out or f"{name}-explain.{fmt}"
+
+
+def _explain_passage(explainer, context: str | None, input_path: str | None) -> list:
+    """The passage argument of a question-answering explanation ([] for
+    the other kinds, which take none)."""
+    if not explainer.passage:
+        if context is not None or input_path is not None:
+            raise UserError("--context/--input: only a question-answering run reads a passage; "
+                            "TEXT is what is explained")
+        return []
+    if (context is None) == (input_path is None):
+        raise UserError("give the passage with --context TEXT or --input FILE (one of them); TEXT is the question")
+    if input_path is not None:
+        return [_read_text(input_path, "--input")]
+    return _utf8_args([context], "--context", numbered=False)
+
+
+def _indices(value: str | None, option: str, count: int) -> list | None:
+    """Comma-separated indices below `count`, or `all`; None when not given."""
+    if value is None:
+        return None
+    if value.strip() == "all":
+        return list(range(count))
+    try:
+        chosen = [int(part) for part in value.split(",")]
+    except ValueError:
+        chosen = []
+    if not chosen or any(not 0 <= i < count for i in chosen):
+        raise UserError(f"{option} {value}: the model has {count} {option[2:]}, numbered 0 to {count - 1}; "
+                        "give some of them, comma-separated, or all")
+    return list(dict.fromkeys(chosen))
 
 
 _USER_ERROR_IN_TF = re.compile(r"UserError: (.+)")

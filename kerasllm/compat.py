@@ -10,6 +10,9 @@ Contents:
 - `decoder_sublayers`, `attention_scale`: the parts of a keras-hub
   `TransformerDecoder` that the cached decoding step calls one by one
   (kerasllm/models/gpt.py).
+- `cross_attention_sublayers`: a `TransformerDecoder`'s cross-attention and
+  its layer norm, whose weights `kerasllm explain` reads
+  (kerasllm/inference/attention.py).
 - `learning_rate_schedule`: the schedule object a Keras optimizer keeps.
 - `start_progbar_epoch`: what Keras' `ProgbarLogger` does at an epoch's
   start, without its `Epoch x/y` line (kerasllm/training/callbacks.py).
@@ -63,6 +66,37 @@ def decoder_sublayers(layer) -> DecoderSublayers:
         feedforward_norm=layer._feedforward_layer_norm,
         feedforward_intermediate=layer._feedforward_intermediate_dense,
         feedforward_output=layer._feedforward_output_dense,
+    )
+
+
+class CrossAttentionSublayers(NamedTuple):
+    """The cross-attention block of a keras-hub `TransformerDecoder` built
+    with an encoder sequence; it runs after self-attention."""
+
+    cross_attention_norm: object  # LayerNormalization before cross-attention
+    cross_attention: object  # a keras MultiHeadAttention (keras-hub's cached subclass)
+
+
+def cross_attention_sublayers(layer) -> CrossAttentionSublayers:
+    """The cross-attention sublayers of a built keras-hub `TransformerDecoder`.
+
+    keras-hub keeps them as private attributes, and its decoder returns no
+    attention scores; kerasllm/inference/attention.py calls them with
+    `return_attention_scores=True`.
+
+    Args:
+        layer: a built `keras_hub.layers.TransformerDecoder` called with an
+            encoder sequence, with `normalize_first=True`.
+
+    Example:
+        parts = cross_attention_sublayers(translator.backbone.decoder_layers[0])
+        _, scores = parts.cross_attention(parts.cross_attention_norm(x), encoded, return_attention_scores=True)
+    """
+    if layer._cross_attention_layer is None:
+        raise ValueError(f"{layer.name} has no cross-attention (it was built without an encoder sequence)")
+    return CrossAttentionSublayers(
+        cross_attention_norm=layer._cross_attention_layer_norm,
+        cross_attention=layer._cross_attention_layer,
     )
 
 

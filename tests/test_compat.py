@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from kerasllm import compat
 
@@ -33,6 +34,33 @@ def test_decoder_sublayers_run_in_the_order_of_keras_hubs_decoder():
     x1 = parts.self_attention(h, h, attention_mask=causal) + x
     out = parts.feedforward_output(parts.feedforward_intermediate(parts.feedforward_norm(x1))) + x1
     np.testing.assert_allclose(ops.convert_to_numpy(out), ops.convert_to_numpy(expected), atol=1e-5)
+
+
+def test_cross_attention_sublayers_run_between_self_attention_and_feedforward():
+    """kerasllm/inference/attention.py calls the cross-attention sublayers
+    after the self-attention ones; chained so with the feedforward, they
+    give a decoder's own output (with an encoder sequence)."""
+    import keras
+    import keras_hub
+    from keras import ops
+
+    layer = keras_hub.layers.TransformerDecoder(intermediate_dim=16, num_heads=2, normalize_first=True)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 5, 8)).astype("float32")
+    encoded = rng.normal(size=(2, 3, 8)).astype("float32")
+    expected = layer(x, encoded)
+    parts, cross = compat.decoder_sublayers(layer), compat.cross_attention_sublayers(layer)
+    assert isinstance(cross.cross_attention, keras.layers.MultiHeadAttention)
+    assert isinstance(cross.cross_attention_norm, keras.layers.LayerNormalization)
+    h = parts.self_attention_norm(x)
+    x1 = parts.self_attention(h, h, attention_mask=np.tril(np.ones((1, 5, 5), bool))) + x
+    x2 = cross.cross_attention(cross.cross_attention_norm(x1), encoded) + x1
+    out = parts.feedforward_output(parts.feedforward_intermediate(parts.feedforward_norm(x2))) + x2
+    np.testing.assert_allclose(ops.convert_to_numpy(out), ops.convert_to_numpy(expected), atol=1e-5)
+    self_only = keras_hub.layers.TransformerDecoder(intermediate_dim=16, num_heads=2)
+    self_only(x)
+    with pytest.raises(ValueError, match="has no cross-attention"):
+        compat.cross_attention_sublayers(self_only)
 
 
 def test_attention_scale_with_the_public_projections_gives_keras_attention():

@@ -36,7 +36,8 @@ DOC_FILES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs
 KERASLLM = Path(sys.executable).parent / "kerasllm"
 # Docs pages the issue asks for; a missing one fails here rather than silently.
 REQUIRED_PAGES = ["configs.md", "data.md", "training.md", "generation-and-serving.md", "translation.md",
-                  "question-answering.md", "scale-out.md", "architecture.md", "benchmarks.md", "languages.md"]
+                  "question-answering.md", "scale-out.md", "architecture.md", "benchmarks.md", "languages.md",
+                  "interpretability.md"]
 
 
 def bash_blocks(text: str) -> list[str]:

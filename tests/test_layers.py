@@ -20,7 +20,7 @@ LAYERS = [
     "kerasllm.models | kerasllm.data",
     "kerasllm.config | kerasllm.progress | kerasllm.run_dir",
     "kerasllm.task_registry",
-    "kerasllm.errors | kerasllm.quiet | kerasllm.files | kerasllm.compat | kerasllm.version",
+    "kerasllm.errors | kerasllm.quiet | kerasllm.files | kerasllm.compat | kerasllm.version | kerasllm.pictures",
 ]
 
 

@@ -107,6 +107,10 @@ class Classifier:
     serving_kind = "text_classifier"
     commands = ()
     config_keys = ("data.source_field", "data.target_field")
+    explaining = None  # `kerasllm explain` refuses it
+
+    def explain(self, loaded, text, *passage, layers=None, heads=None):
+        raise UserError(self.refuse("explain", ""))
 
     def validate(self, config, where):
         require(config.data.source_field != config.data.target_field, where,
@@ -192,7 +196,7 @@ def _corpus(path) -> None:
 def test_the_contract_names_every_member_the_commands_use():
     members = {name for name in dir(tasks.Task) if not name.startswith("_")} | set(tasks.Task.__annotations__)
     assert {"validate", "open_training", "load_model", "evaluate", "export", "export_width", "open_client",
-            "refuse", "check_prepare", "report_corpus", "config_keys", "splits", "serving_kind", "commands"} <= members
+            "refuse", "check_prepare", "report_corpus", "explain", "explaining", "config_keys", "splits", "serving_kind", "commands"} <= members
     for task in task_registry.all_tasks():  # the built-in tasks implement it
         assert isinstance(task, tasks.Task), task
     assert isinstance(Classifier(), tasks.Task)

@@ -20,9 +20,28 @@ from kerasllm.inference.chunks import map_in_chunks
 TOKENS_PER_CALL = 8192
 
 
-def sequence_log_probs(model, tokens: tf.RaggedTensor, pad_id: int, context: int | None):
-    """tokens: ragged int32 [batch, 1 + n], led by the start token ->
-    (log_prob float32[batch], num_tokens int32[batch]) over the n predicted ids."""
+def token_log_probs(model, tokens: tf.RaggedTensor, pad_id: int, context: int | None):
+    """The natural-log probability of each predicted id: what
+    `sequence_log_probs` sums (and `kerasllm score` prints the sums of);
+    `kerasllm explain` shows them, negated, as surprisal.
+
+    Args:
+        model: a language model (token ids -> next-token logits).
+        tokens: ragged int32 [batch, 1 + n], led by the start token
+            (`prompts.with_start_token`).
+        pad_id: the tokenizer's padding id.
+        context: the model's context (windows of at most this many ids), or
+            None for a model without one.
+
+    Returns:
+        (log_probs float32[batch, width], num_tokens int32[batch]): row i's
+        first num_tokens[i] entries are the log-probabilities of its ids
+        after the start token, in order; the rest are 0.
+
+    Example:
+        log_probs, n = token_log_probs(model, with_start_token(tok, ["To be"]), tok.pad_id, 128)
+        log_probs[0, :n[0]]  # one value per token of "To be"
+    """
     predicted = tf.cast(tokens.row_lengths(), tf.int32) - 1
     longest = tf.maximum(tf.reduce_max(predicted), 1)
     window = longest if context is None else tf.minimum(longest, context)
@@ -42,7 +61,14 @@ def sequence_log_probs(model, tokens: tf.RaggedTensor, pad_id: int, context: int
     log_probs = map_in_chunks(score_rows, {"inputs": inputs, "targets": targets}, TOKENS_PER_CALL // window,
                               fn_output_signature=tf.TensorSpec([None, None], tf.float32))
     valid = tf.sequence_mask(predicted, windows * window)
-    log_probs = tf.where(valid, tf.reshape(log_probs, [batch, windows * window]), 0.0)
+    return tf.where(valid, tf.reshape(log_probs, [batch, windows * window]), 0.0), predicted
+
+
+def sequence_log_probs(model, tokens: tf.RaggedTensor, pad_id: int, context: int | None):
+    """tokens: ragged int32 [batch, 1 + n], led by the start token ->
+    (log_prob float32[batch], num_tokens int32[batch]) over the n predicted
+    ids: the sums of `token_log_probs`."""
+    log_probs, predicted = token_log_probs(model, tokens, pad_id, context)
     return tf.reduce_sum(log_probs, axis=-1), predicted
 
 

@@ -43,13 +43,26 @@ _inputs = tf.function(translation_inputs, reduce_retracing=True, autograph=False
 _decode = tf.function(decode_translations, reduce_retracing=True, autograph=False)
 
 
-def translate(model, source_tokenizer, target_tokenizer, sentences: list[str], max_length: int = 64,
-              beams: int = 1, length_penalty: float = 0.6) -> list[str]:
-    """Greedy (beams=1) or beam-search translations of `sentences`."""
+def translation_ids(model, source_tokenizer, target_tokenizer, sentences: list[str], max_length: int = 64,
+                    beams: int = 1, length_penalty: float = 0.6) -> dict:
+    """What `translate` decodes: `decoder_token_ids` (the start token, then
+    the output ids) and `decoder_padding_mask` (true up to and including
+    each row's end-of-text), as the model's `generate` returns them.
+
+    Example:
+        out = translation_ids(model, src_tok, tgt_tok, ["I like tea."], max_length=40)
+        out["decoder_token_ids"][0][out["decoder_padding_mask"][0]][1:]  # the output ids, end-of-text last
+    """
     inputs = _inputs(source_tokenizer, target_tokenizer, tf.constant(sentences, tf.string), max_length)
     use_sampler(model, (beams, float(length_penalty) if beams > 1 else 0.0),
                 lambda: make_sampler(temperature=0.0, beams=beams, length_penalty=length_penalty))
-    out = model.generate(inputs, stop_token_ids=(target_tokenizer.eot_id,))
+    return model.generate(inputs, stop_token_ids=(target_tokenizer.eot_id,))
+
+
+def translate(model, source_tokenizer, target_tokenizer, sentences: list[str], max_length: int = 64,
+              beams: int = 1, length_penalty: float = 0.6) -> list[str]:
+    """Greedy (beams=1) or beam-search translations of `sentences`."""
+    out = translation_ids(model, source_tokenizer, target_tokenizer, sentences, max_length, beams, length_penalty)
     texts = _decode(target_tokenizer, tf.convert_to_tensor(out["decoder_token_ids"]),
                     tf.convert_to_tensor(out["decoder_padding_mask"]))
     return [t.decode("utf-8", errors="replace") for t in texts.numpy()]

@@ -27,7 +27,23 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol, runtime_checkable
+from typing import Any, Callable, NamedTuple, Optional, Protocol, runtime_checkable
+
+
+class Explaining(NamedTuple):
+    """How `kerasllm explain` reads its arguments for a task, known before
+    TensorFlow loads.
+
+    Example:
+        Explaining(passage=True, no_attention="a question-answering explanation shows the start and end "
+                   "probabilities, not attention")
+    """
+
+    no_attention: str = ""
+    """Why --layers/--heads do not apply ("" when they do)."""
+
+    passage: bool = False
+    """Whether TEXT is a question whose passage comes from --context / --input."""
 
 
 @runtime_checkable
@@ -35,9 +51,11 @@ class Training(Protocol):
     """One run's training data, model, loss and samples, as the trainer uses them.
 
     Optional members, which the trainer looks up with `getattr`:
-    `metrics()` (default: token accuracy) and `initialise(model, print_fn)`
+    `metrics()` (default: token accuracy), `initialise(model, print_fn)`
     (called on a new run with `train.init_from`; a task that has none
-    refuses `train.init_from` in its `validate`).
+    refuses `train.init_from` in its `validate`) and
+    `validation_explainer()` (model -> the explanation of one fixed
+    validation example, drawn in TensorBoard at each epoch; None: none).
     """
 
     batches_per_pass: int
@@ -121,6 +139,15 @@ class Task(Protocol):
     commands: tuple
     """The CLI commands that use its models (`generate`, `score`,
     `translate`, `qa`), the main one first; `refuse` answers the others."""
+
+    explaining: Optional[Explaining]
+    """How `kerasllm explain` treats its runs, or None when it cannot
+    explain them (`refuse("explain", ...)` says why)."""
+
+    def explain(self, loaded, text: str, *passage: str, layers=None, heads=None) -> Any:
+        """The explanation of `text` (a question, with `passage`, when
+        `explaining.passage`) by a loaded run: a `kerasllm.inference.explain`
+        dataclass that renders as PNG, HTML or JSON."""
 
     def validate(self, config, where: str) -> None:
         """Raises a `UserError` naming `where` and the key for a config

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 from kerasllm.config import require
+from kerasllm.tasks.base import Explaining
 
 # Keys only some tasks read that language models read (see `Task.config_keys`).
 _DOCUMENT_KEYS = ("data.document", "data.field", "data.prepared", "data.split_group", "data.cleaning")
@@ -65,6 +66,8 @@ class LanguageModel:
 
     def __init__(self, kind: str, build, model_keys: tuple, transformer: bool):
         self.kind = kind
+        self.explaining = Explaining() if transformer else Explaining(
+            no_attention="an LSTM has no attention; explain shows the surprisal only")
         self._build = build
         self.config_keys = _LM_KEYS + tuple(model_keys)
         self._transformer = transformer
@@ -72,6 +75,11 @@ class LanguageModel:
     def build(self, model_config, vocabulary_size: int, dtype=None):
         """The unbuilt model for a vocabulary (see `kerasllm.models`)."""
         return self._build(model_config, vocabulary_size, dtype)
+
+    def explain(self, loaded, text, *passage, layers=None, heads=None):
+        from kerasllm.inference.explain import explain_language_model
+
+        return explain_language_model(loaded, text, layers=layers, heads=heads)
 
     def validate(self, config, where: str) -> None:
         if self._transformer:

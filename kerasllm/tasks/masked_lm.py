@@ -33,6 +33,7 @@ class MaskedLM:
     splits = ("validation", "train")
     serving_kind = None
     commands = ()
+    explaining = None  # refuse("explain") says what to do
     config_keys = ENCODER_KEYS + _DOCUMENT_KEYS + ("train.mask_rate",)
 
     def build(self, model_config, vocabulary_size: int, dtype=None):
@@ -40,6 +41,9 @@ class MaskedLM:
         from kerasllm.models.encoder import masked_lm_model
 
         return masked_lm_model(model_config, vocabulary_size, dtype)
+
+    def explain(self, loaded, text, *passage, layers=None, heads=None):
+        raise UserError(self.refuse("explain", ""))
 
     def validate(self, config, where: str) -> None:
         check_encoder(config, where)
@@ -78,6 +82,9 @@ class MaskedLM:
         raise UserError(f"--run {run}: {self.refuse(command, run)}")
 
     def refuse(self, command: str, source: str) -> str:
+        if command == "explain":
+            return ("a encoder/masked_lm run (masked-LM pretraining); explain covers language models, translators "
+                    "and question answering: fine-tune it first (configs/squad-qa.yaml)")
         if command == "translate":
             return "a question-answering or masked-LM encoder run; `kerasllm qa` answers with a QA run"
         return ("a masked-LM pretraining run: an encoder, which neither generates nor scores text; fine-tune "

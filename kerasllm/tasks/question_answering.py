@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from kerasllm.config import require
 from kerasllm.errors import UserError
+from kerasllm.tasks.base import Explaining
 from kerasllm.tasks.encoders import ENCODER_KEYS, check_encoder
 
 
@@ -34,6 +35,8 @@ class QuestionAnswering:
     splits = ("dev", "validation")
     serving_kind = "question_answering"
     commands = ("qa",)
+    explaining = Explaining(no_attention="a question-answering explanation shows the start and end probabilities, "
+                            "not attention", passage=True)
     config_keys = ENCODER_KEYS + ("model.doc_stride", "model.max_question_tokens", "model.max_answer_tokens",
                                   "model.question_match", "train.num_samples")
 
@@ -42,6 +45,11 @@ class QuestionAnswering:
         from kerasllm.models.encoder import span_model
 
         return span_model(model_config, vocabulary_size, dtype)
+
+    def explain(self, loaded, text, *passage, layers=None, heads=None):
+        from kerasllm.inference.explain import explain_question_answering
+
+        return explain_question_answering(loaded, text, *passage)
 
     def validate(self, config, where: str) -> None:
         check_encoder(config, where)

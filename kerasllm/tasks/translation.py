@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from kerasllm.config import require
 from kerasllm.errors import UserError
+from kerasllm.tasks.base import Explaining
 from kerasllm.tasks.language_model import TRANSFORMER_KEYS, check_heads_divide, no_init_from, only_local_data
 
 
@@ -32,10 +33,16 @@ class Translation:
     splits = ("test", "validation", "train")
     serving_kind = "translator"
     commands = ("translate",)
+    explaining = Explaining()  # the cross-attention of its translation over the source
     config_keys = TRANSFORMER_KEYS + (
         "data.source_field", "data.target_field", "data.strict", "data.test_fraction", "data.cleaning",
         "tokenizer.shared", "model.tie_embeddings", "train.label_smoothing", "train.num_samples",
     )
+
+    def explain(self, loaded, text, *passage, layers=None, heads=None):
+        from kerasllm.inference.explain import explain_translation
+
+        return explain_translation(loaded, text, layers=layers, heads=heads)
 
     def validate(self, config, where: str) -> None:
         check_heads_divide(config, where)

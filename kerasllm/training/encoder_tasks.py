@@ -104,6 +104,9 @@ class MaskedLMTask(LanguageModelTask):
     def sampler(self, model):
         return lambda: []
 
+    def validation_explainer(self):
+        return None  # masked-LM pretraining has no explanation
+
     def initialise(self, model, print_fn) -> None:
         _load_backbone(model, self.config, print_fn)
 
@@ -229,6 +232,11 @@ class QuestionAnsweringTask:
         from kerasllm.data import pipelines
 
         return pipelines.shard_by_batch(self._windows("validation").cache().batch(self.config.train.batch_size))
+
+    def validation_explainer(self):
+        from kerasllm.training.explain_callback import question_answering_explainer
+
+        return question_answering_explainer(self.config, self)
 
     def sampler(self, model):
         from kerasllm.inference.qa import answer_fn, answer_questions

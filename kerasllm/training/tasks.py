@@ -123,6 +123,11 @@ class LanguageModelTask:
         return pipelines.lm_batches(self.corpus.blocks("validation", self.block_len), c.train.batch_size,
                                     training=False, cache=self.corpus.cacheable, to_example=self.to_example)
 
+    def validation_explainer(self):
+        from kerasllm.training.explain_callback import language_model_explainer
+
+        return language_model_explainer(self.config, self)
+
     def sampler(self, model):
         from kerasllm.inference.generate import generate
 
@@ -186,6 +191,11 @@ class TranslationTask:
 
     def validation_batches(self):
         return self.corpus.batches("validation")
+
+    def validation_explainer(self):
+        from kerasllm.training.explain_callback import translation_explainer
+
+        return translation_explainer(self.config, self)
 
     def sampler(self, model):
         from kerasllm.inference.translate import translate

@@ -54,6 +54,7 @@ from kerasllm.training import callbacks as cb
 from kerasllm.training import precision
 from kerasllm.run_dir import RunDir
 from kerasllm.training.checkpoint import RunState
+from kerasllm.training.explain_callback import explain_callbacks
 from kerasllm.training.optim import make_optimizer, schedule_of
 from kerasllm.training.strategy import is_chief, make_strategy
 
@@ -547,6 +548,7 @@ def _callbacks(config, task, plan: Plan, own: RunDir, writer, run_state, samples
         cb.StepScalars(writer, run_state, task.tokens_per_batch, config.train.log_every_steps * plan.accum,
                        perplexity=perplexity, print_fn=step_lines, total=plan.total, accum=plan.accum),
         samples,
+        *explain_callbacks(config, task, writer, run_state),  # pictures of one validation example
         cb.EpochScalars(str(own.logs), by_step),
     ]
     return callbacks, 1 if bar else 0
