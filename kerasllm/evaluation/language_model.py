@@ -25,9 +25,8 @@ def evaluate_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "vali
     lm = load_run(run_dir)
     config = lm.config
     corpus = open_corpus(config, RunDir(run_dir).tokenizer, data_dir)
-    batches = pipelines.lm_batches(
-        corpus.blocks(split, config.model.seq_len), config.train.batch_size, training=False
-    )
+    batches = pipelines.lm_batches(corpus.blocks(split, config.model.seq_len), config.train.batch_size,
+                                   training=False, to_example=lm.preprocessor.training_example)
     lm.model.compile(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
