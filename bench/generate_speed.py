@@ -147,11 +147,10 @@ def generation_cases(served, run_dir: str, lm) -> tuple[dict, dict]:
     import keras_hub
     import tensorflow as tf
 
-    from kerasllm.inference.generate import _encode
     from kerasllm.loaded_run import load_run
     from kerasllm.inference.prompts import decode_continuations
 
-    model, tokenizer = lm.model, lm.tokenizer
+    model, tokenizer, preprocessor = lm.model, lm.tokenizer, lm.preprocessor
     # The sampler is traced into keras-hub's generate function, so each
     # sampler gets its own copy of the model.
     keras_hub_models = {"greedy": model, "top_p": load_run(run_dir).model}
@@ -161,7 +160,7 @@ def generation_cases(served, run_dir: str, lm) -> tuple[dict, dict]:
     for batch in (1, 16):
         for new in (64, 256):
             prompts = tf.constant([PROMPT] * batch)
-            encoded = _encode(tokenizer, prompts, tf.constant(new), model.backbone.max_sequence_length)
+            encoded = preprocessor.generate_preprocess(prompts, tf.constant(new), model.backbone.max_sequence_length)
             for mode in ("greedy", "top_p"):
                 settings = {"temperature": tf.constant(0.0)} if mode == "greedy" else {
                     "temperature": tf.constant(1.0), "top_p": tf.constant(0.9), "seed": tf.constant(0)}
@@ -174,7 +173,7 @@ def generation_cases(served, run_dir: str, lm) -> tuple[dict, dict]:
 
                 def keras_hub_count(token_ids, encoded=encoded, new=new):
                     # Counted as the export counts (up to the first end-of-text).
-                    return decode_continuations(tokenizer, token_ids, encoded, tf.constant(new))[1].numpy()
+                    return decode_continuations(preprocessor, token_ids, encoded, tf.constant(new))[1].numpy()
 
                 calls[("saved_model", batch, new, mode)] = exported
                 counters[("saved_model", batch, new, mode)] = lambda num_tokens: num_tokens.numpy()

@@ -130,8 +130,9 @@ def tokens_per_pair(lm, run_dir: str) -> float:
     sample = [(s.numpy(), t.numpy()) for s, t in open_pair_corpus(lm.config, Path(run_dir)).pairs("train").take(10)]
     src = [x for s, _ in sample for x in s][:10_000]
     tgt = [x for _, t in sample for x in t][:10_000]
-    return (float(lm.tokenizer.tokenize(src).row_lengths().numpy().mean())
-            + float(lm.target_tokenizer.tokenize(tgt).row_lengths().numpy().mean()))
+    sources, _, labels = lm.preprocessor.encode_pairs(src, tgt)  # labels: the target's ids, then end-of-text
+    return (float(sources.row_lengths().numpy().mean())
+            + float(labels.row_lengths().numpy().mean()) - 1)
 
 
 def translation_quality(run_dir: str, args) -> tuple[dict, object]:

@@ -161,7 +161,7 @@ def wordpiece_split_patterns(split_on_cjk: bool) -> tuple:
     keras-hub first pads CJK characters with spaces and then splits; with CJK
     in both patterns, splitting the unpadded text gives the same words and
     keeps byte offsets into the text the tokenizer saw
-    (kerasllm/data/qa_features.py).
+    (kerasllm/data/preprocessors/qa_features.py).
 
     Args:
         split_on_cjk: the tokenizer's `split_on_cjk`.

@@ -1,4 +1,5 @@
-"""A trained run, loaded for use: its config, tokenizer(s) and best weights.
+"""A trained run, loaded for use: its config, tokenizer(s), preprocessor and
+best weights.
 
 Why its own module: inference, evaluation and export all start from a
 trained run, and loading one needs the run's task (which builds its model
@@ -10,6 +11,7 @@ export, so none of those three has to import another to load a run
 Example:
     lm = load_run("runs/shakespeare-char")
     lm.model, lm.tokenizer, lm.config.model.kind
+    lm.preprocessor  # the task's strings <-> ids (kerasllm.data.preprocessors)
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ class LoadedRun:
     tokenizer: object  # a translator's source tokenizer
     model: object
     target_tokenizer: object = None  # translators: the target side's (may be `tokenizer`)
+    preprocessor: object = None  # the task's `preprocessor` over the tokenizer(s)
 
 
 def load_run(run_dir: str) -> LoadedRun:
-    """Config, tokenizer and best (else latest) weights of a run directory.
+    """Config, tokenizer(s), the task's preprocessor over them
+    (`Task.preprocessor`) and best (else latest) weights of a run directory.
 
     Args:
         run_dir: a run directory from `kerasllm train`.
@@ -49,7 +53,8 @@ def load_run(run_dir: str) -> LoadedRun:
     weights = run.inference_weights()
     if weights is None:
         raise UserError(f"--run {run_dir}: no weights saved yet; train longer (see train.save_every_steps)")
-    # The run's task builds its model and loads its tokenizer(s).
-    model, tokenizer, target_tokenizer = task_registry.for_model(config.model).load_model(config, run)
+    # The run's task builds its model, loads its tokenizer(s) and makes its preprocessor.
+    task = task_registry.for_model(config.model)
+    model, tokenizer, target_tokenizer = task.load_model(config, run)
     run.load_inference_weights(model)
-    return LoadedRun(config, tokenizer, model, target_tokenizer)
+    return LoadedRun(config, tokenizer, model, target_tokenizer, task.preprocessor(config, tokenizer, target_tokenizer))

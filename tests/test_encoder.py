@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from kerasllm.config import ModelConfig
-from kerasllm.data import qa_features as qa
+from kerasllm.data.preprocessors import qa_features as qa
 from kerasllm.data.tokenizers import WordPieceTokenizer
 from kerasllm.models.encoder import SpanModel, build_encoder, build_masked_lm, mark_question_matches, span_losses
 

@@ -25,12 +25,16 @@ def _rows(config, split: str) -> list:
     return [r for i, r in enumerate(rows) if (i % 5 == 4) == (split == "validation")]
 
 
-def _encode(texts):
-    """Strings -> [batch, SEQ_LEN] ids (UTF-8 code points mod 256, + 1; 0 pads), in TF ops."""
-    import tensorflow as tf
+class ClassifierPreprocessor:
+    """The task's one path from text to ids: strings -> [batch, SEQ_LEN] ids
+    (UTF-8 code points mod 256, + 1; 0 pads), in TF ops, so training,
+    evaluation and the export read text the same way. (No tokenizer to own.)"""
 
-    codes = tf.strings.unicode_decode(texts, "UTF-8")
-    return (tf.math.floormod(codes, 256) + 1).to_tensor(0, shape=[None, SEQ_LEN])
+    def __call__(self, texts):
+        import tensorflow as tf
+
+        codes = tf.strings.unicode_decode(texts, "UTF-8")
+        return (tf.math.floormod(codes, 256) + 1).to_tensor(0, shape=[None, SEQ_LEN])
 
 
 def _model(num_labels: int, dtype=None):
@@ -54,11 +58,12 @@ class ClassifierTraining:
         import tensorflow as tf
 
         self.config = config
+        self.preprocessor = ClassifierPreprocessor()
         train, validation = _rows(config, "train"), _rows(config, "validation")
         self.labels = sorted({label for _, label in train})
         run.root.mkdir(parents=True, exist_ok=True)
         (run.root / "labels.json").write_text(json.dumps(self.labels))
-        self._data = {name: (_encode(tf.constant([t for t, _ in rows])),
+        self._data = {name: (self.preprocessor(tf.constant([t for t, _ in rows])),
                              tf.constant([self.labels.index(label) for _, label in rows]))
                       for name, rows in (("train", train), ("validation", validation))}
         self.batches_per_pass = len(train) // config.train.batch_size
@@ -122,6 +127,9 @@ class Classifier:
     def open_training(self, config, run, data_dir):
         return ClassifierTraining(config, run, data_dir)
 
+    def preprocessor(self, config, tokenizer, target_tokenizer=None):
+        return ClassifierPreprocessor()
+
     def load_model(self, config, run):
         labels = json.loads((run.root / "labels.json").read_text())
         model = _model(len(labels))
@@ -134,7 +142,7 @@ class Classifier:
 
         lm = load_run(run_dir)
         rows = _rows(lm.config, split)
-        logits = lm.model(_encode([t for t, _ in rows]))
+        logits = lm.model(lm.preprocessor([t for t, _ in rows]))
         predicted = [lm.model.labels[i] for i in np.argmax(logits, axis=-1)]
         return {"accuracy": float(np.mean([p == label for p, (_, label) in zip(predicted, rows)])),
                 "examples": len(rows)}
@@ -145,13 +153,13 @@ class Classifier:
         from kerasllm.export.saved_model import write_version
 
         class Module(tf.Module):
-            def __init__(self, model, labels):
+            def __init__(self, model, preprocessor, labels):
                 super().__init__()
-                self.model, self.labels = model, tf.constant(labels)
+                self.model, self.preprocessor, self.labels = model, preprocessor, tf.constant(labels)
 
             @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
             def classify(self, texts):
-                probabilities = tf.nn.softmax(self.model(_encode(texts)), axis=-1)
+                probabilities = tf.nn.softmax(self.model(self.preprocessor(texts)), axis=-1)
                 return {"labels": tf.gather(self.labels, tf.argmax(probabilities, axis=-1)),
                         "probabilities": probabilities}
 
@@ -160,8 +168,8 @@ class Classifier:
 
         warmup = [("serving_default", {"texts": np.array(["a fine day"], dtype=object)})]
         meta = {"kind": self.serving_kind, "labels": loaded.model.labels}
-        return write_version(Module(loaded.model, loaded.model.labels), base_dir, name or loaded.config.name,
-                             version, warmup, meta)
+        return write_version(Module(loaded.model, loaded.preprocessor, loaded.model.labels), base_dir,
+                             name or loaded.config.name, version, warmup, meta)
 
     def export_width(self, given, beams, beam_search_width):
         return beams
@@ -196,7 +204,8 @@ def _corpus(path) -> None:
 def test_the_contract_names_every_member_the_commands_use():
     members = {name for name in dir(tasks.Task) if not name.startswith("_")} | set(tasks.Task.__annotations__)
     assert {"validate", "open_training", "load_model", "evaluate", "export", "export_width", "open_client",
-            "refuse", "check_prepare", "report_corpus", "explain", "explaining", "config_keys", "splits", "serving_kind", "commands"} <= members
+            "refuse", "check_prepare", "report_corpus", "explain", "explaining", "config_keys", "splits",
+            "serving_kind", "commands", "preprocessor"} <= members
     for task in task_registry.all_tasks():  # the built-in tasks implement it
         assert isinstance(task, tasks.Task), task
     assert isinstance(Classifier(), tasks.Task)

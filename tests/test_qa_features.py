@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kerasllm.config import TokenizerConfig
-from kerasllm.data import qa_features as qa
+from kerasllm.data.preprocessors import qa_features as qa
 from kerasllm.data.tokenizers import WordPieceTokenizer, train_tokenizer
 from kerasllm.errors import UserError
 

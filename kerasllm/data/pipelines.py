@@ -1,8 +1,9 @@
 """Language-model input pipelines: text -> token stream -> packed blocks ->
 (inputs, targets) batches, all as tf.data graph ops.
 
-Documents are tokenized in batches, joined with the end-of-text token and
-packed into blocks of `seq_len + 1` tokens with a `scan` that carries the
+Documents are tokenized in batches by the language model's preprocessor
+(`LanguageModelPreprocessor.document_ids`: each document followed by the
+end-of-text token) and packed into blocks of `seq_len + 1` tokens with a `scan` that carries the
 leftover tokens, so memory stays bounded whatever the corpus size.
 
 The train/validation split happens on the text, before tokenization (the
@@ -21,33 +22,28 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-
-
-def _tokenize_batch(tokenizer, texts, ends):
-    """One 1-D int32 chunk: the texts' ids, end-of-text after document ends."""
-    ids = tokenizer.tokenize(texts)  # already inside the tf.data graph
-    eot = tf.ragged.range(tf.cast(ends, tf.int32)) * 0 + tokenizer.eot_id
-    return tf.concat([tf.cast(ids, tf.int32), tf.cast(eot, tf.int32)], axis=1).flat_values
+from kerasllm.data.preprocessors.language_model import LanguageModelPreprocessor
 
 
 @tf.autograph.experimental.do_not_convert  # these maps are plain TF ops: no AutoGraph rewrite (seconds per process)
 def token_stream(texts: tf.data.Dataset, tokenizer) -> tf.data.Dataset:
-    """Batches of `(texts, ends)` -> 1-D int32 chunks of the token stream."""
-    return texts.map(
-        lambda t, e: _tokenize_batch(tokenizer, t, e), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+    """Batches of `(texts, ends)` -> 1-D int32 chunks of the token stream,
+    through the `LanguageModelPreprocessor` of `tokenizer`."""
+    preprocessor = LanguageModelPreprocessor(tokenizer)
+    return texts.map(preprocessor.document_ids, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 @tf.autograph.experimental.do_not_convert
 def split_token_streams(batches: tf.data.Dataset, tokenizer, data_config) -> tf.data.Dataset:
     """`(train_chunk, validation_chunk)` per keyed text batch: both splits'
     token streams from one pass over the text (what `prepare` writes)."""
+    preprocessor = LanguageModelPreprocessor(tokenizer)
 
     def both(key, batch):
         texts, ends = batch
         val = _validation_mask(key, texts, data_config)
-        train = _tokenize_batch(tokenizer, tf.boolean_mask(texts, ~val), tf.boolean_mask(ends, ~val))
-        return train, _tokenize_batch(tokenizer, tf.boolean_mask(texts, val), tf.boolean_mask(ends, val))
+        train = preprocessor.document_ids(tf.boolean_mask(texts, ~val), tf.boolean_mask(ends, ~val))
+        return train, preprocessor.document_ids(tf.boolean_mask(texts, val), tf.boolean_mask(ends, val))
 
     return batches.map(both, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -142,10 +138,6 @@ def with_validation_flags(batches: tf.data.Dataset, data_config) -> tf.data.Data
     return batches.map(flag, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def to_inputs_targets(blocks: tf.Tensor):
-    return blocks[:, :-1], blocks[:, 1:]
-
-
 @tf.autograph.experimental.do_not_convert
 def lm_batches(
     blocks: tf.data.Dataset,
@@ -155,10 +147,10 @@ def lm_batches(
     seed: int = 0,
     skip_batches: int = 0,
     cache: bool = False,
-    to_example=to_inputs_targets,
+    to_example=LanguageModelPreprocessor.training_example,
 ) -> tf.data.Dataset:
-    """Blocks -> batches of (inputs, targets) (or what `to_example` makes of
-    a batch of blocks).
+    """Blocks -> batches of (inputs, targets) (or what `to_example`, the
+    task's preprocessor's `training_example`, makes of a batch of blocks).
 
     Training batches repeat forever in a seeded order; `skip_batches`
     resumes that exact stream part-way (after a crash), which is why

@@ -5,11 +5,13 @@ SQuAD-format JSON file with `data.format: squad`). Whole articles (by
 title) are held out for validation with the same seeded hash that splits
 text elsewhere, so no paragraph is on both sides; the registered dataset's
 `dev` file stays for `kerasllm evaluate`. Windows and labels are made by
-`qa_features` inside tf.data, the same ops the exported model runs.
+the run's `QuestionAnsweringPreprocessor` inside tf.data, the same ops the
+exported model runs.
 
 Example:
     examples = qa_examples(config, "train", data_dir)
-    windows = window_dataset(examples, tokenizer, config.model)   # one element per window
+    preprocessor = QuestionAnsweringPreprocessor.for_model(tokenizer, config.model)
+    windows = window_dataset(example_dataset(examples.examples), preprocessor)   # one element per window
     batches = length_batches(windows.repeat(), batch_size=32, seq_len=config.model.seq_len)
 """
 
@@ -21,7 +23,7 @@ from typing import Optional
 import tensorflow as tf
 
 from kerasllm.config import RunConfig
-from kerasllm.data import pipelines, qa_features, registry
+from kerasllm.data import pipelines, registry
 from kerasllm.data.squad import SquadData, read_squad
 from kerasllm.errors import UserError
 
@@ -73,31 +75,11 @@ def example_dataset(examples: list) -> tf.data.Dataset:
     })
 
 
-def encode(tokenizer, model_config, questions, contexts, whole_words: bool = False) -> dict:
-    """Windows (`qa_features.make_windows`) of a batch of questions and
-    contexts; `whole_words` adds the word offsets that answering needs."""
-    q_ids, _, _ = qa_features.tokenize_with_offsets(tokenizer, questions)
-    c_ids, c_starts, c_ends, *words = qa_features.tokenize_with_offsets(tokenizer, contexts, with_words=whole_words)
-    word_offsets = {"context_word_starts": words[0], "context_word_ends": words[1]} if words else {}
-    return qa_features.make_windows(
-        q_ids, c_ids, c_starts, c_ends, seq_len=model_config.seq_len, doc_stride=model_config.doc_stride,
-        max_question_tokens=model_config.max_question_tokens, cls_id=tokenizer.special_id("[CLS]"),
-        sep_id=tokenizer.special_id("[SEP]"), pad_id=tokenizer.pad_id, **word_offsets,
-    )
-
-
-MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
-
-
-def window_dataset(examples: tf.data.Dataset, tokenizer, model_config) -> tf.data.Dataset:
-    """One `(inputs, (start_position, end_position))` element per window."""
-
-    def windows(batch):
-        w = encode(tokenizer, model_config, batch["question"], batch["context"])
-        starts, ends = qa_features.window_labels(w, batch["answer_start"], batch["answer_end"])
-        return {k: w[k] for k in MODEL_INPUTS}, (starts, ends)
-
-    return examples.batch(EXAMPLE_BATCH).map(windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+def window_dataset(examples: tf.data.Dataset, preprocessor) -> tf.data.Dataset:
+    """One `(inputs, (start_position, end_position))` element per window
+    (`QuestionAnsweringPreprocessor.training_example`) of each example."""
+    return (examples.batch(EXAMPLE_BATCH).map(preprocessor.training_example, num_parallel_calls=tf.data.AUTOTUNE)
+            .unbatch())
 
 
 def window_length(inputs, labels=None):

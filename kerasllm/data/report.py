@@ -59,6 +59,7 @@ from kerasllm import task_registry
 from kerasllm.config import RunConfig, TokenizerConfig
 from kerasllm.data import document_filter, pipelines
 from kerasllm.data.pii import KINDS, find_pii
+from kerasllm.data.preprocessors import LanguageModelPreprocessor
 from kerasllm.errors import UserError
 
 SAMPLE_CHARS = 262_144  # characters learned from, and measured on, per split
@@ -291,7 +292,7 @@ def _tokens_per_character(config: RunConfig, corpus: Corpus, tally: _Tally, toke
             notes.append(f"tokens per character, {kind}: {e}")
             continue
         batches = tf.data.Dataset.from_tensor_slices(measure).batch(1024)
-        tokens = sum(int(tok.tokenize(b).row_lengths().numpy().sum()) for b in batches)
+        tokens = sum(int(LanguageModelPreprocessor(tok).num_tokens(b).numpy().sum()) for b in batches)
         out[kind] = round(tokens / characters, 4)
     return out
 

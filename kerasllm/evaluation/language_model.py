@@ -29,9 +29,8 @@ def evaluate_lm(run_dir: str, data_dir: Optional[str] = None, split: str = "vali
     lm = load_run(run_dir)
     config = lm.config
     corpus = open_corpus(config, RunDir(run_dir).tokenizer, data_dir)
-    batches = pipelines.lm_batches(
-        corpus.blocks(split, config.model.seq_len), config.train.batch_size, training=False
-    )
+    batches = pipelines.lm_batches(corpus.blocks(split, config.model.seq_len), config.train.batch_size,
+                                   training=False, to_example=lm.preprocessor.training_example)
     lm.model.compile(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
@@ -75,12 +74,14 @@ def split_size(corpus, split: str) -> tuple[int, int]:
     """
     import tensorflow as tf
 
-    tokenizer = corpus.tokenizer
+    from kerasllm.data.preprocessors import LanguageModelPreprocessor
+
+    preprocessor = LanguageModelPreprocessor(corpus.tokenizer)
 
     def sizes(texts, ends):
         documents = tf.reduce_sum(tf.cast(ends, tf.int64))
         characters = tf.reduce_sum(tf.cast(tf.strings.length(texts, unit="UTF8_CHAR"), tf.int64))
-        tokens = tf.reduce_sum(tf.cast(tokenizer.tokenize(texts).row_lengths(), tf.int64))
+        tokens = tf.reduce_sum(preprocessor.num_tokens(texts))
         return tf.stack([characters + documents, tokens + documents])
 
     counts = corpus.texts(split).map(sizes, num_parallel_calls=tf.data.AUTOTUNE)

@@ -105,7 +105,7 @@ class LanguageModelClient:
         from kerasllm.loaded_run import load_run
 
         lm = load_run(run_dir)  # `kerasllm.tasks.open_client` has checked it is a language model
-        module = LanguageModelModule(lm.model, lm.tokenizer, beams=max(beams, 1))
+        module = LanguageModelModule(lm.model, lm.preprocessor, beams=max(beams, 1))
         meta = {**module.meta(), "tokenizer": lm.tokenizer.kind}
         return cls(module, meta, trace_context=no_xla_ops, slides=True)
 

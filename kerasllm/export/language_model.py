@@ -31,8 +31,10 @@ last context - max_new_tokens tokens (end-of-text start included).
 Invalid requests fail inside the graph with an InvalidArgument error that
 says which input is wrong and what is allowed.
 
+Every string <-> id step is the run's `LanguageModelPreprocessor`'s.
+
 Example:
-    module = LanguageModelModule(model, tokenizer, beams=4)
+    module = LanguageModelModule(model, LanguageModelPreprocessor(tokenizer), beams=4)
     module.generate(tf.constant(["ROMEO:"]), max_new_tokens=tf.constant(50))
 """
 
@@ -43,7 +45,7 @@ import tensorflow as tf
 from kerasllm.export.checks import after, nonempty
 from kerasllm.inference.beam_search import BeamSearch
 from kerasllm.inference.generate import UNBOUNDED_NEW_TOKENS, default_new_tokens
-from kerasllm.inference.prompts import decode_continuations, encode_prompts, new_token_ids, prompt_batch, with_start_token
+from kerasllm.inference.prompts import decode_continuations, new_token_ids
 from kerasllm.inference.sampling import RequestSampler
 from kerasllm.inference.scoring import perplexity, sequence_log_probs
 from kerasllm.models import max_context
@@ -57,13 +59,13 @@ def _scalar(dtype, name):
 
 
 class LanguageModelModule(tf.Module):
-    """A trained language model and its tokenizer as string-in, string-out
-    `tf.function`s, ready for `tf.saved_model.save` (the module docstring
-    lists the signatures and their inputs).
+    """A trained language model and its preprocessor as string-in,
+    string-out `tf.function`s, ready for `tf.saved_model.save` (the module
+    docstring lists the signatures and their inputs).
 
     Args:
         model: a `GPTCausalLM` or `LSTMCausalLM` with trained weights.
-        tokenizer: the run's tokenizer (`kerasllm.data.tokenizers`); its
+        preprocessor: the run's `LanguageModelPreprocessor`; its tokenizer's
             tables travel in the SavedModel.
         beams: the beam width of the `beam_search` signature.
 
@@ -71,17 +73,18 @@ class LanguageModelModule(tf.Module):
         from kerasllm.loaded_run import load_run
 
         lm = load_run("runs/smoke")
-        module = LanguageModelModule(lm.model, lm.tokenizer, beams=4)
+        module = LanguageModelModule(lm.model, lm.preprocessor, beams=4)
         out = module.generate(tf.constant(["ROMEO:"]), max_new_tokens=tf.constant(20),
                               temperature=tf.constant(0.0))
         out["text"], out["num_tokens"]
         # `kerasllm export` (export_run) saves it for TF Serving with write_version.
     """
 
-    def __init__(self, model, tokenizer, beams: int = 4):
+    def __init__(self, model, preprocessor, beams: int = 4):
         super().__init__(name="kerasllm_language_model")
         self._model = model
-        self._tokenizer = tokenizer
+        self._preprocessor = preprocessor
+        self._tokenizer = tokenizer = preprocessor.tokenizer
         # Tracked so the SavedModel carries them.
         self.model_variables = list(model.variables)
         self.tokenizer_resources = tokenizer.trackables()
@@ -190,10 +193,10 @@ class LanguageModelModule(tf.Module):
 
     def _decode(self, prompts, max_new_tokens, sampler):
         prompts = after([nonempty(prompts, "prompts"), *self._check_new_tokens(max_new_tokens)], prompts)
-        batch = encode_prompts(self._tokenizer, prompts, max_new_tokens, self.context)
+        batch = self._preprocessor.generate_preprocess(prompts, max_new_tokens, self.context)
         self._model.sampler = sampler
         out = self._model.generate_step(batch.inputs(), stop_token_ids=(self._tokenizer.eot_id,))
-        text, num_tokens = decode_continuations(self._tokenizer, out["token_ids"], batch, max_new_tokens)
+        text, num_tokens = decode_continuations(self._preprocessor, out["token_ids"], batch, max_new_tokens)
         return {"text": text, "num_tokens": num_tokens}
 
     def _request_sampler(self, temperature, top_k, top_p, seed):
@@ -227,7 +230,7 @@ class LanguageModelModule(tf.Module):
                 message=f"num_tokens + max_new_tokens must be at most the model context, {self.context}"))
         token_ids = after(checks, token_ids)
         ids = tf.RaggedTensor.from_tensor(token_ids, lengths=num_tokens)
-        batch = prompt_batch(ids, self._tokenizer.pad_id, max_new_tokens, self.context)
+        batch = self._preprocessor.prompt_batch(ids, max_new_tokens, self.context)
         self._model.sampler = self._request_sampler(temperature, top_k, top_p, seed)
         stop = (self._tokenizer.eot_id,)
         out = self._model.generate_step(batch.inputs(), stop_token_ids=stop)
@@ -239,16 +242,12 @@ class LanguageModelModule(tf.Module):
 
     def _score(self, texts):
         texts = after([nonempty(texts, "texts")], texts)
-        tokens = with_start_token(self._tokenizer, texts)
+        tokens = self._preprocessor.with_start_token(texts)
         log_prob, num_tokens = sequence_log_probs(self._model, tokens, self._tokenizer.pad_id, self.context)
         return {"log_prob": log_prob, "num_tokens": num_tokens, "perplexity": perplexity(log_prob, num_tokens)}
 
     def _tokenize(self, texts):
-        ids = self._tokenizer.tokenize(texts)
-        return {
-            "token_ids": ids.to_tensor(default_value=self._tokenizer.pad_id),
-            "num_tokens": tf.cast(ids.row_lengths(), tf.int32),
-        }
+        return self._preprocessor.texts_to_ids(texts)
 
     def _detokenize(self, token_ids):
-        return {"text": self._tokenizer.detokenize(token_ids)}
+        return {"text": self._preprocessor.ids_to_texts(token_ids)}

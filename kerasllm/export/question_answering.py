@@ -10,7 +10,7 @@ Signature `serving_default`:
   context, end exclusive)
 
 Example:
-    module = QuestionAnsweringModule(model, tokenizer, config.model)
+    module = QuestionAnsweringModule(model, QuestionAnsweringPreprocessor.for_model(tokenizer, config.model))
     module.answer(tf.constant(["Who wrote Hamlet?"]), tf.constant(["Hamlet is a tragedy by William Shakespeare."]))
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from kerasllm.export.checks import after, nonempty
-from kerasllm.inference.qa import answer_graph
+from kerasllm.inference.qa import answer_batch
 
 
 # The characters Python's str.isspace() accepts, so that the server and
@@ -52,35 +52,33 @@ def _valid_text(texts, name: str) -> list:
 
 
 class QuestionAnsweringModule(tf.Module):
-    """A trained span model and its WordPiece tokenizer as one `tf.function`
-    (`answer`, served as `serving_default`): questions and contexts in,
-    answers with their scores and character offsets out.
+    """A trained span model and its preprocessor (the WordPiece tokenizer
+    with offsets, the window sizes) as one `tf.function` (`answer`, served
+    as `serving_default`): questions and contexts in, answers with their
+    scores and character offsets out.
 
     Args:
         model: a trained `SpanModel` (`model.kind: encoder`, `head: span`).
-        tokenizer: the run's `WordPieceTokenizer`.
-        model_config: the run's `ModelConfig` (window size `seq_len`,
-            `doc_stride`, `max_question_tokens`, `max_answer_tokens`).
+        preprocessor: the run's `QuestionAnsweringPreprocessor`.
 
     Example:
         from kerasllm.loaded_run import load_run
 
         lm = load_run("runs/tiny-qa")
-        module = QuestionAnsweringModule(lm.model, lm.tokenizer, lm.config.model)
+        module = QuestionAnsweringModule(lm.model, lm.preprocessor)
         out = module.answer(tf.constant(["Who wrote Hamlet?"]),
                             tf.constant(["Hamlet is a tragedy by William Shakespeare."]))
         out["answer"], out["score"], out["start"], out["end"]
         # `kerasllm export` (export_run) saves it for TF Serving with write_version.
     """
 
-    def __init__(self, model, tokenizer, model_config):
+    def __init__(self, model, preprocessor):
         super().__init__(name="kerasllm_question_answering")
         self._model = model
-        self._tokenizer = tokenizer
-        self._model_config = model_config
+        self._preprocessor = preprocessor
         # Tracked so the SavedModel carries them.
         self.model_variables = list(model.variables)
-        self.tokenizer_resources = tokenizer.trackables()
+        self.tokenizer_resources = preprocessor.tokenizer.trackables()
         # Written with explicit TF control flow: AutoGraph would only spend
         # seconds rewriting the source of everything these call.
         self.answer = tf.function(self._answer, autograph=False, input_signature=[
@@ -105,4 +103,4 @@ class QuestionAnsweringModule(tf.Module):
             *_valid_text(context, "context"),
         ]
         question, context = after(checks, question), after(checks, context)
-        return answer_graph(self._model, self._tokenizer, self._model_config, question, context)
+        return answer_batch(self._model, self._preprocessor, question, context)

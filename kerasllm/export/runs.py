@@ -45,7 +45,7 @@ def export_language_model(lm, run_dir: str, name, base_dir: str, version, beams:
     """A loaded language-model run (`LoadedRun`) as a version with the
     generate, generate_ids, beam_search (width `beams`), score, tokenize
     and detokenize signatures (`LanguageModelModule`) and their warmup."""
-    module = LanguageModelModule(lm.model, lm.tokenizer, beams=beams)
+    module = LanguageModelModule(lm.model, lm.preprocessor, beams=beams)
     prompt = lm.config.train.sample_prompt or "The"
     new = np.int32(min(8, module.max_new_tokens))
     strings = np.array([prompt, ""], dtype=object)
@@ -115,8 +115,8 @@ def export_translator(lm, run_dir: str, name, base_dir: str, version, beams: int
     """A loaded translation run as a version with a `sources -> translations`
     signature (`TranslatorModule`; `beams` and `length_penalty` are its
     inputs' defaults) and its warmup."""
-    max_length = lm.config.model.seq_len
-    module = TranslatorModule(lm.model, lm.tokenizer, lm.target_tokenizer, max_length, beams, length_penalty)
+    module = TranslatorModule(lm.model, lm.preprocessor, beams, length_penalty)
+    max_length = module.max_length  # the model's seq_len
     sources = np.array(["Hello, how are you?", ""], dtype=object)
     warmup = [
         ("serving_default", {"sources": sources}),
@@ -140,7 +140,7 @@ def export_translator(lm, run_dir: str, name, base_dir: str, version, beams: int
 def export_question_answering(lm, run_dir: str, name, base_dir: str, version) -> dict:
     """A loaded question-answering run as a version with a `question,
     context -> answer` signature (`QuestionAnsweringModule`) and its warmup."""
-    module = QuestionAnsweringModule(lm.model, lm.tokenizer, lm.config.model)
+    module = QuestionAnsweringModule(lm.model, lm.preprocessor)
     context = "Hamlet is a tragedy written by William Shakespeare around 1600."
     warmup = [
         ("serving_default", {"question": np.array(["Who wrote Hamlet?"], dtype=object),

@@ -9,8 +9,10 @@ Signature `serving_default`:
   (target tokens + 1, at most the model's `seq_len`; sources are cut to it)
 - -> `translations` string[batch]
 
+Sources and translations pass through the run's `TranslationPreprocessor`.
+
 Example:
-    module = TranslatorModule(model, src_tok, tgt_tok, max_length=40)
+    module = TranslatorModule(model, TranslationPreprocessor(src_tok, tgt_tok, sequence_length=40))
     module.translate(tf.constant(["Where is the station?"]), beams=tf.constant(4))
 """
 
@@ -20,21 +22,20 @@ import tensorflow as tf
 
 from kerasllm.export.checks import after, nonempty, within
 from kerasllm.inference.beam_search import BeamSearch
-from kerasllm.inference.translate import decode_translations, translation_inputs
 
 MAX_BEAMS = 16
 
 
 class TranslatorModule(tf.Module):
-    """A trained translator and both tokenizers as one string-in,
-    string-out `tf.function` (`translate`, served as `serving_default`).
+    """A trained translator and its preprocessor (both tokenizers) as one
+    string-in, string-out `tf.function` (`translate`, served as
+    `serving_default`).
 
     Args:
         model: a trained `Seq2SeqTranslator`.
-        source_tokenizer: the source side's tokenizer.
-        target_tokenizer: the target side's (may be `source_tokenizer`).
-        max_length: the model's `seq_len`: the largest `max_length` a
-            request may ask for, and its default.
+        preprocessor: the run's `TranslationPreprocessor`; its
+            `sequence_length` (the model's `seq_len`) is the largest
+            `max_length` a request may ask for, and its default.
         beams: the default beam width of a request (1: greedy).
         length_penalty: the default GNMT length penalty of a request.
 
@@ -42,24 +43,22 @@ class TranslatorModule(tf.Module):
         from kerasllm.loaded_run import load_run
 
         lm = load_run("runs/tiny-translator")
-        module = TranslatorModule(lm.model, lm.tokenizer, lm.target_tokenizer,
-                                  max_length=lm.config.model.seq_len)
+        module = TranslatorModule(lm.model, lm.preprocessor)
         module.translate(tf.constant(["Where is the station?"]), beams=tf.constant(1))["translations"]
         # `kerasllm export` (export_run) saves it for TF Serving with write_version.
     """
 
-    def __init__(self, model, source_tokenizer, target_tokenizer, max_length: int, beams: int = 4,
-                 length_penalty: float = 0.6):
+    def __init__(self, model, preprocessor, beams: int = 4, length_penalty: float = 0.6):
         super().__init__(name="kerasllm_translator")
         self._model = model
-        self._source_tokenizer = source_tokenizer
-        self._target_tokenizer = target_tokenizer
+        self._preprocessor = preprocessor
+        source_tokenizer, target_tokenizer = preprocessor.source_tokenizer, preprocessor.target_tokenizer
         # Tracked so the SavedModel carries them.
         self.model_variables = list(model.variables)
         self.tokenizer_resources = source_tokenizer.trackables() + (
             [] if target_tokenizer is source_tokenizer else target_tokenizer.trackables()
         )
-        self.max_length = max_length
+        self.max_length = max_length = preprocessor.sequence_length
         self.beams = beams
         self.length_penalty = length_penalty
 
@@ -92,8 +91,8 @@ class TranslatorModule(tf.Module):
             *within(max_length, 2, self.max_length,
                     f"max_length must be in [2, {self.max_length}]: the model's seq_len is {self.max_length}"),
         ], sources)
-        inputs = translation_inputs(self._source_tokenizer, self._target_tokenizer, sources, max_length)
+        inputs = self._preprocessor.generate_preprocess(sources, max_length)
         self._model.sampler = BeamSearch(num_beams=beams, length_penalty=length_penalty)
-        out = self._model.generate_step(inputs, stop_token_ids=(self._target_tokenizer.eot_id,))
-        text = decode_translations(self._target_tokenizer, out["decoder_token_ids"], out["decoder_padding_mask"])
+        out = self._model.generate_step(inputs, stop_token_ids=(self._preprocessor.target_tokenizer.eot_id,))
+        text = self._preprocessor.generate_postprocess(out["decoder_token_ids"], out["decoder_padding_mask"])
         return {"translations": text}

@@ -33,6 +33,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from kerasllm.data.preprocessors import LanguageModelPreprocessor, TranslationPreprocessor
 from kerasllm.errors import UserError
 from kerasllm.inference.attention import cross_attention, has_self_attention, self_attention
 from kerasllm.inference.prompts import with_start_token
@@ -68,8 +69,9 @@ def token_texts(tokenizer, ids) -> list:
     for i, token in enumerate(ids):
         first = max(0, i - _CONTEXT_TOKENS)
         rows += [ids[first:i], ids[first:i + 1], [token]]
+    ids_to_texts = LanguageModelPreprocessor(tokenizer).ids_to_texts  # ids -> text, whatever the tokenizer's task
     texts = [t.decode("utf-8", errors="replace")
-             for t in tokenizer.detokenize(tf.ragged.constant(rows, dtype=tf.int32, ragged_rank=1)).numpy()]
+             for t in ids_to_texts(tf.ragged.constant(rows, dtype=tf.int32, ragged_rank=1)).numpy()]
     out = []
     for i in range(len(ids)):
         before, with_token, alone = texts[3 * i:3 * i + 3]
@@ -279,14 +281,16 @@ def explain_translation(lm, source: str, reference: Optional[str] = None, layers
 
     model, source_tokenizer, target_tokenizer = lm.model, lm.tokenizer, lm.target_tokenizer
     seq_len, eot = lm.config.model.seq_len, target_tokenizer.eot_id
-    source_ids = source_tokenizer.tokenize([source])[0][:seq_len].numpy().tolist()
+    preprocessor = TranslationPreprocessor(source_tokenizer, target_tokenizer)
+    sources, _, labels = preprocessor.encode_pairs(tf.constant([source]), tf.constant([reference or ""]))
+    source_ids = sources[0][:seq_len].numpy().tolist()
     if not source_ids:
         raise UserError("TEXT: nothing to translate (the sentence is empty)")
     if reference is None:
         out = translation_ids(model, source_tokenizer, target_tokenizer, [source], max_length=seq_len)
         output = np.asarray(out["decoder_token_ids"])[0][np.asarray(out["decoder_padding_mask"])[0]][1:].tolist()
     else:
-        output = target_tokenizer.tokenize([reference])[0][:seq_len - 1].numpy().tolist() + [eot]
+        output = labels[0][:-1][:seq_len - 1].numpy().tolist() + [eot]  # the reference's ids, end-of-text last
     decoder = [eot] + output[:-1]
     inputs = {"encoder_token_ids": np.array([source_ids], "int32"),
               "encoder_padding_mask": np.ones((1, len(source_ids)), bool),
@@ -294,7 +298,9 @@ def explain_translation(lm, source: str, reference: Optional[str] = None, layers
     log_probs = tf.nn.log_softmax(tf.cast(model(inputs, training=False), tf.float32))[0].numpy()
     scores = cross_attention(model, source_ids, decoder)
     labels = [END if i == eot else t for i, t in zip(output, token_texts(target_tokenizer, output))]
-    translation = target_tokenizer.detokenize([output]).numpy()[0].decode("utf-8", errors="replace")
+    whole = tf.constant([[eot] + output], tf.int32)  # as decoding writes it: the start token first
+    translation = preprocessor.generate_postprocess(whole, tf.ones_like(whole, tf.bool)).numpy()[0].decode(
+        "utf-8", errors="replace")
     return TranslationExplanation(source, translation, token_texts(source_tokenizer, source_ids), labels,
                                   [float(log_probs[i, t]) for i, t in enumerate(output)],
                                   select_attention(scores, layers, heads), reference is not None)

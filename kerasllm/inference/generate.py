@@ -1,8 +1,9 @@
 """Text generation from a trained run, in-process: strings in, strings out.
 
 Runs keras-hub's `CausalLM.generate` (cached decoding, `keras_hub.samplers`)
-between `encode_prompts` and `decode_continuations`, the same string <-> id
-code the exported SavedModel runs in its graph.
+between the run's `LanguageModelPreprocessor` (`generate_preprocess`) and
+`decode_continuations`, the same string <-> id code the exported SavedModel
+runs in its graph.
 
 Example:
     lm = load_run("runs/shakespeare-char")  # kerasllm.loaded_run
@@ -11,18 +12,29 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
+from kerasllm.data.preprocessors.language_model import LanguageModelPreprocessor
 from kerasllm.errors import warn
-from kerasllm.inference.prompts import decode_continuations, encode_prompts
+from kerasllm.inference.prompts import decode_continuations
 from kerasllm.inference.sampling import make_sampler, use_sampler
 from kerasllm.models import max_context
 
-_encode = tf.function(encode_prompts, reduce_retracing=True, autograph=False)
-_decode = tf.function(decode_continuations, reduce_retracing=True, autograph=False)
+
+# Traced once per tokenizer (a tf.function keys its traces on its Python
+# arguments): the preprocessor is made inside, from the tokenizer.
+@functools.partial(tf.function, reduce_retracing=True, autograph=False)
+def _encode(tokenizer, prompts, max_new_tokens, context):
+    return LanguageModelPreprocessor(tokenizer).generate_preprocess(prompts, max_new_tokens, context)
+
+
+@functools.partial(tf.function, reduce_retracing=True, autograph=False)
+def _decode(tokenizer, token_ids, batch, max_new_tokens):
+    return decode_continuations(LanguageModelPreprocessor(tokenizer), token_ids, batch, max_new_tokens)
 
 
 class Generated(NamedTuple):
@@ -73,7 +85,20 @@ def generate(
     seed: int | None = None,
     beams: int = 1,
 ) -> Generated:
-    """Continuations of each prompt; stops at end-of-text."""
+    """Continuations of each prompt; stops at end-of-text.
+
+    Args:
+        model: a `GPTCausalLM` or `LSTMCausalLM`.
+        tokenizer: the run's tokenizer; prompts and continuations go through
+            its `LanguageModelPreprocessor`.
+        prompts: the texts to continue.
+        max_new_tokens: new tokens per prompt (None: `default_new_tokens`),
+            at most the context - 1.
+        temperature, top_k, top_p, seed, beams: the sampler (`make_sampler`).
+
+    Example:
+        generate(lm.model, lm.tokenizer, ["ROMEO:"], max_new_tokens=20, temperature=0).texts
+    """
     context = max_context(model)
     max_new_tokens = cap_new_tokens(max_new_tokens, context)
     batch = _encode(tokenizer, tf.constant(prompts, tf.string), tf.constant(max_new_tokens), context)

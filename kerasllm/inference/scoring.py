@@ -7,7 +7,8 @@ is scored in consecutive windows, each window conditioned only on itself,
 which is how the validation loss sees packed blocks in training.
 
 Example:
-    log_prob, num_tokens = sequence_log_probs(model, with_start_token(tok, texts), tok.pad_id, 128)
+    tokens = LanguageModelPreprocessor(tok).with_start_token(texts)  # the ids to score
+    log_prob, num_tokens = sequence_log_probs(model, tokens, tok.pad_id, 128)
     perplexity = exp(-log_prob / num_tokens)
 """
 

@@ -1,10 +1,12 @@
 """Translating sentences: strings in, strings out.
 
-`translation_inputs` and `decode_translations` are pure TensorFlow, shared by
-in-process translation (`translate`, keras-hub's `generate` with cached
-decoding) and the exported translator, whose graph runs the same code. The
-decoder starts from the end-of-text id and runs greedy decoding or
-`BeamSearch` until end-of-text or `max_length` tokens.
+Sources become the decoder's inputs and generated ids become text through
+the `TranslationPreprocessor` (`generate_preprocess`,
+`generate_postprocess`), pure TensorFlow shared by in-process translation
+(`translate`, keras-hub's `generate` with cached decoding) and the exported
+translator, whose graph runs the same code. The decoder starts from the
+end-of-text id and runs greedy decoding or `BeamSearch` until end-of-text or
+`max_length` tokens.
 
 Example:
     translate(model, src_tok, tgt_tok, ["Where is the station?"], max_length=64, beams=4, length_penalty=0.6)
@@ -12,42 +14,32 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
+from kerasllm.data.preprocessors.translation import TranslationPreprocessor
 from kerasllm.inference.sampling import make_sampler, use_sampler
 
 
-def translation_inputs(source_tokenizer, target_tokenizer, texts, max_length) -> dict:
-    """The translator's input dict: sources cut and padded to `max_length`
-    ids (one width, so a traced decoder is reused), and a decoder prompt of
-    end-of-text then `max_length - 1` free positions."""
-    ids = source_tokenizer.tokenize(texts)[:, :max_length]
-    batch = tf.shape(texts)[0]
-    free = tf.fill([batch, max_length - 1], tf.constant(target_tokenizer.pad_id, tf.int32))
-    dense = ids.to_tensor(default_value=source_tokenizer.pad_id)
-    dense = tf.pad(dense, [[0, 0], [0, max_length - tf.shape(dense)[1]]], constant_values=source_tokenizer.pad_id)
-    return {
-        "encoder_token_ids": tf.ensure_shape(dense, [None, max_length if isinstance(max_length, int) else None]),
-        "encoder_padding_mask": tf.sequence_mask(ids.row_lengths(), max_length),
-        "decoder_token_ids": tf.concat([tf.fill([batch, 1], tf.constant(target_tokenizer.eot_id, tf.int32)), free], 1),
-        "decoder_padding_mask": tf.concat([tf.ones([batch, 1], tf.bool), tf.zeros([batch, max_length - 1], tf.bool)], 1),
-    }
+# Traced once per pair of tokenizers (a tf.function keys its traces on its
+# Python arguments): the preprocessor is made inside, from the tokenizers.
+@functools.partial(tf.function, reduce_retracing=True, autograph=False)
+def _inputs(source_tokenizer, target_tokenizer, texts, max_length):
+    return TranslationPreprocessor(source_tokenizer, target_tokenizer).generate_preprocess(texts, max_length)
 
 
-def decode_translations(target_tokenizer, token_ids, keep):
-    """Text of the generated ids that `keep` marks, without the start token."""
-    return target_tokenizer.detokenize(tf.ragged.boolean_mask(token_ids[:, 1:], keep[:, 1:]))
-
-
-_inputs = tf.function(translation_inputs, reduce_retracing=True, autograph=False)
-_decode = tf.function(decode_translations, reduce_retracing=True, autograph=False)
+@functools.partial(tf.function, reduce_retracing=True, autograph=False)
+def _decode(source_tokenizer, target_tokenizer, token_ids, keep):
+    return TranslationPreprocessor(source_tokenizer, target_tokenizer).generate_postprocess(token_ids, keep)
 
 
 def translation_ids(model, source_tokenizer, target_tokenizer, sentences: list[str], max_length: int = 64,
                     beams: int = 1, length_penalty: float = 0.6) -> dict:
     """What `translate` decodes: `decoder_token_ids` (the start token, then
     the output ids) and `decoder_padding_mask` (true up to and including
-    each row's end-of-text), as the model's `generate` returns them.
+    each row's end-of-text), as the model's `generate` returns them. Args
+    as `translate`'s.
 
     Example:
         out = translation_ids(model, src_tok, tgt_tok, ["I like tea."], max_length=40)
@@ -61,8 +53,22 @@ def translation_ids(model, source_tokenizer, target_tokenizer, sentences: list[s
 
 def translate(model, source_tokenizer, target_tokenizer, sentences: list[str], max_length: int = 64,
               beams: int = 1, length_penalty: float = 0.6) -> list[str]:
-    """Greedy (beams=1) or beam-search translations of `sentences`."""
+    """Greedy (beams=1) or beam-search translations of `sentences`.
+
+    Args:
+        model: a `Seq2SeqTranslator`.
+        source_tokenizer, target_tokenizer: the run's tokenizers; text goes
+            through their `TranslationPreprocessor`.
+        sentences: the sources.
+        max_length: sources are cut to it, and translations stop at it
+            (target tokens + 1).
+        beams: 1 for greedy decoding, else the beam width.
+        length_penalty: GNMT's alpha for beam search.
+
+    Example:
+        translate(lm.model, lm.tokenizer, lm.target_tokenizer, ["I like tea."], max_length=lm.config.model.seq_len)
+    """
     out = translation_ids(model, source_tokenizer, target_tokenizer, sentences, max_length, beams, length_penalty)
-    texts = _decode(target_tokenizer, tf.convert_to_tensor(out["decoder_token_ids"]),
+    texts = _decode(source_tokenizer, target_tokenizer, tf.convert_to_tensor(out["decoder_token_ids"]),
                     tf.convert_to_tensor(out["decoder_padding_mask"]))
     return [t.decode("utf-8", errors="replace") for t in texts.numpy()]

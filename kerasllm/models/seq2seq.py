@@ -161,8 +161,8 @@ class Seq2SeqTranslator(keras_hub.models.Seq2SeqLM):
 
     `generate` (keras-hub's, with `self.sampler`, e.g. `BeamSearch`) and
     `generate_step` (inside an exported graph) fill `decoder_token_ids` after
-    each row's prompt; `kerasllm.inference.translate.translation_inputs`
-    builds the inputs from strings.
+    each row's prompt; `kerasllm.data.preprocessors.TranslationPreprocessor`
+    builds the inputs from strings (`generate_preprocess`).
 
     Args:
         backbone: a `Seq2SeqBackbone`.
@@ -230,7 +230,7 @@ class Seq2SeqTranslator(keras_hub.models.Seq2SeqLM):
         `decoder_padding_mask`), translating `encoder_token_ids`.
 
         Args:
-            inputs: the four-tensor dict `translation_inputs` builds.
+            inputs: the four-tensor dict `TranslationPreprocessor.generate_preprocess` builds.
             stop_token_ids: ids that end a row (None: fill every position).
 
         Returns:
@@ -239,8 +239,8 @@ class Seq2SeqTranslator(keras_hub.models.Seq2SeqLM):
 
         Example:
             model.sampler = BeamSearch(num_beams=4, length_penalty=0.6)
-            out = model.generate_step(translation_inputs(src_tok, tgt_tok, sources, 64),
-                                      stop_token_ids=(tgt_tok.eot_id,))
+            inputs = TranslationPreprocessor(src_tok, tgt_tok).generate_preprocess(sources, 64)
+            out = model.generate_step(inputs, stop_token_ids=(tgt_tok.eot_id,))
         """
         b = self.backbone
         source, source_mask = inputs["encoder_token_ids"], inputs["encoder_padding_mask"]

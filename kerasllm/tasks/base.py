@@ -12,7 +12,8 @@ Two protocols:
 - `Task`: the registry entry. Stateless facts (which config keys it reads,
   which splits it is scored on, what its export is called) and the
   entry points: validate a config, open the training data, load a trained
-  model, evaluate, export, open the CLI's client.
+  model and make its preprocessor (the one path between its strings and
+  ids), evaluate, export, open the CLI's client.
 - `Training`: what `Task.open_training` returns for one run: its data
   pipelines, model builder, loss and metrics, and samples. The trainer
   (`kerasllm.training.trainer`) drives it the same way for every task.
@@ -167,6 +168,16 @@ class Task(Protocol):
         """(model, tokenizer, target_tokenizer) of a trained run, the model
         built and ready for `run.load_inference_weights`; target_tokenizer
         is the tokenizer of outputs (the same object for one vocabulary)."""
+
+    def preprocessor(self, config, tokenizer, target_tokenizer=None) -> Any:
+        """The run's preprocessor: the one object that turns its text into
+        the model's inputs and the model's outputs back into text, for
+        training, generation or answering, scoring, evaluation and export
+        (`kerasllm.data.preprocessors` has the built-in tasks'). Made from
+        the tokenizer(s) `load_model` returns (or the `Training` opened)
+        and `config` (lengths, mask rate); `load_run` gives it to the
+        commands as `LoadedRun.preprocessor`. A task without tokenizers
+        gets None for them and returns its own."""
 
     def evaluate(self, run_dir: str, data_dir, split: str, beams: int = 1, length_penalty: float = 0.6) -> dict:
         """The metrics of a run's best weights on `split` (one of `splits`)

@@ -96,6 +96,12 @@ class LanguageModel:
 
         return LanguageModelTask(config, run, data_dir, build=self.build)
 
+    def preprocessor(self, config, tokenizer, target_tokenizer=None):
+        """A `LanguageModelPreprocessor` over the run's tokenizer."""
+        from kerasllm.data.preprocessors import LanguageModelPreprocessor
+
+        return LanguageModelPreprocessor(tokenizer)
+
     def load_model(self, config, run) -> tuple:
         import numpy as np
 

@@ -60,6 +60,12 @@ class MaskedLM:
 
         return MaskedLMTask(config, run, data_dir)
 
+    def preprocessor(self, config, tokenizer, target_tokenizer=None):
+        """A `MaskedLMPreprocessor`: windows of `model.seq_len`, `train.mask_rate` masked."""
+        from kerasllm.data.preprocessors import MaskedLMPreprocessor
+
+        return MaskedLMPreprocessor(tokenizer, config.model.seq_len, config.train.mask_rate)
+
     def load_model(self, config, run) -> tuple:
         from kerasllm.data.tokenizers import load_tokenizer
 

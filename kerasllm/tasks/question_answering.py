@@ -76,6 +76,12 @@ class QuestionAnswering:
 
         return QuestionAnsweringTask(config, run, data_dir)
 
+    def preprocessor(self, config, tokenizer, target_tokenizer=None):
+        """A `QuestionAnsweringPreprocessor` with the window sizes of `model`."""
+        from kerasllm.data.preprocessors import QuestionAnsweringPreprocessor
+
+        return QuestionAnsweringPreprocessor.for_model(tokenizer, config.model)
+
     def load_model(self, config, run) -> tuple:
         from kerasllm.data.tokenizers import load_tokenizer
 

@@ -59,6 +59,13 @@ class Translation:
 
         return TranslationTask(config, run, data_dir)
 
+    def preprocessor(self, config, tokenizer, target_tokenizer=None):
+        """A `TranslationPreprocessor` over the source and target tokenizers,
+        translating at most `model.seq_len` tokens."""
+        from kerasllm.data.preprocessors import TranslationPreprocessor
+
+        return TranslationPreprocessor(tokenizer, target_tokenizer or tokenizer, config.model.seq_len)
+
     def load_model(self, config, run) -> tuple:
         import numpy as np
 

@@ -2,10 +2,11 @@
 
 Both plug into the same trainer as the language model and translation
 tasks. `MaskedLMTask` is the language model's text pipeline (packed blocks,
-resumable) with each block framed as `[CLS] block [SEP]` and masked by
-keras-hub's `MaskedLMMaskGenerator` (15% of tokens by default; 80% of those
-become [MASK], 10% a random token, 10% stay). `QuestionAnsweringTask` reads
-SQuAD-format data (`qa_data`) and trains the span head; with
+resumable) with each block framed as `[CLS] block [SEP]` and masked by its
+`MaskedLMPreprocessor` (keras-hub's `MaskedLMMaskGenerator`: 15% of tokens
+by default; 80% of those become [MASK], 10% a random token, 10% stay).
+`QuestionAnsweringTask` reads SQuAD-format data (`qa_data`) into windows
+with its `QuestionAnsweringPreprocessor` and trains the span head; with
 `train.init_from` it starts from a pretraining run's tokenizer and encoder.
 """
 
@@ -20,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasllm import task_registry
 from kerasllm.compat import in_multi_worker_mode
 from kerasllm.config import RunConfig
 from kerasllm.errors import UserError
@@ -60,30 +62,16 @@ class MaskedLMTask(LanguageModelTask):
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
         _take_init_tokenizer(config, run)
+        # The task's preprocessor (`MaskedLMPreprocessor`) frames and masks the blocks.
         super().__init__(config, run, data_dir)
-        import keras_hub
 
-        tok = self.tokenizer
-        self.cls_id, self.sep_id, mask_id = (tok.special_id(t) for t in ("[CLS]", "[SEP]", "[MASK]"))
-        seq_len = config.model.seq_len
-        self.masker = keras_hub.layers.MaskedLMMaskGenerator(
-            vocabulary_size=tok.vocabulary_size, mask_selection_rate=config.train.mask_rate, mask_token_id=mask_id,
-            mask_selection_length=max(1, int(round(seq_len * config.train.mask_rate * 1.25))),
-            unselectable_token_ids=[tok.pad_id, self.cls_id, self.sep_id],
-        )
+    @property
+    def cls_id(self) -> int:
+        return self.preprocessor.cls_id
 
-    @tf.autograph.experimental.do_not_convert  # keras-hub's masker and TF Text need no AutoGraph rewrite
-    def to_example(self, blocks):
-        n = tf.shape(blocks)[0]
-        framed = tf.concat([tf.fill([n, 1], self.cls_id), blocks, tf.fill([n, 1], self.sep_id)], axis=1)
-        masked = self.masker(framed)
-        inputs = {
-            "token_ids": masked["token_ids"],
-            "segment_ids": tf.zeros_like(framed),
-            "padding_mask": tf.ones_like(framed, tf.bool),
-            "mask_positions": masked["mask_positions"],
-        }
-        return inputs, masked["mask_ids"], masked["mask_weights"]
+    @property
+    def sep_id(self) -> int:
+        return self.preprocessor.sep_id
 
     def build_model(self, dtype):
         from kerasllm.models.encoder import masked_lm_model
@@ -132,6 +120,7 @@ class QuestionAnsweringTask:
                             "(more articles, or another data.val_fraction)")
         _take_init_tokenizer(config, run)
         self.tokenizer = self._tokenizer(run)
+        self.preprocessor = task_registry.for_model(config.model).preprocessor(config, self.tokenizer)
         self.counts = self._count(run)
         t = config.train
         self.batches_per_pass = self.counts["train"] // t.batch_size
@@ -155,7 +144,7 @@ class QuestionAnsweringTask:
         from kerasllm.data import qa_data
 
         examples = self.training_examples() if split == "train" else self.validation_data.examples
-        return qa_data.window_dataset(qa_data.example_dataset(examples), self.tokenizer, self.config.model)
+        return qa_data.window_dataset(qa_data.example_dataset(examples), self.preprocessor)
 
     def training_examples(self) -> list:
         """The training questions in one seeded random order. SQuAD lists
@@ -261,7 +250,6 @@ def _load_backbone(model, config: RunConfig, print_fn) -> None:
     """Copies the encoder weights of `train.init_from`'s run into `model`'s
     backbone where name and shape match, and lists the rest."""
     from kerasllm import config as config_lib
-    from kerasllm import task_registry
     from kerasllm.data.tokenizers import load_tokenizer
 
     init = _init_run(config)

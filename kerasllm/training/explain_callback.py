@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasllm.data.preprocessors import LanguageModelPreprocessor
 from kerasllm.loaded_run import LoadedRun
 
 TAG = "explain"  # images `explain/<panel name>`, text `explain/token_loss`
@@ -148,7 +149,8 @@ def _first_block_text(task) -> str:
     (a block holds context + 1): with the start token, the whole text fits
     in the attention picture."""
     for block in task.corpus.blocks("validation", task.block_len).take(1):
-        return task.tokenizer.detokenize([block.numpy()[:-2]]).numpy()[0].decode("utf-8", errors="replace")
+        text = LanguageModelPreprocessor(task.tokenizer).ids_to_texts([block.numpy()[:-2]])
+        return text.numpy()[0].decode("utf-8", errors="replace")
     return ""
 
 

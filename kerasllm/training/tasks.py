@@ -33,12 +33,15 @@ class LanguageModelTask:
         from kerasllm.data.corpus import count_blocks, open_corpus
 
         self.config = config
+        task = task_registry.for_model(config.model)
         # (ModelConfig, vocabulary_size, dtype) -> model: the registered task's builder by default.
-        self._build = build or task_registry.for_model(config.model).build
+        self._build = build or task.build
         self.block_len = config.model.seq_len + self.block_len_offset
         self.corpus = open_corpus(config, run.tokenizer, data_dir, for_training=True)
         self.counts = count_blocks(self.corpus, self.block_len, run.data)
         self.tokenizer = self.corpus.tokenizer
+        # Blocks -> training examples (the token stream itself is the corpus's).
+        self.preprocessor = task.preprocessor(config, self.tokenizer)
         t = config.train
         if t.batch_size * t.grad_accum_steps > self.counts["train"]:
             raise UserError(
@@ -79,7 +82,8 @@ class LanguageModelTask:
         )
 
     def to_example(self, blocks):
-        return pipelines.to_inputs_targets(blocks)
+        """A batch of blocks -> the preprocessor's training example."""
+        return self.preprocessor.training_example(blocks)
 
     def input_sharding(self, strategy) -> str:
         """How several workers share the training data: `file` when it is
