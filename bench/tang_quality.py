@@ -61,16 +61,20 @@ def _env() -> dict:
     return env
 
 
-def _scalars(logdir: Path, tag: str) -> list:
-    """(wall_time, step, value) of a scalar in one TensorBoard directory."""
-    import tensorflow as tf
+def _events(logdir: Path, tag: str) -> list:
+    """The tensor events of one tag in one TensorBoard directory."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
     acc.Reload()
-    if tag not in acc.Tags().get("tensors", []):
-        return []
-    return [(e.wall_time, e.step, float(tf.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+    return acc.Tensors(tag) if tag in acc.Tags().get("tensors", []) else []
+
+
+def _scalars(logdir: Path, tag: str) -> list:
+    """(wall_time, step, value) of a scalar in one TensorBoard directory."""
+    import tensorflow as tf
+
+    return [(e.wall_time, e.step, float(tf.make_ndarray(e.tensor_proto))) for e in _events(logdir, tag)]
 
 
 def quality(name: str, minutes: float, overrides: list, run_dir: Path) -> tuple[dict, object]:
@@ -95,8 +99,8 @@ def quality(name: str, minutes: float, overrides: list, run_dir: Path) -> tuple[
     full = json.loads(evaluated.stdout.strip().splitlines()[-1])
     per_char = full["tokens"] / full["characters"] / math.log(2)  # nats/token -> bits/character
     logs = run_dir / "logs"
-    begin = min(w for w, _, _ in _scalars(logs, "_hparams_/session_start_info")) if _scalars(
-        logs, "_hparams_/session_start_info") else None
+    # Training starts right after the hparams summary is written (the time limit counts from there too).
+    begin = min((e.wall_time for e in _events(logs, "_hparams_/session_start_info")), default=None)
     curve = _scalars(logs / "validation", "epoch_loss")
     points = [{"minutes": round((w - begin) / 60, 2) if begin else None, "step": s,
                "val_bits_per_character": round(v * per_char, 4)} for w, s, v in curve]
