@@ -397,8 +397,7 @@ def explain_question_answering(lm, question: str, context: str,
                                        "Hamlet is a tragedy by William Shakespeare.")
         e.answer, e.tokens[e.start.index(max(e.start))]
     """
-    from kerasllm.data import qa_features
-    from kerasllm.data.qa_data import MODEL_INPUTS, encode
+    from kerasllm.data.preprocessors import QuestionAnsweringPreprocessor
     from kerasllm.inference.qa import answer_graph
 
     if not question.strip() or not context.strip():
@@ -406,9 +405,10 @@ def explain_question_answering(lm, question: str, context: str,
     model, tokenizer, model_config = lm.model, lm.tokenizer, lm.config.model
     questions, contexts = tf.constant([question]), tf.constant([context])
     answer = answer_graph(model, tokenizer, model_config, questions, contexts)  # what `kerasllm qa` answers
-    windows = encode(tokenizer, model_config, questions, contexts, whole_words=True)
-    start_logits, end_logits = model({k: windows[k] for k in MODEL_INPUTS}, training=False)
-    _, window_score, _ = qa_features.window_best_spans(start_logits, end_logits, windows, model_config.max_answer_tokens)
+    preprocessor = QuestionAnsweringPreprocessor.for_model(tokenizer, model_config)  # the run's own windows
+    windows = preprocessor.windows(questions, contexts, whole_words=True)
+    start_logits, end_logits = model(preprocessor.model_inputs(windows), training=False)
+    _, window_score, _ = preprocessor.best_window_spans(start_logits, end_logits, windows)
     w = _shown_window(windows, window_score, gold)
     start_p, end_p = (tf.nn.softmax(tf.cast(x[w], tf.float32)).numpy() for x in (start_logits, end_logits))
     positions, offsets = _window_offsets(windows, w)
