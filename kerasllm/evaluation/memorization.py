@@ -31,7 +31,15 @@ BATCH = 32  # prefixes continued at once
 
 
 def check_kind(config, run_dir: str) -> None:  # dispatch: moves to the task registry
-    """Refuses a run that is not a language model (gpt, lstm) in one line."""
+    """Refuses a run that is not a language model (gpt, lstm) in one line.
+
+    Args:
+        config: the run's `RunConfig`.
+        run_dir: the run directory, as the user named it (for the message).
+
+    Example:
+        check_kind(config_lib.load("runs/spa-eng/config.yaml"), "runs/spa-eng")  # UserError: ... this run is seq2seq
+    """
     kind = config_lib.run_kind(config.model)
     if kind not in config_lib.LANGUAGE_MODELS:
         raise UserError(f"--run {run_dir}: audit-memorization tests language models (gpt, lstm); "
