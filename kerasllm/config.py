@@ -109,10 +109,10 @@ class TokenizerConfig:
     # training text's characters the vocabulary must cover; the rarest rest
     # become <unk>, or bytes with `byte_fallback`. 0.9995, SentencePiece's own
     # default, is what its authors recommend for scripts with thousands of
-    # characters (Chinese, Japanese): there the rarest characters are mostly
-    # one-off names and variants, and a vocabulary that must hold all of them
-    # has little room left for multi-character pieces. Use 1.0 for an
-    # alphabet, where every character is common.
+    # characters (Chinese, Japanese), where many characters occur once or
+    # twice and a vocabulary that must hold all of them has less room for
+    # multi-character pieces. Use 1.0 for an alphabet, where every character
+    # is common.
     character_coverage: float = 0.9995
     # SentencePiece only: characters outside the vocabulary become their
     # UTF-8 bytes (256 byte pieces in the vocabulary) instead of <unk>, so no

@@ -33,7 +33,15 @@ BATCH = 32  # prefixes continued at once
 
 def check_kind(config, run_dir: str) -> None:
     """Refuses, in one line, a run whose task does not list the command
-    (`Task.commands`: the language models, gpt and lstm, do)."""
+    (`Task.commands`: the language models, gpt and lstm, do).
+
+    Args:
+        config: the run's `RunConfig`.
+        run_dir: the run directory, as the user named it (for the message).
+
+    Example:
+        check_kind(config_lib.load("runs/spa-eng/config.yaml"), "runs/spa-eng")  # UserError: ... this run is seq2seq
+    """
     task = task_registry.for_model(config.model)
     if "audit-memorization" not in task.commands:
         raise UserError(f"--run {run_dir}: audit-memorization tests language models (gpt, lstm); "
