@@ -132,10 +132,10 @@ class LanguageModel:
                             f"its beam_search signature give --beam-search-width {beams}")
         return beam_search_width
 
-    def open_client(self, command, model=None, run=None, beams: int = 4, **options):
+    def open_client(self, command, model=None, run=None, beams: int = 4, checkpoint=None, **options):
         from kerasllm.export.client import LanguageModelClient
 
-        return LanguageModelClient.open(model=model, run=run, beams=beams)
+        return LanguageModelClient.open(model=model, run=run, beams=beams, checkpoint=checkpoint)
 
     def refuse(self, command: str, source: str) -> str:
         return f"a {self.kind} language model; use `kerasllm generate`"
