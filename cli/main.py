@@ -431,6 +431,7 @@ Examples:
   kerasllm export --run runs/shakespeare-char --name shakespeare --version 7 --beam-search-width 8
   kerasllm export --run runs/spa-eng --name spa-eng --beams 4
   kerasllm export --checkpoint checkpoints/gpt2 --name gpt2
+  kerasllm export --run runs/shakespeare-char --name shakespeare --format keras-hub
 """)
 @click.option("--run", "run_dir", default=None, type=click.Path(file_okay=False),
               help="A run directory from `kerasllm train` (exactly one of --run / --checkpoint).")
@@ -450,10 +451,14 @@ Examples:
                    "(`kerasllm generate --model ... --beams` must equal it).")
 @click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
               help="Translators: the default of the length_penalty input.")
+@click.option("--format", "fmt", type=click.Choice(["tf-serving", "keras-hub"]), default="tf-serving",
+              show_default=True, help="keras-hub: also write a keras-hub preset in <base-dir>/<name>/keras-hub/ "
+                                      "(save_to_preset), which keras_hub.models.CausalLM.from_preset loads.")
 @verbose_option
 @quiet_option
 @click.pass_context
-def export(ctx, run_dir, checkpoint_dir, name, version, base_dir, beams, beam_search_width, length_penalty, quiet):
+def export(ctx, run_dir, checkpoint_dir, name, version, base_dir, beams, beam_search_width, length_penalty, fmt,
+           quiet):
     """Write a run's best weights (or a pretrained checkpoint as it is) as a
     TF Serving SavedModel version: a language model (generate, beam_search,
     score, tokenize, detokenize), a translator (sources -> translations) or
@@ -475,7 +480,8 @@ def export(ctx, run_dir, checkpoint_dir, name, version, base_dir, beams, beam_se
     from kerasllm.export.runs import export_run
 
     with progress.silenced(quiet):
-        click.echo(json.dumps(export_run(run_dir, name, base_dir, version, width, length_penalty, checkpoint_dir)))
+        click.echo(json.dumps(export_run(run_dir, name, base_dir, version, width, length_penalty, checkpoint_dir,
+                                         keras_hub_preset=fmt == "keras-hub")))
 
 
 def _export_width(ctx, run_dir: str | None, checkpoint_dir: str | None, beams: int, beam_search_width: int) -> int:

@@ -209,7 +209,9 @@ def test_finetune_lowers_the_loss_resumes_after_kill_9_and_serves_without_kerasl
     SIGKILL after its first checkpoint, it resumes to the planned end; its
     perplexity on Shakespeare falls below the checkpoint's; its export
     holds only allowed ops, loads in a process with only tensorflow and
-    tensorflow_text, and decodes greedily as the run does in Python."""
+    tensorflow_text, and decodes greedily as the run does in Python; its
+    keras-hub preset (`--format keras-hub`) loads in keras-hub with the
+    fine-tuned weights."""
     from kerasllm.export.saved_model import allowed_ops, graph_ops
     from kerasllm.inference.generate import generate
     from kerasllm.loaded_run import load_run
@@ -236,9 +238,20 @@ def test_finetune_lowers_the_loss_resumes_after_kill_9_and_serves_without_kerasl
     before, after = _scores(cli, "--checkpoint", checkpoints["gpt2"], lines), _scores(cli, "--run", run_dir, lines)
     assert after < 0.8 * before, (before, after)
 
-    result = cli("export", "--run", run_dir, "--name", "gpt2", "--base-dir", tmp_path / "models")
+    result = cli("export", "--run", run_dir, "--name", "gpt2", "--base-dir", tmp_path / "models", "--format", "keras-hub")
     assert result.code == 0, result.err
-    version = json.loads(result.out.strip().splitlines()[-1])["path"]
+    summary = json.loads(result.out.strip().splitlines()[-1])
+    version = summary["path"]
+    # The keras-hub preset loads with keras-hub alone and holds the fine-tuned weights and the tokenizer.
+    import keras_hub
+
+    preset = keras_hub.models.CausalLM.from_preset(summary["keras_hub_preset"])
+    assert type(preset).__name__ == "GPT2CausalLM" and summary["keras_hub_preset"].endswith("models/gpt2/keras-hub")
+    tuned = load_run(str(run_dir))
+    ids = np.array([[tuned.tokenizer.start_id] + tuned.tokenizer.tokenize(["ROMEO: the king"]).to_list()[0]], "int32")
+    np.testing.assert_allclose(preset({"token_ids": ids, "padding_mask": np.ones_like(ids, bool)}).numpy(),
+                               tuned.model(ids).numpy(), atol=1e-5)
+    assert preset.preprocessor.tokenizer.tokenize("ROMEO: the king").tolist() == ids[0, 1:].tolist()
     ops = graph_ops(version)
     assert ops <= allowed_ops() and not [op for op in ops if op.startswith("Xla")], sorted(ops - allowed_ops())
     prompts = ["ROMEO:", "The king"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasllm import progress, task_registry
+from kerasllm.export.keras_hub_preset import PRESET_DIR, check_presettable, write_preset
 from kerasllm.export.language_model import LanguageModelModule
 from kerasllm.export.question_answering import QuestionAnsweringModule
 from kerasllm.export.saved_model import write_version
@@ -20,7 +21,7 @@ from kerasllm.run_dir import RunDir
 
 def export_run(run_dir: str | None, name: str | None = None, base_dir: str = "saved_models",
                version: int | None = None, beams: int = 4, length_penalty: float = 0.6,
-               checkpoint: str | None = None) -> dict:
+               checkpoint: str | None = None, keras_hub_preset: bool = False) -> dict:
     """Writes a run's best weights, or a pretrained checkpoint as it is, as
     a TF Serving version, in the shape its task serves (`Task.export`): the
     next free version under `base_dir/name` unless `version` is given.
@@ -37,6 +38,8 @@ def export_run(run_dir: str | None, name: str | None = None, base_dir: str = "sa
             preset or hf:// / kaggle:// handle (`kerasllm export
             --checkpoint`): a Hugging Face GPT-2 served with its own
             tokenizer inside, for example.
+        keras_hub_preset: also write the model as a keras-hub preset in
+            `<base_dir>/<name>/keras-hub/` (`kerasllm.export.keras_hub_preset`).
 
     Example:
         export_run("runs/tiny", name="tiny")["path"]  # "saved_models/tiny/1"
@@ -44,8 +47,14 @@ def export_run(run_dir: str | None, name: str | None = None, base_dir: str = "sa
     """
     with progress.phase("export: loading the " + ("checkpoint" if checkpoint else "run")):
         lm = load_checkpoint(checkpoint) if checkpoint else load_run(run_dir)
+    if keras_hub_preset:
+        check_presettable(lm)
     task = task_registry.for_model(lm.config.model)
-    return task.export(lm, None if checkpoint else run_dir, name, base_dir, version, beams, length_penalty)
+    summary = task.export(lm, None if checkpoint else run_dir, name, base_dir, version, beams, length_penalty)
+    if keras_hub_preset:
+        with progress.phase("export: writing the keras-hub preset"):
+            summary["keras_hub_preset"] = write_preset(lm, Path(summary["path"]).parent / PRESET_DIR)
+    return summary
 
 
 def export_language_model(lm, run_dir: str | None, name, base_dir: str, version, beams: int) -> dict:

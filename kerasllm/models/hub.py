@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import keras
 import keras_hub
-import numpy as np
 from keras import ops
 
-from kerasllm.errors import UserError
+from kerasllm.models.weights import copy_weights
 
 
 def backbone_from_checkpoint(path: str, family, seq_len: int | None = None, dtype=None):
@@ -63,34 +62,14 @@ def backbone_from_config(config: dict, family, dtype=None):
 def load_checkpoint_weights(backbone, path: str, family) -> tuple[int, list]:
     """Copies a checkpoint's weights into `backbone` (built), converted by
     keras-hub; a position table longer than the backbone's is cut to its
-    first rows. Returns (weights copied, names of the tables cut).
-
-    Raises:
-        UserError: a weight of another shape than the checkpoint's (the
-            config contradicts the checkpoint).
+    first rows (`kerasllm.models.weights.copy_weights`). Returns (weights
+    copied, paths of the tables cut).
 
     Example:
         copied, cut = load_checkpoint_weights(lm.backbone, "checkpoints/gpt2", family)
     """
     source = keras_hub.models.Backbone.from_preset(str(path), dtype="float32")
-    if len(source.weights) != len(backbone.weights):
-        raise UserError(f"train.init_from: {path} has {len(source.weights)} weight tensors; the model built for it "
-                        f"has {len(backbone.weights)}")
-    cut = []
-    # Same class and config but for the position table: the weights come in
-    # the same order (paths may differ in the backbone's unique name).
-    for src, dst in zip(source.weights, backbone.weights):
-        value = ops.convert_to_numpy(src)
-        if tuple(src.shape) != tuple(dst.shape):
-            rows = dst.shape[0]
-            if not (family.hub_positions and "position" in dst.path and src.shape[1:] == dst.shape[1:]
-                    and rows < src.shape[0]):
-                raise UserError(f"train.init_from: {path}'s {src.path} is {tuple(src.shape)}, the model's "
-                                f"{tuple(dst.shape)}")
-            value = value[:rows]
-            cut.append(dst.path)
-        dst.assign(value.astype(np.dtype(dst.dtype)) if dst.dtype != value.dtype else value)
-    return len(backbone.weights), cut
+    return len(backbone.weights), copy_weights(source.weights, backbone.weights, f"train.init_from: {path}")
 
 
 @keras.saving.register_keras_serializable(package="kerasllm")

@@ -41,7 +41,7 @@ class PretrainedLanguageModel(LanguageModel):
     """
 
     def __init__(self, family):
-        super().__init__(family.kind, None, TRANSFORMER_KEYS + ("train.init_from",), transformer=False)
+        super().__init__(family.kind, None, TRANSFORMER_KEYS, transformer=False)
         self.family = family
         self.explaining = Explaining(no_attention=f"explain draws attention for kerasllm's own GPT; for a "
                                                   f"{family.title} model it shows the surprisal only")
