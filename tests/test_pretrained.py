@@ -289,3 +289,21 @@ def test_a_llama_checkpoint_exports_as_it_is_and_generates_as_in_python(checkpoi
                "--max-new-tokens", "12", "--no-stream")
     assert here.code == 0, here.err
     assert here.out.rstrip("\n") == prompts[0] + served["greedy"][0]
+
+
+def test_a_handle_that_cannot_be_fetched_says_where_to_put_the_files(monkeypatch):
+    """`hf://` / `kaggle://` handles are keras-hub's downloads; offline (here:
+    keras-hub's fetch raising as it does without a network) one line says
+    to download the files elsewhere and give the directory."""
+    from keras_hub.src.utils import preset_utils
+
+    from kerasllm import pretrained
+    from kerasllm.errors import UserError
+
+    def offline(preset, path):
+        raise FileNotFoundError(f"'[Errno -2] Name or service not known' thrown while requesting {preset}/{path}")
+
+    monkeypatch.setattr(preset_utils, "get_file", offline)
+    with pytest.raises(UserError, match=r"--checkpoint: could not fetch hf://openai-community/gpt2 "
+                                        r"\(FileNotFoundError\); offline, download its files"):
+        pretrained.inspect("hf://openai-community/gpt2", "--checkpoint")
