@@ -18,6 +18,8 @@ Contents:
   start, without its `Epoch x/y` line (kerasllm/training/callbacks.py).
 - `in_multi_worker_mode`: whether a tf.distribute strategy spans workers.
 - `wordpiece_split_patterns`: keras-hub's word-split regexes.
+- `hub_preset_file`: keras-hub's download-and-cache of one file of a
+  `hf://` or `kaggle://` handle (kerasllm/pretrained.py).
 - `keras_slice_update_replaced`: swaps the function Keras' TensorFlow
   backend runs for `keras.ops.slice_update` (kerasllm/export/xla_free.py).
 - `apply_distribution_fixes`: patches Keras' TensorFlow trainer for
@@ -174,6 +176,30 @@ def wordpiece_split_patterns(split_on_cjk: bool) -> tuple:
     if split_on_cjk:
         return kh.WHITESPACE_PUNCTUATION_AND_CJK_REGEX, kh.PUNCTUATION_AND_CJK_REGEX
     return kh.WHITESPACE_AND_PUNCTUATION_REGEX, kh.PUNCTUATION_REGEX
+
+
+def hub_preset_file(handle: str, filename: str) -> str:
+    """The local path of one file of a keras-hub preset handle.
+
+    keras-hub downloads `hf://` and `kaggle://` handles into its own cache
+    (or finds them there) with a function it does not export; kerasllm uses
+    it so that a handle given to `train.init_from` or `--checkpoint` is
+    fetched and cached exactly as `from_preset` would.
+
+    Args:
+        handle: an `hf://owner/name` or `kaggle://owner/model/framework/variant` handle.
+        filename: a file of that preset, e.g. "config.json".
+
+    Raises:
+        whatever keras-hub raises when the handle cannot be fetched (offline,
+        unknown repository, no access).
+
+    Example:
+        config_path = hub_preset_file("hf://openai-community/gpt2", "config.json")
+    """
+    from keras_hub.src.utils.preset_utils import get_file
+
+    return get_file(handle, filename)
 
 
 @contextlib.contextmanager

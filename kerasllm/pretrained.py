@@ -163,9 +163,9 @@ def _download(handle: str, where: str) -> str:
     """The local copy of a handle's files, which keras-hub downloads into its
     cache (online) or finds there; offline, one line says where to put them."""
     try:
-        from keras_hub.src.utils.preset_utils import get_file  # keras-hub's own download and cache
+        from kerasllm import compat  # imports TensorFlow, which a handle's conversion needs anyway
 
-        return str(Path(get_file(handle, "config.json")).parent)
+        return str(Path(compat.hub_preset_file(handle, "config.json")).parent)
     except Exception as e:  # network, authentication, missing repository: all one answer
         raise UserError(f"{where}: could not fetch {handle} ({type(e).__name__}); offline, download its files on "
                         "a machine with internet (config.json, weights, tokenizer files) and give that directory "

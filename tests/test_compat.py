@@ -167,6 +167,16 @@ def test_the_keras_trainer_still_has_what_the_distribution_fixes_replace():
     assert (tf_trainer.TensorFlowTrainer._maybe_symbolic_build, tf_trainer.reduce_per_replica) == patched
 
 
+def test_hub_preset_file_is_keras_hubs_cached_download_and_reads_local_presets(tmp_path):
+    """keras-hub's get_file still takes (handle, filename); given a local
+    preset directory it returns that file without any network."""
+    from keras_hub.src.utils import preset_utils
+
+    assert list(inspect.signature(preset_utils.get_file).parameters)[:2] == ["preset", "path"]
+    (tmp_path / "config.json").write_text("{}")
+    assert Path(compat.hub_preset_file(str(tmp_path), "config.json")) == tmp_path / "config.json"
+
+
 def test_no_module_but_compat_reaches_private_upstream_apis():
     """keras.src / keras_hub.src and the private attributes compat wraps
     appear nowhere else in kerasllm or the CLI."""

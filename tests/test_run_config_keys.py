@@ -27,9 +27,10 @@ def _keys(values: dict, prefix: str = "") -> set:
 
 
 @pytest.mark.parametrize("config_name, has, lacks", [
-    ("tiny-char.yaml", {"model.num_heads", "model.tie_embeddings", "data.split_group", "train.sample_prompt"},
+    ("tiny-char.yaml", {"model.num_heads", "model.tie_embeddings", "data.split_group", "train.sample_prompt",
+                        "train.init_from"},
      {"model.doc_stride", "train.mask_rate", "model.head", "data.source_field", "data.test_fraction",
-      "tokenizer.shared", "train.label_smoothing", "model.embedding_dim", "train.init_from"}),
+      "tokenizer.shared", "train.label_smoothing", "model.embedding_dim"}),
     ("seed-lstm.yaml", {"model.embedding_dim", "data.field", "train.data_service"},
      {"model.num_heads", "model.num_layers", "model.intermediate_dim", "model.doc_stride", "train.mask_rate"}),
     ("spa-eng-transformer.yaml", {"data.source_field", "data.target_field", "data.strict", "data.test_fraction",
