@@ -11,6 +11,7 @@ import numpy as np
 
 from kerasllm import progress, task_registry
 from kerasllm.export.language_model import LanguageModelModule
+from kerasllm.export.merge import merge_lora
 from kerasllm.export.question_answering import QuestionAnsweringModule
 from kerasllm.export.saved_model import write_version
 from kerasllm.export.translator import TranslatorModule
@@ -36,7 +37,7 @@ def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_mod
         export_run("runs/tiny", name="tiny")["path"]  # "saved_models/tiny/1"
     """
     with progress.phase("export: loading the run"):
-        lm = load_run(run_dir)
+        lm = merge_lora(load_run(run_dir), run_dir)  # a LoRA run's adapters become plain weights
     task = task_registry.for_model(lm.config.model)
     return task.export(lm, run_dir, name, base_dir, version, beams, length_penalty)
 
