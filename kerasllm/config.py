@@ -584,8 +584,17 @@ def validate_finetune(config: RunConfig, task, where: str) -> None:
     Transformer backbone; an LSTM has none), LoRA or freezing but not both,
     at most `model.num_layers` blocks frozen.
 
+    Args:
+        config: the run's config.
+        task: its registered task (`task_registry.for_model`).
+        where: the config file, for the error message.
+
+    Raises:
+        UserError: one line naming the key and the fix.
+
     Example:
-        validate_finetune(load("configs/tiny-char.yaml", ["train.lora_rank=4"]), task, "tiny-char.yaml")
+        config = load("configs/tiny-char.yaml", ["train.lora_rank=4"])
+        validate_finetune(config, task_registry.for_model(config.model), "configs/tiny-char.yaml")
     """
     t = config.train
     used = [key for key in FINETUNE_KEYS if _get(config, key) != _get(RunConfig(), key)]

@@ -223,8 +223,8 @@ def _changed(before: dict, after: dict) -> set:
 
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
-    """A LoRA run of configs/tiny-char.yaml: 40 steps, validated at steps 20,
-    30 and 40, a checkpoint every 10 (the last three kept)."""
+    """A LoRA run of configs/tiny-char.yaml: 40 steps, validated (on 10
+    batches) every 10, a checkpoint every 10 (the last three kept)."""
     from conftest import cli_in_process
 
     run_dir = tmp_path_factory.mktemp("lora") / "run"
@@ -235,7 +235,7 @@ def lora_run(tmp_path_factory):
 
 
 _LORA_SETTINGS = ("--set", "train.lora_rank=4", "--set", "train.learning_rate=0.02", "--set", "train.eval_every_steps=10",
-                  "--set", "train.keep_checkpoints=3", "--set", "train.num_samples=0")
+                  "--set", "train.keep_checkpoints=3", "--set", "train.num_samples=0", "--set", "train.validation_steps=10")
 
 
 @pytest.mark.slow
@@ -243,8 +243,10 @@ def test_a_lora_run_trains_only_its_adapters_and_its_loss_falls(lora_run):
     run_dir, out = lora_run
     model_line = next(line for line in out.splitlines() if line.startswith("Model: gpt"))
     assert re.search(r"parameters \([\d,]+ of them trained \(LoRA rank 4 on 2 layers\)\)", model_line), model_line
+    # A frozen model would score the same at every validation: the adapters
+    # alone bring it down (from a random, frozen network: slowly).
     losses = [float(m.group(2)) for m in STEP_VAL_LINE.finditer(out)]
-    assert len(losses) == 4 and losses[-1] < losses[0] - 0.05, losses
+    assert len(losses) == 4 and losses == sorted(losses, reverse=True) and losses[-1] < losses[0] - 0.02, losses
     changed = _changed(_weights(run_dir, "step-000000020"), _weights(run_dir, "step-000000040"))
     assert changed and all(re.search(r"/lora_kernel_[ab]$", path) for path in changed), changed
     assert any(path.endswith("lora_kernel_b") for path in changed)
@@ -283,7 +285,7 @@ def test_a_lora_run_exports_plain_merged_weights_with_the_adapted_outputs(lora_r
     assert len(finetune.adapted_layers(adapted.model)) == 2
     merged = merge_lora(adapted, str(run_dir))
     assert not finetune.adapted_layers(merged.model)
-    ids = np.array([adapted.tokenizer.encode("ROMEO: Hold thy peace.")], "int32")
+    ids = adapted.tokenizer.tokenize(["ROMEO: Hold thy peace."]).to_tensor().numpy().astype("int32")
     np.testing.assert_allclose(np.asarray(merged.model(ids)), np.asarray(adapted.model(ids)), atol=1e-5)
 
     path = export_run(str(run_dir), name="lora", base_dir=str(tmp_path))["path"]
@@ -303,7 +305,7 @@ def test_frozen_weights_stay_bit_identical_while_the_rest_train(tmp_path):
     run_dir = tmp_path / "run"
     result = cli_in_process("train", "--config", ROOT / "configs/tiny-char.yaml", "--run-dir", run_dir, "--quiet",
                             "--set", "model.num_layers=2", "--set", "train.freeze=embeddings,layers:1",
-                            "--set", "train.num_samples=0", "--set", "train.epochs=1")
+                            "--set", "train.num_samples=0", "--set", "train.epochs=1", "--set", "train.validation_steps=5")
     assert result.code == 0, result.err
     assert re.search(r"parameters \([\d,]+ of them trained\)", result.out)
     changed = _changed(_weights(run_dir, "step-000000010"), _weights(run_dir, "step-000000020"))
