@@ -2,7 +2,6 @@
 and frozen weights (`train.freeze`), from config validation to training,
 resuming, loading a run and exporting it with the adapters merged."""
 
-import dataclasses
 import re
 import shutil
 import warnings
@@ -19,7 +18,6 @@ from kerasllm.config import ModelConfig, TrainConfig
 from kerasllm.errors import UserError
 
 STEP_VAL_LINE = re.compile(r"Step (\d+)/\d+, Validation Loss: ([0-9.]+)")
-VAL_LINE = re.compile(r"Epoch (\d+)/\d+, Validation Loss: ([0-9.]+)")
 TINY = dict(num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, seq_len=16, dropout=0.0)
 
 
@@ -312,3 +310,36 @@ def test_frozen_weights_stay_bit_identical_while_the_rest_train(tmp_path):
     tops = {path.split("/")[0] for path in changed}
     assert not tops & {"token_embedding", "position_embedding", "transformer_layer_0"}, tops
     assert {"transformer_layer_1", "layer_norm"} <= tops
+
+
+@pytest.mark.slow
+def test_lora_fine_tuning_of_a_pretrained_encoder_keeps_its_weights_and_trains_adapters_and_span_head(tmp_path):
+    """A question-answering run with LoRA from a masked-LM run
+    (`train.init_from`): the adapters go on after the pretrained weights are
+    in, so the encoder keeps them bit for bit while its adapters and the
+    new span head train."""
+    from conftest import cli_in_process
+    from test_qa import _config, _write_squad
+
+    from kerasllm.loaded_run import load_run
+
+    (tmp_path / "text.txt").write_text("".join(f"{n} likes {c}.\n" for n in ("Anna", "Ben", "Carl")
+                                               for c in ("red", "blue", "gold", "pink")) * 20)
+    mlm = _config(tmp_path / "mlm.yaml", "toy-mlm", "masked_lm",
+                  {"source": str(tmp_path / "text.txt"), "format": "text", "document": "line", "split_group": 4},
+                  {"epochs": 1, "steps_per_epoch": 5, "num_samples": 0})
+    assert cli_in_process("train", "--quiet", "--config", mlm, "--run-dir", tmp_path / "mlm").code == 0
+    qa = _config(tmp_path / "qa.yaml", "toy-qa", "span", {"source": str(_write_squad(tmp_path / "toy.json", 10))},
+                 {"epochs": 2, "init_from": str(tmp_path / "mlm"), "lora_rank": 2, "num_samples": 0,
+                  "learning_rate": 0.01})
+    tuned = cli_in_process("train", "--quiet", "--config", qa, "--run-dir", tmp_path / "qa")
+    assert tuned.code == 0, tuned.err[-2000:]
+    assert "Initialised 39 of 39 encoder weights" in tuned.out
+    assert re.search(r"parameters \([\d,]+ of them trained \(LoRA rank 2 on 4 layers\)\)", tuned.out), tuned.out
+
+    pretrained = {v.path: np.asarray(v) for v in load_run(str(tmp_path / "mlm")).model.backbone.weights}
+    model = load_run(str(tmp_path / "qa")).model
+    kept = {v.path: np.asarray(v) for v in model.backbone.weights if "lora_kernel" not in v.path}
+    assert kept.keys() == pretrained.keys()
+    assert all(np.array_equal(kept[path], pretrained[path]) for path in kept)
+    assert any(np.asarray(v).any() for v in model.backbone.weights if v.path.endswith("lora_kernel_b"))
