@@ -327,11 +327,11 @@ def test_lora_fine_tuning_of_a_pretrained_encoder_keeps_its_weights_and_trains_a
                                                for c in ("red", "blue", "gold", "pink")) * 20)
     mlm = _config(tmp_path / "mlm.yaml", "toy-mlm", "masked_lm",
                   {"source": str(tmp_path / "text.txt"), "format": "text", "document": "line", "split_group": 4},
-                  {"epochs": 1, "steps_per_epoch": 5, "num_samples": 0})
+                  {"epochs": 1, "steps_per_epoch": 2, "validation_steps": 1, "num_samples": 0})
     assert cli_in_process("train", "--quiet", "--config", mlm, "--run-dir", tmp_path / "mlm").code == 0
-    qa = _config(tmp_path / "qa.yaml", "toy-qa", "span", {"source": str(_write_squad(tmp_path / "toy.json", 10))},
-                 {"epochs": 2, "init_from": str(tmp_path / "mlm"), "lora_rank": 2, "num_samples": 0,
-                  "learning_rate": 0.01})
+    qa = _config(tmp_path / "qa.yaml", "toy-qa", "span", {"source": str(_write_squad(tmp_path / "toy.json"))},
+                 {"epochs": 1, "steps_per_epoch": 4, "validation_steps": 1, "init_from": str(tmp_path / "mlm"),
+                  "lora_rank": 2, "num_samples": 0, "learning_rate": 0.01})
     tuned = cli_in_process("train", "--quiet", "--config", qa, "--run-dir", tmp_path / "qa")
     assert tuned.code == 0, tuned.err[-2000:]
     assert "Initialised 39 of 39 encoder weights" in tuned.out
