@@ -267,13 +267,16 @@ def _read_lines(path: str, what: str) -> list[str]:
     return [line.decode("utf-8") for line in lines]
 
 
-ONE_MODEL = "exactly one of --run / --model"
+ONE_MODEL = "exactly one of --run / --model / --checkpoint"
 model_source_options = [
     click.option("--model", "model_dir", type=click.Path(), default=None,
                  help=f"An exported SavedModel: saved_models/<name> (newest version) or saved_models/<name>/<version> "
                       f"({ONE_MODEL})."),
     click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
                  help=f"A run directory from `kerasllm train`: its best weights ({ONE_MODEL})."),
+    click.option("--checkpoint", "checkpoint_dir", type=str, default=None,
+                 help="A pretrained checkpoint used as it is: a Hugging Face model directory, a keras-hub preset, "
+                      f"or a hf:// / kaggle:// handle ({ONE_MODEL}; docs/pretrained.md)."),
 ]
 
 
@@ -283,12 +286,19 @@ def model_source(f):
     return f
 
 
-def _check_model_source(model_dir: str | None, run_dir: str | None) -> None:
-    """The mistakes in --run / --model found without TensorFlow (the
-    clients check the rest once it is loaded), so they are answered at once."""
-    if (model_dir is None) == (run_dir is None):
-        raise UserError("give exactly one of --model (an exported SavedModel) or --run (a run directory)")
-    if run_dir is not None:
+def _check_model_source(model_dir: str | None, run_dir: str | None, checkpoint_dir: str | None = None) -> None:
+    """The mistakes in --run / --model / --checkpoint found without
+    TensorFlow (the clients check the rest once it is loaded), so they are
+    answered at once."""
+    if sum(source is not None for source in (model_dir, run_dir, checkpoint_dir)) != 1:
+        raise UserError("give exactly one of --model (an exported SavedModel), --run (a run directory) or "
+                        "--checkpoint (a pretrained checkpoint)")
+    if checkpoint_dir is not None:
+        from kerasllm import pretrained
+
+        if not pretrained.is_handle(checkpoint_dir):  # a handle is fetched once TensorFlow is loaded
+            pretrained.inspect(checkpoint_dir, "--checkpoint")
+    elif run_dir is not None:
         _check_run_dir(run_dir)
     elif not os.path.exists(model_dir):
         raise UserError(f"--model {model_dir}: no SavedModel there (expected {model_dir}/<version>/saved_model.pb); "
@@ -330,11 +340,11 @@ Examples:
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print a single sample as it is generated.")
 @verbose_option
 @click.pass_context
-def generate(ctx, model_dir, run_dir, prompts, input_path, max_new_tokens, temperature, top_k, top_p, beams,
+def generate(ctx, model_dir, run_dir, checkpoint_dir, prompts, input_path, max_new_tokens, temperature, top_k, top_p, beams,
              num_samples, seed, stop, stream):
     """Continue PROMPTS (and --input lines; default: an empty prompt) with a
     language model: a run or an exported model, exactly one of --run / --model."""
-    _check_model_source(model_dir, run_dir)
+    _check_model_source(model_dir, run_dir, checkpoint_dir)
     from_file = _read_lines(input_path, "--input") if input_path else []
     if input_path and not from_file and not prompts:
         raise UserError(f"--input {input_path}: no prompts in it (one per line)")
@@ -347,7 +357,7 @@ def generate(ctx, model_dir, run_dir, prompts, input_path, max_new_tokens, tempe
     if beams > 1 and num_samples > 1:
         raise UserError(f"--beams {beams} with --num-samples {num_samples}: beam search is deterministic and would "
                         "print the same text each time; drop --num-samples, or sample (--beams 1)")
-    lm = tasks.open_client("generate", model=model_dir, run=run_dir, beams=beams)
+    lm = tasks.open_client("generate", model=model_dir, run=run_dir, checkpoint=checkpoint_dir, beams=beams)
     prompts = prompts or [""]
     lm.warn_unknown_characters(prompts)
     settings = dict(temperature=temperature, top_k=top_k, top_p=top_p)
@@ -380,7 +390,7 @@ Examples:
 @input_option("The lines to score; a FILE argument does the same")
 @verbose_option
 @click.pass_context
-def score(ctx, model_dir, run_dir, file, input_path):
+def score(ctx, model_dir, run_dir, checkpoint_dir, file, input_path):
     """Log-probability, token count and perplexity of each line of --input
     FILE (or a FILE argument; '-' = stdin) under a language model: a run or
     an exported model, exactly one of --run / --model.
@@ -389,7 +399,7 @@ def score(ctx, model_dir, run_dir, file, input_path):
     (exp of the mean negative log-likelihood over all tokens) on a line
     starting with '#'.
     """
-    _check_model_source(model_dir, run_dir)
+    _check_model_source(model_dir, run_dir, checkpoint_dir)
     if (file is None) == (input_path is None):
         raise UserError("give the lines to score with --input FILE or as a FILE argument (one of them)")
     what, path = ("FILE", file) if input_path is None else ("--input", input_path)
@@ -401,7 +411,7 @@ def score(ctx, model_dir, run_dir, file, input_path):
 
     from kerasllm import tasks
 
-    lm = tasks.open_client("score", model=model_dir, run=run_dir)
+    lm = tasks.open_client("score", model=model_dir, run=run_dir, checkpoint=checkpoint_dir)
     lm.warn_unknown_characters(lines)
     total_log_prob, total_tokens = 0.0, 0
     click.echo("log_prob\tnum_tokens\tperplexity")
@@ -420,9 +430,16 @@ Examples:
   kerasllm export --run runs/shakespeare-char --name shakespeare
   kerasllm export --run runs/shakespeare-char --name shakespeare --version 7 --beam-search-width 8
   kerasllm export --run runs/spa-eng --name spa-eng --beams 4
+  kerasllm export --checkpoint checkpoints/gpt2 --name gpt2
+  kerasllm export --run runs/shakespeare-char --name shakespeare --format keras-hub
 """)
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory from `kerasllm train`.")
-@click.option("--name", default=None, help="Model name: the directory under --base-dir (default: the run's config name).")
+@click.option("--run", "run_dir", default=None, type=click.Path(file_okay=False),
+              help="A run directory from `kerasllm train` (exactly one of --run / --checkpoint).")
+@click.option("--checkpoint", "checkpoint_dir", default=None, type=str,
+              help="A pretrained checkpoint exported as it is: a Hugging Face model directory, a keras-hub preset, "
+                   "or a hf:// / kaggle:// handle (exactly one of --run / --checkpoint; docs/pretrained.md).")
+@click.option("--name", default=None, help="Model name: the directory under --base-dir (default: the run's config "
+                                           "name, or the checkpoint directory's name).")
 @click.option("--version", "version", default=None, type=int, help="Version number (default: the next free one).")
 @click.option("--base-dir", default="saved_models", show_default=True, type=click.Path(file_okay=False),
               help="Where model directories live (TF Serving's --model_base_path is <base-dir>/<name>).")
@@ -434,39 +451,56 @@ Examples:
                    "(`kerasllm generate --model ... --beams` must equal it).")
 @click.option("--length-penalty", default=0.6, show_default=True, type=click.FloatRange(min=0.0),
               help="Translators: the default of the length_penalty input.")
+@click.option("--format", "fmt", type=click.Choice(["tf-serving", "keras-hub"]), default="tf-serving",
+              show_default=True, help="keras-hub: also write a keras-hub preset in <base-dir>/<name>/keras-hub/ "
+                                      "(save_to_preset), which keras_hub.models.CausalLM.from_preset loads.")
 @verbose_option
 @quiet_option
 @click.pass_context
-def export(ctx, run_dir, name, version, base_dir, beams, beam_search_width, length_penalty, quiet):
-    """Write a run's best weights as a TF Serving SavedModel version: a
-    language model (generate, beam_search, score, tokenize, detokenize), a
-    translator (sources -> translations) or a question answerer.
+def export(ctx, run_dir, checkpoint_dir, name, version, base_dir, beams, beam_search_width, length_penalty, fmt,
+           quiet):
+    """Write a run's best weights (or a pretrained checkpoint as it is) as a
+    TF Serving SavedModel version: a language model (generate, beam_search,
+    score, tokenize, detokenize), a translator (sources -> translations) or
+    a question answerer.
 
     --beams is a beam width with default 1, as in every command; here it is
     a translator's default, since a translator's requests choose their
     width. A language model's beam_search signature has a width fixed at
     export: --beam-search-width.
     """
-    _check_run_dir(run_dir)
-    width = _export_width(ctx, run_dir, beams, beam_search_width)
+    if (run_dir is None) == (checkpoint_dir is None):
+        raise UserError("give exactly one of --run (a run directory) or --checkpoint (a pretrained checkpoint)")
+    if run_dir is not None:
+        _check_run_dir(run_dir)
+    else:
+        _check_model_source(None, None, checkpoint_dir)
+    width = _export_width(ctx, run_dir, checkpoint_dir, beams, beam_search_width)
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm.export.runs import export_run
 
     with progress.silenced(quiet):
-        click.echo(json.dumps(export_run(run_dir, name, base_dir, version, width, length_penalty)))
+        click.echo(json.dumps(export_run(run_dir, name, base_dir, version, width, length_penalty, checkpoint_dir,
+                                         keras_hub_preset=fmt == "keras-hub")))
 
 
-def _export_width(ctx, run_dir: str, beams: int, beam_search_width: int) -> int:
+def _export_width(ctx, run_dir: str | None, checkpoint_dir: str | None, beams: int, beam_search_width: int) -> int:
     """The one width `export_run` takes, as the run's task reads the two
     options (`Task.export_width`: a translator's default --beams, a language
     model's --beam-search-width); an option given for a task it does not
     apply to is a mistake, answered before TensorFlow loads."""
-    from kerasllm import tasks
+    from kerasllm import pretrained, tasks
 
     given = {name for name in ("beams", "beam_search_width")
              if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
     try:
-        task = tasks.for_run(run_dir)
+        if run_dir is None:  # a checkpoint's family's task (a handle is read once fetched)
+            local = not pretrained.is_handle(checkpoint_dir)
+            task = tasks.get(pretrained.inspect(checkpoint_dir, "--checkpoint").family.kind) if local else None
+            if task is None:
+                return beam_search_width
+        else:
+            task = tasks.for_run(run_dir)
     except UserError:
         return beam_search_width  # loading the run then says what is wrong with it
     return task.export_width(given, beams, beam_search_width)
@@ -522,18 +556,18 @@ Examples:
 @hidden_alias("--max-length", "--max-new-tokens", "max_new_tokens", convert=lambda n: n - 1, type=click.IntRange(min=2))
 @verbose_option
 @click.pass_context
-def translate(ctx, model_dir, run_dir, sentences, input_path, beams, length_penalty, max_new_tokens):
+def translate(ctx, model_dir, run_dir, checkpoint_dir, sentences, input_path, beams, length_penalty, max_new_tokens):
     """Translate SENTENCES (and --input lines), one translation per line, with
     a translator: an exported one or a translation run's best weights,
     exactly one of --run / --model."""
-    _check_model_source(model_dir, run_dir)
+    _check_model_source(model_dir, run_dir, checkpoint_dir)
     sentences = _utf8_args(sentences, "SENTENCE") + (_read_lines(input_path, "--input") if input_path else [])
     if not sentences:
         raise UserError("nothing to translate: give sentences as arguments or with --input")
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm import tasks
 
-    translator = tasks.open_client("translate", model=model_dir, run=run_dir)
+    translator = tasks.open_client("translate", model=model_dir, run=run_dir, checkpoint=checkpoint_dir)
     # The translator's max_length counts the decoder's start token, so
     # max_length - 1 tokens are new.
     limit = translator.max_length
@@ -558,12 +592,12 @@ Examples:
 @input_option("The passage, read from this file instead of --context", alias="--context-file")
 @verbose_option
 @click.pass_context
-def qa(ctx, model_dir, run_dir, questions, context, input_path):
+def qa(ctx, model_dir, run_dir, checkpoint_dir, questions, context, input_path):
     """Answer QUESTIONS from a passage with a question answerer: an exported
     one or a QA run's best weights, exactly one of --run / --model. Prints
     one JSON line each with the answer, its score and its character offsets
     [start, end) in the passage."""
-    _check_model_source(model_dir, run_dir)
+    _check_model_source(model_dir, run_dir, checkpoint_dir)
     if (context is None) == (input_path is None):
         raise UserError("give the passage with --context TEXT or --input FILE (one of them)")
     questions = _utf8_args(questions, "QUESTION")
@@ -574,7 +608,7 @@ def qa(ctx, model_dir, run_dir, questions, context, input_path):
     _after_tf_import(ctx.obj["verbose"])
     from kerasllm import tasks
 
-    client = tasks.open_client("qa", model=model_dir, run=run_dir)
+    client = tasks.open_client("qa", model=model_dir, run=run_dir, checkpoint=checkpoint_dir)
     for result in client.answer(questions, [context] * len(questions)):
         click.echo(json.dumps(result, ensure_ascii=False))
 

@@ -95,7 +95,9 @@ class DataConfig:
 class TokenizerConfig:
     """Which tokenizer to train on the training split."""
 
-    kind: str = "char"  # char | byte | codepoint | wordpiece | sentencepiece
+    # char | byte | codepoint | wordpiece | sentencepiece | pretrained (the
+    # checkpoint's own, for runs that start from one: model.kind gpt2, ...)
+    kind: str = "char"
     # Subword vocabulary size; for `char`, the most frequent characters kept
     # (0 keeps all); for `codepoint`, code points at or above it map to the
     # replacement character.
@@ -129,7 +131,9 @@ class TokenizerConfig:
 class ModelConfig:
     """Model architecture."""
 
-    kind: str = "gpt"  # gpt | lstm | seq2seq (translation) | encoder (BERT-style)
+    # gpt | lstm | seq2seq (translation) | encoder (BERT-style), or a
+    # pretrained family started from train.init_from: gpt2 | llama3
+    kind: str = "gpt"
     # encoder only: masked_lm (pretraining on text) | span (extractive
     # question answering on SQuAD-format data).
     head: str = "span"
@@ -203,9 +207,11 @@ class TrainConfig:
     # its workers read and tokenize the training text. Language models only.
     data_service: str = ""
     early_stopping_patience: int = 0  # epochs without improvement; 0 = off
-    # A run directory whose weights start this run (matching weights only;
-    # the rest are listed), and whose tokenizer it uses: fine-tuning a
-    # pretrained encoder. Used when the run starts, not when it resumes.
+    # What starts this run's weights (and gives its tokenizer): a run
+    # directory (an encoder run: matching weights, the rest listed), or for
+    # a pretrained family (model.kind gpt2, ...) a Hugging Face checkpoint
+    # directory, a keras-hub preset, or a hf:// / kaggle:// handle. Used
+    # when the run starts, not when it resumes.
     init_from: str = ""
     # Masked-LM pretraining: share of tokens chosen for prediction (of which
     # 80% become [MASK], 10% a random token, 10% stay).
@@ -248,6 +254,11 @@ class RunConfig:
     tokenizer: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    # The dotted keys the config file and --set overrides gave (`from_dict`
+    # sets it; not a field, so not written to config.yaml): a pretrained
+    # run's task tells a key the user set apart from its default.
+    given = frozenset()
 
     def to_dict(self, applicable_only: bool = False) -> dict:
         """Every key as a nested dict; with `applicable_only`, only the keys
@@ -300,7 +311,7 @@ _CHOICES = {
     "data.document": ("file", "line"),
     "data.cleaning.normalize": ("NFC", "NFKC", "none"),
     "data.cleaning.pii": ("keep", "mask", "drop"),
-    "tokenizer.kind": ("char", "byte", "codepoint", "wordpiece", "sentencepiece"),
+    "tokenizer.kind": ("char", "byte", "codepoint", "wordpiece", "sentencepiece", "pretrained"),
     "tokenizer.normalize": ("NFKC", "none"),
     "train.optimizer": ("adamw", "adam"),
     "train.schedule": ("cosine", "constant"),
@@ -382,8 +393,17 @@ def _build(cls, values: Any, where: str, prefix: str):
 
 def from_dict(values: dict, where: str = "config") -> RunConfig:
     config = _build(RunConfig, values, where, "")
+    config.given = frozenset(_dotted_keys(values))
     validate(config, where)
     return config
+
+
+def _dotted_keys(values: dict, prefix: str = ""):
+    for key, value in values.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        yield path
+        if isinstance(value, dict):
+            yield from _dotted_keys(value, path)
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -531,8 +551,8 @@ def validate(config: RunConfig, where: str = "config") -> None:
         task = task_registry.for_model(m)
     except UserError as e:
         raise UserError(f"{where}: {e}") from None
-    validate_finetune(config, task, where)
     task.validate(config, where)
+    validate_finetune(config, task, where)  # after the task's: a pretrained run's sizes come from its checkpoint
 
 
 # The fine-tuning keys (`train.lora_rank`, `train.lora_alpha`, `train.freeze`):

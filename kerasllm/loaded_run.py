@@ -31,6 +31,7 @@ class LoadedRun:
     model: object
     target_tokenizer: object = None  # translators: the target side's (may be `tokenizer`)
     preprocessor: object = None  # the task's `preprocessor` over the tokenizer(s)
+    checkpoint: str = ""  # a pretrained checkpoint used as it is (`load_checkpoint`), not a run
 
 
 def load_run(run_dir: str) -> LoadedRun:
@@ -64,3 +65,50 @@ def load_run(run_dir: str) -> LoadedRun:
     finetune.apply(model, config.train)
     run.load_inference_weights(model)
     return LoadedRun(config, tokenizer, model, target_tokenizer, task.preprocessor(config, tokenizer, target_tokenizer))
+
+
+def load_checkpoint(path: str) -> LoadedRun:
+    """A pretrained checkpoint used as it is (`--checkpoint DIR`): the
+    `LoadedRun` of its family's task, with the checkpoint's weights and
+    tokenizer and a config of its whole context (`checkpoint_config`).
+
+    Args:
+        path: a Hugging Face directory, a keras-hub preset, or a `hf://` /
+            `kaggle://` handle.
+
+    Raises:
+        UserError: not a checkpoint, a family kerasllm does not run, or
+            damaged weights.
+
+    Example:
+        load_checkpoint("checkpoints/gpt2").model.count_params()
+    """
+    config = checkpoint_config(path)
+    task = task_registry.for_model(config.model)
+    model, tokenizer, target_tokenizer = task.load_checkpoint(config)
+    return LoadedRun(config, tokenizer, model, target_tokenizer, task.preprocessor(config, tokenizer, target_tokenizer),
+                     checkpoint=path)
+
+
+# The context of `--checkpoint` use when a checkpoint states no positions.
+DEFAULT_CONTEXT = 2048
+
+
+def checkpoint_config(path: str, where: str = "--checkpoint"):
+    """The `RunConfig` of using a checkpoint as it is (`--checkpoint`): its
+    family's kind, its tokenizer, its whole context.
+
+    Example:
+        checkpoint_config("checkpoints/gpt2").model.seq_len  # 1024
+    """
+    import os
+
+    from kerasllm import pretrained
+
+    info = pretrained.inspect(path, where)
+    return config_lib.from_dict({
+        "name": os.path.basename(os.path.normpath(path)) or info.family.kind,
+        "tokenizer": {"kind": "pretrained"},
+        "model": {"kind": info.family.kind, "seq_len": info.max_positions or DEFAULT_CONTEXT},
+        "train": {"init_from": path},
+    }, where=f"{where} {path}")

@@ -2,7 +2,8 @@
 
     runs/<name>/
       config.yaml          the resolved config of the run
-      tokenizer/           the trained tokenizer
+      tokenizer/           the trained tokenizer (a pretrained run: the checkpoint's)
+      architecture.json    a pretrained run: its keras-hub backbone's config
       data.json            block counts and steps per epoch (computed once)
       checkpoints/
         latest             name of the newest complete checkpoint directory
@@ -78,6 +79,7 @@ class RunDir:
         self.config = self.root / "config.yaml"
         self.tokenizer = self.root / "tokenizer"
         self.data = self.root / "data.json"
+        self.architecture = self.root / "architecture.json"
         self.checkpoints = self.root / "checkpoints"
         self.latest_pointer = self.checkpoints / "latest"
         self.best_weights = self.checkpoints / "best.weights.h5"

@@ -98,6 +98,8 @@ def for_model(model):
 
 def for_serving_kind(serving_kind: str):
     """The task whose exports have this `kind` in their kerasllm.json, or None."""
+    if serving_kind is None:  # tasks with nothing to serve have None too
+        return None
     return next((t for t in _TASKS.values() if t.serving_kind == serving_kind), None)
 
 

@@ -18,7 +18,7 @@ LAYERS = [
     "kerasllm.inference",
     "kerasllm.loaded_run",
     "kerasllm.models | kerasllm.data",
-    "kerasllm.config | kerasllm.progress | kerasllm.run_dir",
+    "kerasllm.config | kerasllm.progress | kerasllm.run_dir | kerasllm.pretrained",
     "kerasllm.task_registry",
     "kerasllm.errors | kerasllm.quiet | kerasllm.files | kerasllm.compat | kerasllm.version | kerasllm.pictures",
 ]

@@ -242,7 +242,7 @@ def test_config_mistakes_are_one_line(cli, runs, trained, tmp_path):
     _, squad, _, _ = runs
     cases = [
         ({"init_from": str(tmp_path / "nowhere")}, {}, "train.init_from:"),
-        ({"init_from": str(trained[0])}, {}, "trained a gpt model, not an encoder; name a masked-LM pretraining run"),
+        ({"init_from": str(trained[0])}, {}, "trained a gpt model, not an encoder; name a run of model.kind encoder"),
         ({}, {"data.source": str(tmp_path / "empty.json")}, "gives 0 training and 0 validation questions"),
         ({}, {"tokenizer.kind": "char"}, "model.kind encoder needs tokenizer.kind: wordpiece"),
         ({}, {"model.max_question_tokens": 46}, "model.max_question_tokens (46) leaves no room"),

@@ -220,3 +220,24 @@ def test_killed_mid_epoch_then_resumed_equals_one_uninterrupted_run(toy_run, cli
     a, b = load_run(str(tmp / "whole")).model, load_run(str(parts)).model
     for x, y in zip(a.weights, b.weights):
         np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-6, err_msg=x.path)
+
+
+@pytest.mark.slow
+def test_a_translation_run_continues_on_new_pairs_from_another_runs_weights(toy_run, cli):
+    """`train.init_from` naming a translation run: its tokenizer and weights
+    start the new run, which reads other pairs (one step at a learning rate
+    of 1e-9 leaves the model as it was: the same translations)."""
+    tmp, _ = toy_run
+    config = yaml.safe_load((tmp / "toy.yaml").read_text())
+    rng = np.random.default_rng(1)  # other sentences of the same toy language
+    words = [" ".join("".join(rng.choice(list("abcdef"), rng.integers(1, 3))) for _ in range(3)) for _ in range(400)]
+    (tmp / "more.tsv").write_text("".join(f"{w}\t{w.upper()}\tCC-BY\n" for w in words))
+    config["data"]["source"] = str(tmp / "more.tsv")
+    config["train"].update(init_from=str(tmp / "run"), max_steps=1, learning_rate=1e-9, warmup_steps=0, num_samples=0)
+    (tmp / "more.yaml").write_text(yaml.safe_dump(config))
+    result = cli("train", "--config", tmp / "more.yaml", "--run-dir", tmp / "more")
+    assert result.code == 0, result.err
+    assert "Initialised all" in result.out and f"weights from {tmp / 'run'}" in result.out
+    sources = ["ab cd ef a", "f e d c"]
+    first, more = (cli("translate", "--run", tmp / run, *sources) for run in ("run", "more"))
+    assert first.code == more.code == 0 and first.out == more.out

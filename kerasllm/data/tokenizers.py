@@ -88,6 +88,20 @@ class Tokenizer:
         """Number of ids (the model's embedding rows): every id is below it."""
         raise NotImplementedError
 
+    @property
+    def fill_id(self) -> int:
+        """The id that pads rows of ids a caller may hand back to
+        `detokenize`, where it drops out: `pad_id`, but the end-of-text id
+        for a pretrained family whose pad id is an ordinary token."""
+        return self.pad_id
+
+    @property
+    def start_id(self) -> int:
+        """The id a prompt or a scored text starts with, which is how the
+        model saw documents start: the end-of-text id, unless a pretrained
+        family has a start token of its own."""
+        return self.eot_id
+
     def prepare(self, texts: tf.Tensor) -> tf.Tensor:
         """The text as this tokenizer reads it: lowercased when `lowercase`
         is set, unchanged otherwise. Graph ops, usable inside tf.data.
@@ -571,6 +585,110 @@ class SentencePieceTokenizer(_KerasHubTokenizer):
         return cls(model.getvalue(), lowercase=config.lowercase)
 
 
+class PretrainedTokenizer(Tokenizer):
+    """A pretrained checkpoint's own tokenizer (`tokenizer.kind: pretrained`):
+    keras-hub's layer for the family (GPT-2 and Llama 3 byte-level BPE, ...),
+    loaded by keras-hub from the checkpoint's files, in tf.data and in exports.
+
+    Ids are the checkpoint's. The end-of-text id is the family's end token.
+    Padding is keras-hub's pad id (0 for GPT-2 and Llama 3), an ordinary
+    token of the vocabulary: it must differ from the end-of-text id, which
+    keras-hub's samplers stop at wherever it stands after a prompt, so
+    `detokenize` drops end-of-text and start ids but keeps id 0 (callers
+    cut padding off by length or mask, as every kerasllm path does).
+    Prompts and scored texts start with the family's start token
+    (`start_id`: GPT-2's end-of-text, Llama 3's begin-of-text), as its
+    pretraining did.
+
+    Args:
+        layer: a keras-hub `Tokenizer` (e.g. `keras_hub.tokenizers.GPT2Tokenizer`).
+
+    Example:
+        tok = PretrainedTokenizer.from_checkpoint("checkpoints/gpt2")
+        tok.tokenize(["Hello world"])  # GPT-2's ids, [[15496, 995]] for the real GPT-2
+    """
+
+    kind = "pretrained"
+    CONFIG_FILE = "keras_hub_tokenizer.json"
+    ASSETS_DIR = "keras_hub_assets"
+
+    def __init__(self, layer):
+        super().__init__(lowercase=False)
+        self.layer = layer
+        self.eot_id = int(layer.end_token_id)
+        pad = getattr(layer, "pad_token_id", None)
+        pad = 0 if pad is None else int(pad)
+        self.pad_id = pad if pad != self.eot_id else int(self.eot_id == 0)  # any id but end-of-text
+        start = getattr(layer, "start_token_id", None)
+        self._start_id = self.eot_id if start is None else int(start)
+
+    @property
+    def start_id(self) -> int:
+        return self._start_id
+
+    @property
+    def fill_id(self) -> int:
+        return self.eot_id
+
+    @classmethod
+    def from_checkpoint(cls, path: str) -> "PretrainedTokenizer":
+        """The tokenizer of a Hugging Face directory or keras-hub preset,
+        read by keras-hub's converters."""
+        import keras_hub
+
+        try:
+            return cls(keras_hub.tokenizers.Tokenizer.from_preset(str(path)))
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(f"train.init_from: cannot read the tokenizer of {path}: {e}") from None
+
+    @property
+    def vocabulary_size(self) -> int:
+        return int(self.layer.vocabulary_size())
+
+    def _tokenize(self, texts):
+        ids = self.layer.tokenize(texts)
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(ids)
+        return tf.cast(ids, tf.int32)
+
+    def _detokenize(self, ids):
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(ids))
+        ids = tf.cast(ids, tf.int32)
+        keep = tf.logical_and(tf.not_equal(ids, self.eot_id), tf.not_equal(ids, self.start_id))
+        text = self.layer.detokenize(tf.ragged.boolean_mask(ids, keep))
+        # Byte-level BPE pieces are bytes: ids cut inside a character (a
+        # sampled continuation, a window) leave invalid UTF-8, which becomes
+        # U+FFFD here so that every string out of kerasllm is valid text.
+        return tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+
+    def trackables(self):
+        return [self.layer]
+
+    def _meta(self):
+        return {**super()._meta(), "vocabulary_size": self.vocabulary_size}
+
+    def _save_assets(self, directory):
+        # keras-hub's own serialization of the layer (its config and
+        # vocabulary files), without the model config that a keras-hub
+        # preset directory would also need.
+        import keras
+
+        (directory / self.CONFIG_FILE).write_text(json.dumps(keras.saving.serialize_keras_object(self.layer)))
+        assets = directory / self.ASSETS_DIR
+        assets.mkdir(exist_ok=True)
+        self.layer.save_assets(str(assets))
+
+    @classmethod
+    def load(cls, directory: Path) -> "PretrainedTokenizer":
+        import keras
+        import keras_hub  # noqa: F401  (registers the keras-hub classes the config names)
+
+        layer = keras.saving.deserialize_keras_object(json.loads((directory / cls.CONFIG_FILE).read_text()))
+        layer.load_assets(str(directory / cls.ASSETS_DIR))
+        return cls(layer)
+
+
 def unknown_characters(texts: list[str], tokenize, unk_id: int) -> list[str]:
     """The distinct characters of `texts` (in order of first appearance)
     whose ids include `unk_id`.
@@ -707,4 +825,6 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
         return WordPieceTokenizer(vocab, lowercase)
     if kind == "sentencepiece":
         return SentencePieceTokenizer((directory / SentencePieceTokenizer.MODEL_FILE).read_bytes(), lowercase)
+    if kind == "pretrained":
+        return PretrainedTokenizer.load(directory)
     raise UserError(f"{meta_path}: unknown tokenizer kind {kind!r}")

@@ -84,7 +84,12 @@ class LanguageModelClient:
             warn(message)
 
     @classmethod
-    def open(cls, model: str | None = None, run: str | None = None, beams: int = 4) -> "LanguageModelClient":
+    def open(cls, model: str | None = None, run: str | None = None, beams: int = 4,
+             checkpoint: str | None = None) -> "LanguageModelClient":
+        if checkpoint is not None:  # `kerasllm.tasks.open_client` has checked it is the only source
+            from kerasllm.loaded_run import load_checkpoint
+
+            return cls.from_loaded(load_checkpoint(checkpoint), beams)
         _exactly_one(model, run)
         if model is not None:
             return cls.from_saved_model(model)
@@ -100,11 +105,16 @@ class LanguageModelClient:
 
     @classmethod
     def from_run(cls, run_dir, beams: int = 4) -> "LanguageModelClient":
-        from kerasllm.export.language_model import LanguageModelModule
-        from kerasllm.export.xla_free import no_xla_ops
         from kerasllm.loaded_run import load_run
 
-        lm = load_run(run_dir)  # `kerasllm.tasks.open_client` has checked it is a language model
+        return cls.from_loaded(load_run(run_dir), beams)  # `kerasllm.tasks.open_client` has checked its task
+
+    @classmethod
+    def from_loaded(cls, lm, beams: int = 4) -> "LanguageModelClient":
+        """The client of a loaded run or checkpoint (`LoadedRun`), in this process."""
+        from kerasllm.export.language_model import LanguageModelModule
+        from kerasllm.export.xla_free import no_xla_ops
+
         module = LanguageModelModule(lm.model, lm.preprocessor, beams=max(beams, 1))
         meta = {**module.meta(), "tokenizer": lm.tokenizer.kind}
         return cls(module, meta, trace_context=no_xla_ops, slides=True)
@@ -139,7 +149,8 @@ class LanguageModelClient:
         return limit
 
     def prompt_rows(self, prompts: list[str], max_new_tokens: int | None, sliding: bool | None = None):
-        """(ids of each prompt led by the end-of-text start token, new tokens
+        """(ids of each prompt led by the start token (end-of-text but for
+        some pretrained families), new tokens
         to generate). Without a sliding window each prompt is cut from the
         left to fit the context with the new tokens, as the serving
         signatures cut it; with one, the model starts from a prompt's last
@@ -147,8 +158,8 @@ class LanguageModelClient:
         sliding = self.slides if sliding is None else sliding
         max_new_tokens = self.new_tokens(max_new_tokens, sliding)
         out = self.tokenize(prompts)
-        eot = self.meta["eot_id"]
-        rows = [[eot] + ids[:n].tolist() for ids, n in zip(out["token_ids"], out["num_tokens"])]
+        start = self.meta.get("start_id", self.meta["eot_id"])  # exports before pretrained families had no start_id
+        rows = [[start] + ids[:n].tolist() for ids, n in zip(out["token_ids"], out["num_tokens"])]
         if self.context is None:
             return rows, max_new_tokens
         if sliding:

@@ -11,7 +11,7 @@ and Python callers may leave them out):
   num_tokens ids; lead a row with the end-of-text id to start a document, as
   `serving_default` does), num_tokens int32[batch], max_new_tokens, and the
   sampling inputs of `serving_default` -> token_ids int32[batch,
-  max_new_tokens] (the new ids, padded with the pad id after a row's end),
+  max_new_tokens] (the new ids, padded after a row's end with an id `detokenize` drops),
   num_tokens int32[batch] (fewer than asked: the row reached end-of-text).
   Nothing is cut: a row's ids plus max_new_tokens must fit the context. A
   client streams text by calling it again on the ids so far (positions and
@@ -20,7 +20,7 @@ and Python callers may leave them out):
 - `beam_search`: prompts, max_new_tokens -> text, num_tokens, with the beam
   width chosen at export time.
 - `score`: texts -> log_prob, num_tokens, perplexity.
-- `tokenize`: texts -> token_ids (padded with `pad_id`), num_tokens.
+- `tokenize`: texts -> token_ids (padded with an id `detokenize` drops), num_tokens.
 - `detokenize`: token_ids -> text (padding and end-of-text ids drop out).
 
 The limit: one request generates at most context - 1 new tokens
@@ -173,9 +173,10 @@ class LanguageModelModule(tf.Module):
     def meta(self) -> dict:
         """What a client needs besides the functions (kerasllm.json): the
         context, the most new tokens one call makes, the beam width and the
-        end-of-text id (rows of `generate_ids` start with it)."""
+        end-of-text id and the start id (rows of `generate_ids` start with
+        it: the end-of-text id but for some pretrained families)."""
         return {"context": self.context, "max_new_tokens": self.max_new_tokens, "beams": self.beams,
-                "eot_id": self._tokenizer.eot_id}
+                "eot_id": self._tokenizer.eot_id, "start_id": self._tokenizer.start_id}
 
     # -- checks ---------------------------------------------------------------
 
@@ -234,7 +235,7 @@ class LanguageModelModule(tf.Module):
         self._model.sampler = self._request_sampler(temperature, top_k, top_p, seed)
         stop = (self._tokenizer.eot_id,)
         out = self._model.generate_step(batch.inputs(), stop_token_ids=stop)
-        new, count = new_token_ids(out["token_ids"], batch, max_new_tokens, self._tokenizer.pad_id, stop)
+        new, count = new_token_ids(out["token_ids"], batch, max_new_tokens, self._tokenizer.fill_id, stop)
         return {"token_ids": new, "num_tokens": count}
 
     def _beam_search(self, prompts, max_new_tokens):

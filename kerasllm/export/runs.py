@@ -10,39 +10,56 @@ from pathlib import Path
 import numpy as np
 
 from kerasllm import progress, task_registry
+from kerasllm.export.keras_hub_preset import PRESET_DIR, check_presettable, write_preset
 from kerasllm.export.language_model import LanguageModelModule
 from kerasllm.export.merge import merge_lora
 from kerasllm.export.question_answering import QuestionAnsweringModule
 from kerasllm.export.saved_model import write_version
 from kerasllm.export.translator import TranslatorModule
-from kerasllm.loaded_run import load_run
+from kerasllm.loaded_run import load_checkpoint, load_run
 from kerasllm.run_dir import RunDir
 
 
-def export_run(run_dir: str, name: str | None = None, base_dir: str = "saved_models",
-               version: int | None = None, beams: int = 4, length_penalty: float = 0.6) -> dict:
-    """Writes a run's best weights as a TF Serving version, in the shape its
-    task serves (`Task.export`): the next free version under
-    `base_dir/name` unless `version` is given.
+def export_run(run_dir: str | None, name: str | None = None, base_dir: str = "saved_models",
+               version: int | None = None, beams: int = 4, length_penalty: float = 0.6,
+               checkpoint: str | None = None, keras_hub_preset: bool = False) -> dict:
+    """Writes a run's best weights, or a pretrained checkpoint as it is, as
+    a TF Serving version, in the shape its task serves (`Task.export`): the
+    next free version under `base_dir/name` unless `version` is given.
 
     Args:
-        run_dir: a run directory from `kerasllm train`.
-        name: the model's directory under `base_dir` (default: the run's config name).
+        run_dir: a run directory from `kerasllm train`, or None with `checkpoint`.
+        name: the model's directory under `base_dir` (default: the run's
+            config name, or the checkpoint directory's name).
         base_dir: where model directories live (TF Serving's base path is base_dir/name).
         version: the version number (default: the next free one).
         beams: a language model's beam_search width; a translator's default beam width.
         length_penalty: a translator's default length penalty.
+        checkpoint: instead of a run, a Hugging Face directory, keras-hub
+            preset or hf:// / kaggle:// handle (`kerasllm export
+            --checkpoint`): a Hugging Face GPT-2 served with its own
+            tokenizer inside, for example.
+        keras_hub_preset: also write the model as a keras-hub preset in
+            `<base_dir>/<name>/keras-hub/` (`kerasllm.export.keras_hub_preset`).
 
     Example:
         export_run("runs/tiny", name="tiny")["path"]  # "saved_models/tiny/1"
+        export_run(None, name="gpt2", checkpoint="checkpoints/gpt2")["path"]  # "saved_models/gpt2/1"
     """
-    with progress.phase("export: loading the run"):
-        lm = merge_lora(load_run(run_dir), run_dir)  # a LoRA run's adapters become plain weights
+    with progress.phase("export: loading the " + ("checkpoint" if checkpoint else "run")):
+        # A LoRA run's adapters become plain weights.
+        lm = load_checkpoint(checkpoint) if checkpoint else merge_lora(load_run(run_dir), run_dir)
+    if keras_hub_preset:
+        check_presettable(lm)
     task = task_registry.for_model(lm.config.model)
-    return task.export(lm, run_dir, name, base_dir, version, beams, length_penalty)
+    summary = task.export(lm, None if checkpoint else run_dir, name, base_dir, version, beams, length_penalty)
+    if keras_hub_preset:
+        with progress.phase("export: writing the keras-hub preset"):
+            summary["keras_hub_preset"] = write_preset(lm, Path(summary["path"]).parent / PRESET_DIR)
+    return summary
 
 
-def export_language_model(lm, run_dir: str, name, base_dir: str, version, beams: int) -> dict:
+def export_language_model(lm, run_dir: str | None, name, base_dir: str, version, beams: int) -> dict:
     """A loaded language-model run (`LoadedRun`) as a version with the
     generate, generate_ids, beam_search (width `beams`), score, tokenize
     and detokenize signatures (`LanguageModelModule`) and their warmup."""
@@ -53,7 +70,7 @@ def export_language_model(lm, run_dir: str, name, base_dir: str, version, beams:
     warmup = [
         ("serving_default", {"prompts": strings, "max_new_tokens": new, "temperature": np.float32(0.0)}),
         ("serving_default", {"prompts": strings[:1], "max_new_tokens": new, "top_p": np.float32(0.9), "seed": np.int32(0)}),
-        ("generate_ids", {"token_ids": np.array([[lm.tokenizer.eot_id, 0]], dtype=np.int32),
+        ("generate_ids", {"token_ids": np.array([[lm.tokenizer.start_id, 0]], dtype=np.int32),
                           "num_tokens": np.array([1], dtype=np.int32), "max_new_tokens": new}),
         ("beam_search", {"prompts": strings[:1], "max_new_tokens": new}),
         ("score", {"texts": strings}),
@@ -90,14 +107,25 @@ def provenance(config, run_dir: str) -> dict:
     before any validation), a hash of the run's identity config
     (`config.identity_hash`) and the kerasllm version that exported it.
 
+    A checkpoint exported as it is (`run_dir` None) records the
+    checkpoint instead of the run, step and loss.
+
     Args:
         config: the run's `RunConfig` (as `load_run` read it).
-        run_dir: the run directory, as given (a relative path is made absolute).
+        run_dir: the run directory, as given (a relative path is made
+            absolute), or None for a checkpoint (`config.train.init_from`).
 
     Example:
         provenance(load_run("runs/tiny").config, "runs/tiny")["step"]  # 40
     """
     from kerasllm import config as config_lib
+
+    if run_dir is None:
+        from kerasllm import pretrained
+
+        source = config.train.init_from
+        return {"checkpoint": source if pretrained.is_handle(source) else str(Path(source).expanduser().resolve()),
+                "config_hash": config_lib.identity_hash(config), "kerasllm_version": kerasllm_version()}
 
     run = RunDir(run_dir)
     state = run.load_state()  # the newest checkpoint's: it is saved right after the best weights

@@ -120,6 +120,7 @@ def write_version(module, base_dir: str | Path, name: str, version: int | None, 
     final = model_dir / str(version)
     staging = temporary_sibling(final)
     shutil.rmtree(staging, ignore_errors=True)
+    new_model_dir = not model_dir.exists()
     try:
         staging.mkdir(parents=True)
     except OSError as e:
@@ -153,6 +154,8 @@ def write_version(module, base_dir: str | Path, name: str, version: int | None, 
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if new_model_dir and model_dir.is_dir() and not any(model_dir.iterdir()):
+            model_dir.rmdir()  # a failed first export leaves no empty model directory behind
     seconds = time.perf_counter() - start
     size = sum(p.stat().st_size for p in final.rglob("*") if p.is_file())
     return {"path": str(final), "version": version, "seconds": round(seconds, 1), "size_mb": round(size / 1e6, 2)}

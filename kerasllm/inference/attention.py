@@ -40,7 +40,10 @@ def has_self_attention(model) -> bool:
     Example:
         has_self_attention(build_model(ModelConfig(kind="lstm"), 100))  # False
     """
-    return hasattr(getattr(model, "backbone", None), "transformer_layers")
+    # `embed` is GPTBackbone's; keras-hub's pretrained backbones (GPT-2,
+    # Llama 3) embed inside their own call, which this walk does not repeat.
+    backbone = getattr(model, "backbone", None)
+    return hasattr(backbone, "transformer_layers") and hasattr(backbone, "embed")
 
 
 def _ids(token_ids) -> np.ndarray:

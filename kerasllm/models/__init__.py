@@ -107,5 +107,7 @@ def max_context(model) -> int | None:
         max_context(build_lstm(ModelConfig(kind="lstm"), 100))  # None
         max_context(build_gpt(ModelConfig(kind="gpt", seq_len=64), 100))  # 64
     """
+    if getattr(model, "context", None):  # a pretrained family's (kerasllm.models.hub.HubCausalLM)
+        return model.context
     backbone = getattr(model, "backbone", None)
     return getattr(backbone, "max_sequence_length", None)

@@ -169,6 +169,10 @@ class GPTCausalLM(keras_hub.models.CausalLM):
         out["token_ids"]  # the prompt, then two generated ids
     """
 
+    # keras-hub's `CausalLM.from_preset` finds the task class of a preset's
+    # backbone by this attribute (`export --format keras-hub`).
+    backbone_cls = GPTBackbone
+
     def __init__(self, backbone, preprocessor=None, **kwargs):
         self.backbone = backbone
         self.preprocessor = preprocessor

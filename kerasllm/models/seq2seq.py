@@ -176,6 +176,8 @@ class Seq2SeqTranslator(keras_hub.models.Seq2SeqLM):
         translate(model, source_tokenizer, target_tokenizer, ["Where is the station?"], beams=4)
     """
 
+    backbone_cls = Seq2SeqBackbone  # how keras-hub's `Seq2SeqLM.from_preset` finds this class
+
     def __init__(self, backbone, preprocessor=None, **kwargs):
         self.backbone = backbone
         self.preprocessor = preprocessor

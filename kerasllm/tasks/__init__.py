@@ -9,6 +9,7 @@ Importing this package registers the built-in tasks in
 | seq2seq    |            | translation              | `translation`         |
 | encoder    | masked_lm  | masked-LM pretraining    | `masked_lm`           |
 | encoder    | span       | extractive QA            | `question_answering`  |
+| gpt2, llama3 |   | pretrained language model | `pretrained_language_model` |
 
 A new task is one object that implements `Task`, registered with
 `register` (docs/extending.md). The helpers here are what the CLI asks
@@ -28,13 +29,14 @@ from __future__ import annotations
 import json
 import os
 
-from kerasllm import task_registry
+from kerasllm import pretrained, task_registry
 from kerasllm.config import FINETUNE_KEYS
 from kerasllm.errors import UserError
 from kerasllm.models import build_gpt, build_lstm
 from kerasllm.tasks.base import Task, Training
 from kerasllm.tasks.language_model import TRANSFORMER_KEYS, LanguageModel
 from kerasllm.tasks.masked_lm import MaskedLM
+from kerasllm.tasks.pretrained_language_model import PretrainedLanguageModel
 from kerasllm.tasks.question_answering import QuestionAnswering
 from kerasllm.tasks.translation import Translation
 
@@ -49,6 +51,8 @@ register(LanguageModel("lstm", build_lstm, ("model.embedding_dim",), transformer
 register(Translation(), replace=True)
 register(MaskedLM(), replace=True)
 register(QuestionAnswering(), replace=True)
+for _family in pretrained.FAMILIES.values():
+    register(PretrainedLanguageModel(_family), replace=True)
 
 
 def for_config(config) -> Task:
@@ -98,21 +102,29 @@ def _export_kind(model_dir: str) -> str | None:
         return None
 
 
-def open_client(command: str, model: str | None = None, run: str | None = None, **options):
-    """The client `command` uses on an exported model (`model`) or a run
-    directory (`run`), from the task that serves it; a model of another
-    task is refused in one line naming the command that uses it.
+def open_client(command: str, model: str | None = None, run: str | None = None, checkpoint: str | None = None,
+                **options):
+    """The client `command` uses on an exported model (`model`), a run
+    directory (`run`) or a pretrained checkpoint (`checkpoint`), from the
+    task that serves it; a model of another task is refused in one line
+    naming the command that uses it.
 
     Args:
         command: a CLI command: generate, score, translate, qa.
-        model, run: exactly one of them.
+        model, run, checkpoint: exactly one of them.
         **options: the client's options (e.g. `beams` for a language model).
 
     Example:
         open_client("generate", run="runs/tiny").generate(["ROMEO:"], 20).texts
     """
-    if (model is None) == (run is None):
-        raise UserError("give exactly one of --model (an exported SavedModel) or --run (a run directory)")
+    if sum(source is not None for source in (model, run, checkpoint)) != 1:
+        raise UserError("give exactly one of --model (an exported SavedModel), --run (a run directory) or "
+                        "--checkpoint (a pretrained checkpoint)")
+    if checkpoint is not None:
+        task = task_registry.get(pretrained.inspect(checkpoint, "--checkpoint").family.kind)
+        if command not in task.commands:
+            raise UserError(f"--checkpoint {checkpoint}: {task.refuse(command, checkpoint)}")
+        return task.open_client(command, checkpoint=checkpoint, **options)
     if run is not None:
         task = for_run(run)
         if command not in task.commands:

@@ -113,6 +113,11 @@ class Task(Protocol):
 
     Attributes are facts the commands read before TensorFlow loads; methods
     import what they need when called, so registering a task is cheap.
+
+    Optional member: `load_checkpoint(config)` -> (model, tokenizer,
+    target_tokenizer) of a pretrained checkpoint used as it is
+    (`config.train.init_from`; `--checkpoint DIR`), for the tasks of
+    pretrained families (`kerasllm.tasks.pretrained_language_model`).
     """
 
     kind: str
@@ -183,9 +188,11 @@ class Task(Protocol):
         """The metrics of a run's best weights on `split` (one of `splits`)
         as a flat dict; decoding options a task does not use are ignored."""
 
-    def export(self, loaded, run_dir: str, name, base_dir: str, version, beams: int, length_penalty: float) -> dict:
+    def export(self, loaded, run_dir: Optional[str], name, base_dir: str, version, beams: int,
+               length_penalty: float) -> dict:
         """Writes a TF Serving version of a loaded run (`LoadedRun`) and
-        returns the export's summary (its path and kerasllm.json)."""
+        returns the export's summary (its path and kerasllm.json);
+        `run_dir` is None for a pretrained checkpoint exported as it is."""
 
     def export_width(self, given: set, beams: int, beam_search_width: int) -> int:
         """The beam width `export` gets from the CLI's `--beams` /
@@ -194,7 +201,9 @@ class Task(Protocol):
 
     def open_client(self, command: str, model: Optional[str] = None, run: Optional[str] = None, **options) -> Any:
         """The client `command` (one of `commands`) uses, on an exported
-        model directory or a run directory (exactly one of them)."""
+        model directory or a run directory (exactly one of them), or on a
+        pretrained checkpoint (`checkpoint=` in `options`) for a task that
+        has `load_checkpoint`."""
 
     def refuse(self, command: str, source: str) -> str:
         """Why `command` (not one of `commands`) cannot use this task's

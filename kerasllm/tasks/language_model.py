@@ -21,7 +21,8 @@ from kerasllm.tasks.base import Explaining
 
 # Keys only some tasks read that language models read (see `Task.config_keys`).
 _DOCUMENT_KEYS = ("data.document", "data.field", "data.prepared", "data.split_group", "data.cleaning")
-_LM_KEYS = _DOCUMENT_KEYS + ("train.data_service", "train.sample_prompt", "train.sample_tokens", "train.num_samples")
+_LM_KEYS = _DOCUMENT_KEYS + ("train.data_service", "train.sample_prompt", "train.sample_tokens", "train.num_samples",
+                             "train.init_from")
 TRANSFORMER_KEYS = ("model.num_layers", "model.num_heads", "model.intermediate_dim")
 
 
@@ -32,9 +33,33 @@ def check_heads_divide(config, where: str) -> None:
             f"model.hidden_dim ({m.hidden_dim}) must be divisible by model.num_heads ({m.num_heads})")
 
 
-def no_init_from(config, where: str) -> None:
-    """The rule of tasks that cannot start from another run's weights."""
-    require(not config.train.init_from, where, "train.init_from: only encoder runs start from another run's weights")
+def check_init_run(config, where: str, keys=TRANSFORMER_KEYS + ("model.tie_embeddings", "model.embedding_dim")) -> None:
+    """For a run that continues another (`train.init_from`, a run of the same
+    kind), the model keys must be that run's: its weights are copied into
+    the same architecture, whose position table may only be shorter. Read
+    from the other run's config.yaml, before TensorFlow loads (a missing
+    run is answered when training starts).
+
+    Example:
+        check_init_run(config, "configs/more-poems.yaml")
+    """
+    import os
+
+    from kerasllm import config as config_lib
+
+    path = os.path.join(os.path.expanduser(config.train.init_from or ""), "config.yaml")
+    if not config.train.init_from or not os.path.isfile(path):
+        return
+    other = config_lib.load(path)
+    if other.model.kind != config.model.kind:
+        return  # refused with its own message when training starts (kerasllm.training.init_from)
+    for key in keys:
+        name = key.split(".", 1)[1]
+        mine, theirs = getattr(config.model, name), getattr(other.model, name)
+        require(mine == theirs, where, f"{key}: {mine} differs from {theirs} in train.init_from "
+                f"{config.train.init_from}; a run continues with the architecture of the run it starts from")
+    require(config.model.seq_len <= other.model.seq_len, where, f"model.seq_len: {config.model.seq_len} is longer "
+            f"than the {other.model.seq_len} positions of train.init_from {config.train.init_from}")
 
 
 def only_local_data(config, where: str) -> None:
@@ -70,6 +95,7 @@ class LanguageModel:
             no_attention="an LSTM has no attention; explain shows the surprisal only")
         self._build = build
         self.config_keys = _LM_KEYS + tuple(model_keys)
+        self._model_keys = tuple(k for k in model_keys if k.startswith("model."))
         self._transformer = transformer
 
     def build(self, model_config, vocabulary_size: int, dtype=None):
@@ -84,7 +110,7 @@ class LanguageModel:
     def validate(self, config, where: str) -> None:
         if self._transformer:
             check_heads_divide(config, where)
-        no_init_from(config, where)
+        check_init_run(config, where, self._model_keys)
 
     def report_corpus(self, config, data_dir):
         from kerasllm.data.report import language_model_corpus
@@ -132,10 +158,10 @@ class LanguageModel:
                             f"its beam_search signature give --beam-search-width {beams}")
         return beam_search_width
 
-    def open_client(self, command, model=None, run=None, beams: int = 4, **options):
+    def open_client(self, command, model=None, run=None, beams: int = 4, checkpoint=None, **options):
         from kerasllm.export.client import LanguageModelClient
 
-        return LanguageModelClient.open(model=model, run=run, beams=beams)
+        return LanguageModelClient.open(model=model, run=run, beams=beams, checkpoint=checkpoint)
 
     def refuse(self, command: str, source: str) -> str:
         return f"a {self.kind} language model; use `kerasllm generate`"

@@ -17,7 +17,7 @@ from __future__ import annotations
 from kerasllm.config import FINETUNE_KEYS, require
 from kerasllm.errors import UserError
 from kerasllm.tasks.base import Explaining
-from kerasllm.tasks.language_model import TRANSFORMER_KEYS, check_heads_divide, no_init_from, only_local_data
+from kerasllm.tasks.language_model import TRANSFORMER_KEYS, check_heads_divide, check_init_run, only_local_data
 
 
 class Translation:
@@ -36,7 +36,7 @@ class Translation:
     explaining = Explaining()  # the cross-attention of its translation over the source
     config_keys = TRANSFORMER_KEYS + FINETUNE_KEYS + (
         "data.source_field", "data.target_field", "data.strict", "data.test_fraction", "data.cleaning",
-        "tokenizer.shared", "model.tie_embeddings", "train.label_smoothing", "train.num_samples",
+        "tokenizer.shared", "model.tie_embeddings", "train.label_smoothing", "train.num_samples", "train.init_from",
     )
 
     def explain(self, loaded, text, *passage, layers=None, heads=None):
@@ -46,7 +46,7 @@ class Translation:
 
     def validate(self, config, where: str) -> None:
         check_heads_divide(config, where)
-        no_init_from(config, where)
+        check_init_run(config, where, TRANSFORMER_KEYS + ("model.tie_embeddings",))
         only_local_data(config, where)
 
     def report_corpus(self, config, data_dir):

@@ -13,9 +13,7 @@ with its `QuestionAnsweringPreprocessor` and trains the span head; with
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 
 import keras
 import numpy as np
@@ -27,33 +25,8 @@ from kerasllm.config import RunConfig
 from kerasllm.errors import UserError
 from kerasllm.files import atomic_write_text
 from kerasllm.run_dir import RunDir
+from kerasllm.training.init_from import init_run, take_tokenizers
 from kerasllm.training.tasks import LanguageModelTask
-
-
-def _init_run(config: RunConfig) -> RunDir:
-    """The run `train.init_from` names, checked before anything is taken from it."""
-    from kerasllm import config as config_lib
-
-    run = RunDir(os.path.expanduser(config.train.init_from))
-    if not run.config.is_file() or run.inference_weights() is None or not (run.tokenizer / "tokenizer.json").is_file():
-        raise UserError(f"train.init_from: {run.root} is not a run directory with saved weights and a tokenizer; "
-                        "train the pretraining run first")
-    init = config_lib.load(run.config)
-    kind = init.model.kind
-    if kind != config.model.kind:  # the weights are copied layer by layer into the same architecture
-        raise UserError(f"train.init_from: {run.root} trained a {kind} model, not an {config.model.kind}; "
-                        f"name a masked-LM pretraining run (model.kind {config.model.kind})")
-    if init.train.lora_rank:  # its weights are frozen kernels plus adapters, not an encoder's plain weights
-        raise UserError(f"train.init_from: {run.root} trained LoRA adapters (train.lora_rank); start from a run "
-                        "trained without them")
-    return run
-
-
-def _take_init_tokenizer(config: RunConfig, run: RunDir) -> None:
-    """A new run that starts from another uses that run's tokenizer. (A run
-    cannot gain init_from later: it is part of the run's identity.)"""
-    if config.train.init_from and not (run.tokenizer / "tokenizer.json").is_file():
-        shutil.copytree(_init_run(config).tokenizer, run.tokenizer, dirs_exist_ok=True)
 
 
 class MaskedLMTask(LanguageModelTask):
@@ -65,7 +38,7 @@ class MaskedLMTask(LanguageModelTask):
     epoch_metrics = ("loss", "accuracy")  # of the masked tokens
 
     def __init__(self, config: RunConfig, run: RunDir, data_dir=None):
-        _take_init_tokenizer(config, run)
+        take_tokenizers(config, run)
         # The task's preprocessor (`MaskedLMPreprocessor`) frames and masks the blocks.
         super().__init__(config, run, data_dir)
 
@@ -122,7 +95,7 @@ class QuestionAnsweringTask:
             raise UserError(f"data.source: {config.data.source} gives {len(self.train_data.examples)} training and "
                             f"{len(self.validation_data.examples)} validation questions; both splits need some "
                             "(more articles, or another data.val_fraction)")
-        _take_init_tokenizer(config, run)
+        take_tokenizers(config, run)
         self.tokenizer = self._tokenizer(run)
         self.preprocessor = task_registry.for_model(config.model).preprocessor(config, self.tokenizer)
         self.counts = self._count(run)
@@ -256,7 +229,7 @@ def _load_backbone(model, config: RunConfig, print_fn) -> None:
     from kerasllm import config as config_lib
     from kerasllm.data.tokenizers import load_tokenizer
 
-    init = _init_run(config)
+    init = init_run(config)
     init_config = config_lib.load(init.config)
     tokenizer = load_tokenizer(init.tokenizer)
     init_task_model = task_registry.for_model(init_config.model).build(init_config.model, tokenizer.vocabulary_size)

@@ -17,6 +17,7 @@ from kerasllm.config import RunConfig
 from kerasllm.data import pipelines
 from kerasllm.errors import UserError
 from kerasllm.run_dir import RunDir
+from kerasllm.training.init_from import load_run_weights, take_tokenizers
 
 SAMPLE_TEMPERATURE = 0.8
 
@@ -37,6 +38,7 @@ class LanguageModelTask:
         # (ModelConfig, vocabulary_size, dtype) -> model: the registered task's builder by default.
         self._build = build or task.build
         self.block_len = config.model.seq_len + self.block_len_offset
+        take_tokenizers(config, run)  # a run that continues another reads text as that one did
         self.corpus = open_corpus(config, run.tokenizer, data_dir, for_training=True)
         self.counts = count_blocks(self.corpus, self.block_len, run.data)
         self.tokenizer = self.corpus.tokenizer
@@ -53,6 +55,10 @@ class LanguageModelTask:
 
     def build_model(self, dtype):
         return self._build(self.config.model, self.tokenizer.vocabulary_size, dtype)
+
+    def initialise(self, model, print_fn) -> None:
+        """A new run with `train.init_from`: the other run's best weights."""
+        load_run_weights(model, self.config, print_fn)
 
     def example_input(self):
         return np.zeros((1, self.config.model.seq_len), "int32")
@@ -158,11 +164,16 @@ class TranslationTask:
         from kerasllm.data.pair_corpus import count_pair_batches, open_pair_corpus
 
         self.config = config
+        take_tokenizers(config, run)
         self.corpus = open_pair_corpus(config, run.root, data_dir)
         self.counts = count_pair_batches(self.corpus, run.data)
         self.batches_per_pass = self.counts["train_batches"]
         self.tokens_per_batch = config.train.batch_size * config.model.seq_len  # an upper bound
         self._samples = None
+
+    def initialise(self, model, print_fn) -> None:
+        """A new run with `train.init_from`: the other translation run's best weights."""
+        load_run_weights(model, self.config, print_fn)
 
     def build_model(self, dtype):
         from kerasllm.models import build_translator

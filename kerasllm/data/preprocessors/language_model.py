@@ -63,9 +63,15 @@ class LanguageModelPreprocessor:
         """One 1-D int32 chunk of the token stream: the ids of `texts`
         (string[n], pieces of documents), with an end-of-text id after each
         piece that ends a document (`ends`, int[n]: 1 or 0)."""
-        ids = self.tokenizer.tokenize(texts)
-        eot = tf.ragged.range(tf.cast(ends, tf.int32)) * 0 + self.tokenizer.eot_id
-        return tf.concat([tf.cast(ids, tf.int32), tf.cast(eot, tf.int32)], axis=1).flat_values
+        tok = self.tokenizer
+        ids = tok.tokenize(texts)
+        # After a document: end-of-text, then the start token where a
+        # pretrained family has its own (Llama 3's begin-of-text), so the
+        # next document starts as the family's pretraining started them.
+        separator = [tok.eot_id] if tok.start_id == tok.eot_id else [tok.eot_id, tok.start_id]
+        ends = tf.cast(ends, tf.int32) * len(separator)
+        after = tf.gather(tf.constant(separator, tf.int32), tf.ragged.range(ends) % len(separator))
+        return tf.concat([tf.cast(ids, tf.int32), after], axis=1).flat_values
 
     @staticmethod
     def training_example(blocks: tf.Tensor):
@@ -75,10 +81,11 @@ class LanguageModelPreprocessor:
 
     def with_start_token(self, texts) -> tf.RaggedTensor:
         """Ragged int32 ids of `texts` (string[batch]), each row led by the
-        end-of-text id: what scoring predicts from, and a prompt before
+        tokenizer's `start_id` (the end-of-text id but for pretrained
+        families with a start token): what scoring predicts from, and a prompt before
         it is cut to the context."""
         ids = self.tokenizer.tokenize(texts)
-        start = tf.fill([tf.shape(texts)[0], 1], tf.constant(self.tokenizer.eot_id, tf.int32))
+        start = tf.fill([tf.shape(texts)[0], 1], tf.constant(self.tokenizer.start_id, tf.int32))
         return tf.concat([tf.RaggedTensor.from_tensor(start), ids], axis=1)
 
     def prompt_batch(self, ids: tf.RaggedTensor, max_new_tokens, context) -> PromptBatch:
@@ -121,11 +128,12 @@ class LanguageModelPreprocessor:
         return tf.where(starts_with_prompt, rest, full)
 
     def texts_to_ids(self, texts) -> dict:
-        """Texts -> `token_ids` int32[batch, longest] (padded with the pad
-        id) and `num_tokens` int32[batch]: the export's `tokenize`."""
+        """Texts -> `token_ids` int32[batch, longest] (padded with the
+        tokenizer's `fill_id`, which `ids_to_texts` drops) and `num_tokens`
+        int32[batch]: the export's `tokenize`."""
         ids = self.tokenizer.tokenize(texts)
         return {
-            "token_ids": ids.to_tensor(default_value=self.tokenizer.pad_id),
+            "token_ids": ids.to_tensor(default_value=self.tokenizer.fill_id),
             "num_tokens": tf.cast(ids.row_lengths(), tf.int32),
         }
 
