@@ -631,8 +631,8 @@ def validate_finetune(config: RunConfig, task, where: str) -> None:
     # Where the task builds its blocks from model.num_layers; a model of
     # another size (a pretrained preset) is checked when it is built.
     require(frozen.layers <= config.model.num_layers or not applies("model.num_layers", task), where,
-            f"train.freeze: layers:{frozen.layers} is more than the model's {config.model.num_layers} "
-            f"Transformer block(s) (model.num_layers)")
+            f"train.freeze: layers:{frozen.layers} is more Transformer blocks than model.num_layers "
+            f"({config.model.num_layers})")
 
 
 # Sections that define what a run directory holds; a run directory written

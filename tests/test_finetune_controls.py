@@ -29,13 +29,13 @@ TINY = dict(num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, seq_l
     ("tiny-char.yaml", ["train.lora_alpha=-2"], "train.lora_alpha must be at least 0, got -2.0"),
     ("tiny-char.yaml", ["train.lora_alpha=8"], "train.lora_alpha scales LoRA adapters; set train.lora_rank too"),
     ("seed-lstm.yaml", ["train.lora_rank=4"], "train.lora_rank: lstm runs have no keras-hub Transformer backbone "
-     "to fine-tune; LoRA and train.freeze apply to encoder/masked_lm, encoder/span, gpt, seq2seq runs"),
+     "to fine-tune; LoRA and train.freeze apply to encoder/masked_lm, encoder/span, gpt, gpt2, llama3, seq2seq runs"),
     ("seed-lstm.yaml", ["train.freeze=embeddings"], "train.freeze: lstm runs have no keras-hub Transformer"),
     ("tiny-char.yaml", ["train.freeze=embeddings,heads"], "train.freeze: unknown item 'heads'; give a "
      "comma-separated list of embeddings and layers:N"),
     ("tiny-char.yaml", ["train.freeze=layers:0"], "train.freeze: unknown item 'layers:0'"),
-    ("tiny-char.yaml", ["train.freeze=layers:3"], "train.freeze: layers:3 is more than the model's 1 Transformer "
-     "block(s) (model.num_layers)"),
+    ("tiny-char.yaml", ["train.freeze=layers:3"], "train.freeze: layers:3 is more Transformer blocks than "
+     "model.num_layers (1)"),
     ("tiny-char.yaml", ["train.freeze=embeddings", "train.lora_rank=2"], "train.freeze: not with train.lora_rank"),
 ])
 def test_config_mistakes_are_one_line_errors_naming_the_key(config_name, overrides, message):
@@ -56,7 +56,8 @@ def test_a_config_mistake_is_exit_2_through_the_cli(cli, tmp_path):
 def test_freeze_reads_items_and_the_keys_apply_to_transformer_tasks_only():
     assert config_lib.parse_freeze(" embeddings , layers:2") == config_lib.Freeze(embeddings=True, layers=2)
     assert config_lib.parse_freeze("") == config_lib.Freeze()
-    for kind, head in (("gpt", None), ("seq2seq", None), ("encoder", "span"), ("encoder", "masked_lm")):
+    for kind, head in (("gpt", None), ("seq2seq", None), ("encoder", "span"), ("encoder", "masked_lm"),
+                       ("gpt2", None), ("llama3", None)):
         assert all(config_lib.applies(key, task_registry.get(kind, head)) for key in config_lib.FINETUNE_KEYS)
     assert not any(config_lib.applies(key, task_registry.get("lstm")) for key in config_lib.FINETUNE_KEYS)
     saved = yaml.safe_load(config_lib.load(ROOT / "configs/tiny-char.yaml", ["train.lora_rank=4"]).to_yaml())
@@ -343,3 +344,88 @@ def test_lora_fine_tuning_of_a_pretrained_encoder_keeps_its_weights_and_trains_a
     assert kept.keys() == pretrained.keys()
     assert all(np.array_equal(kept[path], pretrained[path]) for path in kept)
     assert any(np.asarray(v).any() for v in model.backbone.weights if v.path.endswith("lora_kernel_b"))
+
+
+# --- pretrained keras-hub backbones (GPT-2, Llama 3) --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hub_checkpoints(tmp_path_factory):
+    """Tiny Hugging Face checkpoints (tests/tiny_checkpoints.py), kind -> directory."""
+    from tiny_checkpoints import write_gpt2, write_llama
+
+    root = tmp_path_factory.mktemp("hub")
+    return {"gpt2": write_gpt2(root / "gpt2"), "llama3": write_llama(root / "llama3")}
+
+
+def _hub(kind, path):
+    from kerasllm import pretrained
+    from kerasllm.models.hub import HubCausalLM, backbone_from_checkpoint, load_checkpoint_weights
+
+    family = pretrained.FAMILIES[kind]
+    model = HubCausalLM.wrap(backbone_from_checkpoint(str(path), family, 32), family, context=32)
+    model(np.zeros((1, 2), "int32"))
+    load_checkpoint_weights(model.backbone, str(path), family)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama3"])
+def test_a_pretrained_backbone_takes_lora_merges_and_freezes(kind, hub_checkpoints):
+    from kerasllm.export.merge import merged_weights
+    from kerasllm.models import finetune
+
+    adapted, plain = _hub(kind, hub_checkpoints[kind]), _hub(kind, hub_checkpoints[kind])
+    ids = np.arange(1, 13, dtype="int32").reshape(2, 6)
+    before = np.asarray(adapted(ids))
+    finetune.apply(adapted, TrainConfig(lora_rank=2))
+    assert len(finetune.adapted_layers(adapted)) == 4  # query and value of 2 blocks
+    assert _trainable(adapted) == {v.path for v in finetune.adapter_variables(adapted)}
+    np.testing.assert_array_equal(np.asarray(adapted(ids)), before)  # lora_kernel_b starts at zero
+    _randomise_adapters(adapted, seed=1)
+    out = np.asarray(adapted(ids))
+    plain.set_weights(merged_weights(adapted))
+    np.testing.assert_allclose(np.asarray(plain(ids)), out, atol=1e-5)
+
+    frozen = _hub(kind, hub_checkpoints[kind])
+    finetune.apply(frozen, TrainConfig(freeze="embeddings,layers:1"))
+    tops = {path.split("/")[0] for path in _trainable(frozen)}
+    assert "transformer_layer_1" in tops and not tops & {"token_embedding", "position_embedding", "transformer_layer_0"}
+
+
+@pytest.mark.slow
+def test_lora_fine_tuning_of_a_gpt2_checkpoint_keeps_its_weights_and_saves_a_merged_keras_hub_preset(
+        hub_checkpoints, tmp_path, cli):
+    """configs/finetune-gpt2.yaml with LoRA: the adapters go on after the
+    checkpoint's weights are in, so those stay as they were while the
+    adapters train; the run's keras-hub preset (what `export --format
+    keras-hub` writes after merging) holds plain weights that compute what
+    the run computes. (The SavedModel side of export is tested on the tiny
+    GPT above; a GPT-2 export takes most of a minute.)"""
+    import keras_hub
+
+    from kerasllm.export.keras_hub_preset import write_preset
+    from kerasllm.export.merge import merge_lora
+    from kerasllm.loaded_run import load_run
+
+    (tmp_path / "text.txt").write_text("\n".join(["The keeper's lamp was seen from the hills.",
+                                                  "A ship came into the harbour at night."] * 100))
+    run_dir = tmp_path / "run"
+    result = cli("train", "--config", ROOT / "configs/finetune-gpt2.yaml", "--run-dir", run_dir, "--quiet",
+                 "--set", f"train.init_from={hub_checkpoints['gpt2']}", "--set", "train.lora_rank=4",
+                 "--set", f"data.source={tmp_path / 'text.txt'}", "--set", "data.split_group=8",
+                 "--set", "model.seq_len=32", "--set", "train.max_steps=10", "--set", "train.validation_steps=2",
+                 "--set", "train.learning_rate=0.01", "--set", "train.warmup_steps=2", "--set", "train.num_samples=0")
+    assert result.code == 0, result.err[-2000:]
+    assert re.search(r"parameters \([\d,]+ of them trained \(LoRA rank 4 on 4 layers\)\)", result.out), result.out
+    start = {v.path: np.asarray(v) for v in _hub("gpt2", hub_checkpoints["gpt2"]).weights}
+    tuned = load_run(str(run_dir))
+    kept = {v.path: np.asarray(v) for v in tuned.model.weights if "lora_kernel" not in v.path}
+    assert kept.keys() == start.keys() and all(np.array_equal(kept[p], start[p]) for p in kept)
+    assert all(np.asarray(v).any() for v in tuned.model.weights if v.path.endswith("lora_kernel_b"))
+
+    preset_dir = write_preset(merge_lora(tuned, str(run_dir)), tmp_path / "preset")
+    preset = keras_hub.models.CausalLM.from_preset(preset_dir)
+    assert type(preset).__name__ == "GPT2CausalLM" and not [w.path for w in preset.weights if "lora" in w.path]
+    ids = np.array([[tuned.tokenizer.start_id] + tuned.tokenizer.tokenize(["A ship came"]).to_list()[0]], "int32")
+    np.testing.assert_allclose(preset({"token_ids": ids, "padding_mask": np.ones_like(ids, bool)}).numpy(),
+                               np.asarray(tuned.model(ids)), atol=1e-5)
