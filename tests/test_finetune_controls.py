@@ -298,6 +298,16 @@ def test_a_lora_run_exports_plain_merged_weights_with_the_adapted_outputs(lora_r
 
 
 @pytest.mark.slow
+def test_a_new_run_cannot_start_from_a_lora_run(lora_run, cli, tmp_path):
+    run_dir, _ = lora_run
+    result = cli("train", "--config", ROOT / "configs/tiny-char.yaml", "--run-dir", tmp_path / "run",
+                 "--set", f"train.init_from={run_dir}")
+    assert result.code == 2 and "Traceback" not in result.err
+    assert f"train.init_from: {run_dir} trained LoRA adapters (train.lora_rank)" in result.err.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
 def test_frozen_weights_stay_bit_identical_while_the_rest_train(tmp_path):
     from conftest import cli_in_process
 
