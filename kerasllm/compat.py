@@ -24,6 +24,9 @@ Contents:
   backend runs for `keras.ops.slice_update` (kerasllm/export/xla_free.py).
 - `apply_distribution_fixes`: patches Keras' TensorFlow trainer for
   multi-worker `fit` (keras-team/keras#20585).
+- `sublayers`, `lora_parts`, `save_lora_unmerged`: a backbone's
+  nested layers, a LoRA-adapted layer's frozen base, and checkpoints that
+  keep its adapters (kerasllm/models/finetune.py, kerasllm/export/merge.py).
 
 This module imports no other kerasllm module (it sits in the lowest layer of
 the import contract in setup.cfg), so any layer may use it.
@@ -295,3 +298,73 @@ def apply_distribution_fixes() -> None:
         tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _symbolic_build_from_spec
         tf_trainer.reduce_per_replica = _reduce_per_replica(tf_trainer.reduce_per_replica)
         _distribution_fixes_applied = True
+
+
+def sublayers(layer) -> list:
+    """Every layer nested in `layer` (not `layer` itself), outer ones first:
+    Keras' `Layer._flatten_layers`, the walk keras-hub's
+    `Backbone.enable_lora` makes over a backbone (kerasllm/models/finetune.py
+    finds the layers it adapted, the embeddings and blocks to freeze).
+
+    Args:
+        layer: a Keras layer or model.
+
+    Example:
+        [l.name for l in sublayers(backbone) if getattr(l, "lora_enabled", False)]  # ["value", "query", ...]
+    """
+    return list(layer._flatten_layers(include_self=False))
+
+
+class LoraParts(NamedTuple):
+    """A LoRA-adapted layer's variables: its update is
+    lora_alpha / lora_rank * a @ b, added to `base`."""
+
+    base: object  # the frozen kernel or embedding table
+    a: object
+    b: object
+
+
+def lora_parts(layer) -> LoraParts:
+    """The frozen base and the two adapters of a LoRA-adapted `Dense` or
+    `EinsumDense` (`_kernel`, `lora_kernel_a`, `lora_kernel_b`) or
+    `Embedding` (`_embeddings`, `lora_embeddings_a`, `lora_embeddings_b`).
+    The public `kernel` / `embeddings` is the merged value, base +
+    lora_alpha / lora_rank * a @ b, cast to the compute dtype
+    (kerasllm/export/merge.py merges in the variable's dtype instead).
+
+    Args:
+        layer: a Keras layer after `enable_lora`.
+
+    Example:
+        lora_parts(query).base.trainable  # False
+    """
+    if hasattr(layer, "lora_embeddings_a"):
+        return LoraParts(layer._embeddings, layer.lora_embeddings_a, layer.lora_embeddings_b)
+    return LoraParts(layer._kernel, layer.lora_kernel_a, layer.lora_kernel_b)
+
+
+def save_lora_unmerged(layer) -> None:
+    """Makes a LoRA-adapted layer save and load every variable as it is, the
+    frozen base and the adapters, as any Keras layer without LoRA does
+    (`keras.layers.Layer.save_own_variables` / `load_own_variables`, which
+    store `layer`'s variables by index).
+
+    Keras' `Dense`, `EinsumDense` and `Embedding` save an adapted layer with
+    its update merged into the base and without adapters, and zero the
+    adapters when they load one: files for deployment. A training run's
+    checkpoints need both parts, or a resumed run restarts its adapters
+    from zero (kerasllm/models/finetune.py).
+
+    Args:
+        layer: a Keras layer after `enable_lora`.
+
+    Example:
+        save_lora_unmerged(query)
+        model.save_weights("w.weights.h5")  # holds query's kernel, bias, lora_kernel_a, lora_kernel_b
+    """
+    import types
+
+    import keras
+
+    layer.save_own_variables = types.MethodType(keras.layers.Layer.save_own_variables, layer)
+    layer.load_own_variables = types.MethodType(keras.layers.Layer.load_own_variables, layer)

@@ -216,6 +216,20 @@ class TrainConfig:
     # Masked-LM pretraining: share of tokens chosen for prediction (of which
     # 80% become [MASK], 10% a random token, 10% stay).
     mask_rate: float = 0.15
+    # Fine-tuning controls (Transformer runs: kerasllm.models.finetune).
+    # LoRA: the rank of the low-rank adapters keras-hub's
+    # `Backbone.enable_lora` puts on every attention query and value
+    # projection; only the adapters (and a head the task adds on top of the
+    # backbone) train. 0 = off.
+    lora_rank: int = 0
+    # LoRA: the adapters' update is scaled by lora_alpha / lora_rank (Keras'
+    # `enable_lora(rank, lora_alpha)`); 0 = lora_rank (a scale of 1).
+    lora_alpha: float = 0.0
+    # Weights that do not train, comma-separated: `embeddings` (the token,
+    # position and segment embedding tables) and `layers:N` (the first N
+    # Transformer blocks; of a seq2seq model, the first N encoder and the
+    # first N decoder blocks). Not with lora_rank, which freezes the rest.
+    freeze: str = ""
     save_every_steps: int = 200
     # Resumable checkpoints kept, the newest ones (best.weights.h5 besides).
     keep_checkpoints: int = 2
@@ -464,6 +478,8 @@ _MINIMUMS = {
     "train.early_stopping_patience": 0,
     "train.cpu_devices": 0,
     "train.worker_timeout_seconds": 0,
+    "train.lora_rank": 0,
+    "train.lora_alpha": 0,
     "data.split_group": 1,
     "tokenizer.vocab_size": 0,
     "train.validation_steps": 0,
@@ -536,12 +552,93 @@ def validate(config: RunConfig, where: str = "config") -> None:
     except UserError as e:
         raise UserError(f"{where}: {e}") from None
     task.validate(config, where)
+    validate_finetune(config, task, where)  # after the task's: a pretrained run's sizes come from its checkpoint
+
+
+# The fine-tuning keys (`train.lora_rank`, `train.lora_alpha`, `train.freeze`):
+# a task whose model has a keras-hub Transformer backbone lists them in its
+# `config_keys`.
+FINETUNE_KEYS = ("train.lora_rank", "train.lora_alpha", "train.freeze")
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """What `train.freeze` freezes: the embedding tables, and the first
+    `layers` Transformer blocks (of each stack: a seq2seq model's encoder
+    and decoder)."""
+
+    embeddings: bool = False
+    layers: int = 0
+
+
+def parse_freeze(text: str, where: str = "config") -> Freeze:
+    """Reads `train.freeze`: comma-separated items `embeddings` and
+    `layers:N` (the first N blocks); "" freezes nothing.
+
+    Args:
+        text: the value of `train.freeze`.
+        where: the config file, for the error message.
+
+    Raises:
+        UserError: an unknown item, or a block count that is not a positive
+            integer.
+
+    Example:
+        parse_freeze("embeddings, layers:2")  # Freeze(embeddings=True, layers=2)
+    """
+    embeddings, layers = False, 0
+    for item in (part.strip() for part in text.split(",")):
+        if item == "embeddings":
+            embeddings = True
+        elif re.fullmatch(r"layers:\s*\d+", item) and int(item.split(":")[1]) > 0:
+            layers = max(layers, int(item.split(":")[1]))
+        elif item:
+            raise UserError(f"{where}: train.freeze: unknown item {item!r}; give a comma-separated list of "
+                            "embeddings and layers:N (the first N Transformer blocks, N at least 1)")
+    return Freeze(embeddings, layers)
+
+
+def validate_finetune(config: RunConfig, task, where: str) -> None:
+    """The rules of `train.lora_rank`, `train.lora_alpha` and `train.freeze`
+    (`FINETUNE_KEYS`): only for tasks that list them (a keras-hub
+    Transformer backbone; an LSTM has none), LoRA or freezing but not both,
+    at most `model.num_layers` blocks frozen.
+
+    Args:
+        config: the run's config.
+        task: its registered task (`task_registry.for_model`).
+        where: the config file, for the error message.
+
+    Raises:
+        UserError: one line naming the key and the fix.
+
+    Example:
+        config = load("configs/tiny-char.yaml", ["train.lora_rank=4"])
+        validate_finetune(config, task_registry.for_model(config.model), "configs/tiny-char.yaml")
+    """
+    t = config.train
+    used = [key for key in FINETUNE_KEYS if _get(config, key) != _get(RunConfig(), key)]
+    if used and not applies(used[0], task):
+        kinds = sorted({task_registry.name(other) for other in task_registry.all_tasks() if applies(used[0], other)})
+        raise UserError(f"{where}: {used[0]}: {task_registry.name(task)} runs have no keras-hub Transformer "
+                        f"backbone to fine-tune; LoRA and train.freeze apply to {', '.join(kinds)} runs")
+    require(not t.lora_alpha or t.lora_rank, where,
+            "train.lora_alpha scales LoRA adapters; set train.lora_rank too (or leave lora_alpha at 0)")
+    frozen = parse_freeze(t.freeze, where)
+    require(not (t.lora_rank and t.freeze.strip()), where,
+            "train.freeze: not with train.lora_rank (LoRA already freezes every backbone weight but its "
+            "adapters); use one of them")
+    # Where the task builds its blocks from model.num_layers; a model of
+    # another size (a pretrained preset) is checked when it is built.
+    require(frozen.layers <= config.model.num_layers or not applies("model.num_layers", task), where,
+            f"train.freeze: layers:{frozen.layers} is more Transformer blocks than model.num_layers "
+            f"({config.model.num_layers})")
 
 
 # Sections that define what a run directory holds; a run directory written
 # with other values here belongs to another config.
 IDENTITY_KEYS = ("data", "tokenizer", "model", "train.batch_size", "train.seed", "train.grad_accum_steps",
-                 "train.init_from")
+                 "train.init_from") + FINETUNE_KEYS
 
 
 def identity(config: RunConfig | dict) -> dict:
@@ -557,6 +654,11 @@ def identity(config: RunConfig | dict) -> dict:
         for part in key.split("."):
             node = node.get(part, {}) if isinstance(node, dict) else None
         out[key] = node
+    # Keys added after runs existed count only when set: a run without them
+    # keeps the fingerprint it had (exports record it).
+    for key in FINETUNE_KEYS:
+        if out[key] in (None, {}, _get(RunConfig(), key)):  # {}: a key the task does not read
+            del out[key]
     # Where the data is read from may move (another data directory); what it
     # is may not.
     out["data"] = {k: v for k, v in (out["data"] or {}).items() if k != "prepared"}

@@ -36,7 +36,8 @@ class LoadedRun:
 
 def load_run(run_dir: str) -> LoadedRun:
     """Config, tokenizer(s), the task's preprocessor over them
-    (`Task.preprocessor`) and best (else latest) weights of a run directory.
+    (`Task.preprocessor`) and best (else latest) weights of a run directory;
+    a LoRA run's model has its adapters (`kerasllm.models.finetune.apply`).
 
     Args:
         run_dir: a run directory from `kerasllm train`.
@@ -57,6 +58,11 @@ def load_run(run_dir: str) -> LoadedRun:
     # The run's task builds its model, loads its tokenizer(s) and makes its preprocessor.
     task = task_registry.for_model(config.model)
     model, tokenizer, target_tokenizer = task.load_model(config, run)
+    # A LoRA run's weights are the frozen kernels and their adapters: the
+    # model gets its adapters before they load.
+    from kerasllm.models import finetune
+
+    finetune.apply(model, config.train)
     run.load_inference_weights(model)
     return LoadedRun(config, tokenizer, model, target_tokenizer, task.preprocessor(config, tokenizer, target_tokenizer))
 

@@ -177,12 +177,70 @@ def test_hub_preset_file_is_keras_hubs_cached_download_and_reads_local_presets(t
     assert Path(compat.hub_preset_file(str(tmp_path), "config.json")) == tmp_path / "config.json"
 
 
+def test_sublayers_reach_the_attention_projections_keras_hub_adapts():
+    """kerasllm/models/finetune.py finds the adapted layers, embeddings and
+    blocks of a backbone among `sublayers`."""
+    import keras_hub
+
+    layer = keras_hub.layers.TransformerDecoder(intermediate_dim=16, num_heads=2)
+    layer(np.zeros((1, 3, 8), "float32"))
+    names = [sub.name for sub in compat.sublayers(layer)]
+    assert {"query", "value", "key"} <= set(names) and layer.name not in names
+
+
+@pytest.mark.parametrize("make", ["dense", "einsum", "embedding"])
+def test_an_adapted_layer_computes_from_its_base_and_saves_it_merged_unless_told(make, tmp_path):
+    """The merged value is base + alpha / rank * a @ b (what
+    kerasllm/export/merge.py computes from `lora_base_weight`); Keras saves
+    an adapted layer merged and zeroes its adapters on loading, which
+    `save_lora_unmerged` undoes for checkpoints."""
+    import keras
+
+    def build():
+        layer = {"dense": lambda: keras.layers.Dense(3), "einsum": lambda: keras.layers.EinsumDense("ab,bcd->acd", (2, 3)),
+                 "embedding": lambda: keras.layers.Embedding(5, 4)}[make]()
+        layer.build((None, 4) if make != "embedding" else (None,))
+        layer.enable_lora(2, lora_alpha=6)
+        return layer
+
+    layer = build()
+    rng = np.random.default_rng(0)
+    base, a, b = compat.lora_parts(layer)
+    for v in (a, b):
+        v.assign(rng.normal(size=v.shape).astype("float32"))
+    assert not base.trainable and base.path.endswith(("/kernel", "/embeddings"))
+    assert a.trainable and b.trainable and {a.path[-2:], b.path[-2:]} == {"_a", "_b"}
+    merged = np.asarray(base) + 3 * np.matmul(np.asarray(a), np.asarray(b))
+    np.testing.assert_allclose(np.asarray(layer.embeddings if make == "embedding" else layer.kernel), merged, atol=1e-5)
+
+    class Holder(keras.Model):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            self.built = True  # its one layer is built
+
+    Holder(layer).save_weights(str(tmp_path / "merged.weights.h5"))
+    plain_load = build()
+    Holder(plain_load).load_weights(str(tmp_path / "merged.weights.h5"))
+    np.testing.assert_allclose(np.asarray(compat.lora_parts(plain_load).base), merged, atol=1e-5)
+    assert not np.asarray(compat.lora_parts(plain_load).b).any()  # Keras' own files: merged, adapters zeroed
+
+    compat.save_lora_unmerged(layer)
+    Holder(layer).save_weights(str(tmp_path / "unmerged.weights.h5"))
+    again = build()
+    compat.save_lora_unmerged(again)
+    Holder(again).load_weights(str(tmp_path / "unmerged.weights.h5"))
+    for a, b in zip(layer.weights, again.weights, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_no_module_but_compat_reaches_private_upstream_apis():
     """keras.src / keras_hub.src and the private attributes compat wraps
     appear nowhere else in kerasllm or the CLI."""
     private = re.compile(
         r"keras(_hub)?\.src|\._in_multi_worker_mode|optimizer\._learning_rate|\._inverse_sqrt_key_dim"
         r"|\._(self_attention|feedforward|query|key|value|output)_\w+|\._(reset|maybe_init)_progbar"
+        r"|\._flatten_layers|\._kernel\b|\._embeddings\b"
     )
     offenders = [
         f"{path.relative_to(ROOT)}:{n}"

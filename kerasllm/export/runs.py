@@ -12,6 +12,7 @@ import numpy as np
 from kerasllm import progress, task_registry
 from kerasllm.export.keras_hub_preset import PRESET_DIR, check_presettable, write_preset
 from kerasllm.export.language_model import LanguageModelModule
+from kerasllm.export.merge import merge_lora
 from kerasllm.export.question_answering import QuestionAnsweringModule
 from kerasllm.export.saved_model import write_version
 from kerasllm.export.translator import TranslatorModule
@@ -46,7 +47,8 @@ def export_run(run_dir: str | None, name: str | None = None, base_dir: str = "sa
         export_run(None, name="gpt2", checkpoint="checkpoints/gpt2")["path"]  # "saved_models/gpt2/1"
     """
     with progress.phase("export: loading the " + ("checkpoint" if checkpoint else "run")):
-        lm = load_checkpoint(checkpoint) if checkpoint else load_run(run_dir)
+        # A LoRA run's adapters become plain weights.
+        lm = load_checkpoint(checkpoint) if checkpoint else merge_lora(load_run(run_dir), run_dir)
     if keras_hub_preset:
         check_presettable(lm)
     task = task_registry.for_model(lm.config.model)

@@ -30,6 +30,7 @@ import json
 import os
 
 from kerasllm import pretrained, task_registry
+from kerasllm.config import FINETUNE_KEYS
 from kerasllm.errors import UserError
 from kerasllm.models import build_gpt, build_lstm
 from kerasllm.tasks.base import Task, Training
@@ -44,8 +45,8 @@ __all__ = ["Task", "Training", "register", "get", "for_run", "for_config", "open
 register = task_registry.register
 get = task_registry.get
 
-register(LanguageModel("gpt", build_gpt, TRANSFORMER_KEYS + ("model.tie_embeddings",), transformer=True),
-         replace=True)
+register(LanguageModel("gpt", build_gpt, TRANSFORMER_KEYS + FINETUNE_KEYS + ("model.tie_embeddings",),
+                       transformer=True), replace=True)
 register(LanguageModel("lstm", build_lstm, ("model.embedding_dim",), transformer=False), replace=True)
 register(Translation(), replace=True)
 register(MaskedLM(), replace=True)

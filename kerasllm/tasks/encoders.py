@@ -8,10 +8,10 @@ Example:
 
 from __future__ import annotations
 
-from kerasllm.config import require
+from kerasllm.config import FINETUNE_KEYS, require
 from kerasllm.tasks.language_model import TRANSFORMER_KEYS, check_heads_divide
 
-ENCODER_KEYS = TRANSFORMER_KEYS + ("model.head", "train.init_from")
+ENCODER_KEYS = TRANSFORMER_KEYS + FINETUNE_KEYS + ("model.head", "train.init_from")
 
 
 def check_encoder(config, where: str) -> None:

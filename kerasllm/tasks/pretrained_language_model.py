@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 
 from kerasllm import pretrained
-from kerasllm.config import require
+from kerasllm.config import FINETUNE_KEYS, require
 from kerasllm.errors import UserError
 from kerasllm.tasks.base import Explaining
 from kerasllm.tasks.language_model import TRANSFORMER_KEYS, LanguageModel
@@ -41,7 +41,7 @@ class PretrainedLanguageModel(LanguageModel):
     """
 
     def __init__(self, family):
-        super().__init__(family.kind, None, TRANSFORMER_KEYS, transformer=False)
+        super().__init__(family.kind, None, TRANSFORMER_KEYS + FINETUNE_KEYS, transformer=False)
         self.family = family
         self.explaining = Explaining(no_attention=f"explain draws attention for kerasllm's own GPT; for a "
                                                   f"{family.title} model it shows the surprisal only")

@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from kerasllm.config import require
+from kerasllm.config import FINETUNE_KEYS, require
 from kerasllm.errors import UserError
 from kerasllm.tasks.base import Explaining
 from kerasllm.tasks.language_model import TRANSFORMER_KEYS, check_heads_divide, check_init_run, only_local_data
@@ -34,7 +34,7 @@ class Translation:
     serving_kind = "translator"
     commands = ("translate",)
     explaining = Explaining()  # the cross-attention of its translation over the source
-    config_keys = TRANSFORMER_KEYS + (
+    config_keys = TRANSFORMER_KEYS + FINETUNE_KEYS + (
         "data.source_field", "data.target_field", "data.strict", "data.test_fraction", "data.cleaning",
         "tokenizer.shared", "model.tie_embeddings", "train.label_smoothing", "train.num_samples", "train.init_from",
     )

@@ -34,11 +34,15 @@ def init_run(config: RunConfig) -> RunDir:
     if not run.config.is_file() or run.inference_weights() is None or not (run.tokenizer / "tokenizer.json").is_file():
         raise UserError(f"train.init_from: {run.root} is not a run directory with saved weights and a tokenizer; "
                         "train that run first")
-    kind = config_lib.load(run.config).model.kind
+    init = config_lib.load(run.config)
+    kind = init.model.kind
     if kind != config.model.kind:  # the weights are copied layer by layer into the same architecture
         article = "an" if config.model.kind[0] in "aeiou" else "a"
         raise UserError(f"train.init_from: {run.root} trained a {kind} model, not {article} {config.model.kind}; "
                         f"name a run of model.kind {config.model.kind}")
+    if init.train.lora_rank:  # its weights are frozen kernels plus adapters, not a plain model's
+        raise UserError(f"train.init_from: {run.root} trained LoRA adapters (train.lora_rank), whose weights are "
+                        "not a plain model's; start from a run trained without them")
     return run
 
 

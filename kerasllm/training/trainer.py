@@ -49,6 +49,7 @@ from kerasllm import task_registry
 from kerasllm.compat import apply_distribution_fixes, in_multi_worker_mode
 from kerasllm.config import RunConfig
 from kerasllm.errors import UserError
+from kerasllm.models import finetune
 from kerasllm.files import atomic_write_text
 from kerasllm.training import callbacks as cb
 from kerasllm.training import precision
@@ -407,19 +408,27 @@ def _plan(s: _Sitting):
 def _build_or_restore(s: _Sitting, task, plan: Plan, state):
     """Phase 3: the compiled model under the strategy, with the saved
     step's weights and optimizer state, or `train.init_from`'s weights on a
-    new run; says what it built. Returns the model and its precision."""
+    new run, and its LoRA adapters or frozen weights (`finetune.apply`);
+    says what it built and how much of it trains. Returns the model and
+    its precision."""
     t = s.config.train
     steps_per_execution = _choose_steps_per_execution(t, plan, state.step, s.strategy, s.print_fn)
     chosen = precision.resolve(t.precision, t.strategy)  # float32 or mixed_bfloat16
     with s.strategy.scope():
         model = task.build_model(precision.dtype_policy(chosen))
         compile_for_training(model, s.config, plan.total // plan.accum, steps_per_execution, task)
+        if t.init_from and not state.step:
+            task.initialise(model, s.print_fn)
+        # LoRA and frozen weights: on the weights the run starts from, before
+        # the optimizer is built for what trains and a checkpoint (which holds
+        # the adapters) is loaded.
+        finetune.apply(model, t)
         if state.step:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(str(s.run.latest() / "weights.weights.h5"))
-        elif t.init_from:
-            task.initialise(model, s.print_fn)
-    s.print_fn(f"Model: {s.config.model.kind}, {model.count_params():,} parameters; {task.describe()}; "
+    trained = finetune.describe(model)  # "" when every weight trains
+    s.print_fn(f"Model: {s.config.model.kind}, {model.count_params():,} parameters"
+               f"{f' ({trained})' if trained else ''}; {task.describe()}; "
                f"{s.strategy.num_replicas_in_sync} replica(s); {_precision_note(t, chosen)}")
     sharding = task.input_sharding(s.strategy)
     if sharding != "none":
