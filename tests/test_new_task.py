@@ -218,7 +218,7 @@ def test_a_registered_task_is_a_valid_model_kind_and_goes_away_again(classifier,
     with pytest.raises(UserError, match="data.source_field and data.target_field must name different columns"):
         config_lib.load(tiny_config({"model.kind": "classifier", "data.source_field": "0", "data.target_field": "0"}))
     task_registry.unregister("classifier")
-    with pytest.raises(UserError, match="model.kind must be one of gpt, lstm, seq2seq, encoder, got 'classifier'"):
+    with pytest.raises(UserError, match="model.kind must be one of gpt, lstm, seq2seq, encoder, .*got 'classifier'"):
         config_lib.load(tiny_config({"model.kind": "classifier"}))
 
 

@@ -130,7 +130,9 @@ class SpanModel(keras.Model):
         if self.question_match:
             features["segment_ids"] = mark_question_matches(**features)
         features = {k: v for k, v in features.items() if k in self.backbone_inputs}
-        hidden = self.backbone(features, training=training)["sequence_output"]
+        hidden = self.backbone(features, training=training)
+        if isinstance(hidden, dict):  # BERT's also has a pooled output; DistilBERT's is the sequence alone
+            hidden = hidden["sequence_output"]
         logits = self.span_head(hidden)
         mask = keras.ops.cast(inputs["padding_mask"], "bool")
         start, end = logits[..., 0], logits[..., 1]

@@ -78,7 +78,7 @@ def save_encoder_tokenizer(run, info) -> None:
         return
     tokenizer = encoder_tokenizer(info)
     rows = info.sizes.get("vocab_size")
-    if rows is not None and tokenizer.vocabulary_size != rows:
+    if rows is not None and tokenizer.vocabulary_size > rows:
         raise UserError(f"train.init_from: {info.path}'s tokenizer files hold {tokenizer.vocabulary_size} tokens, "
                         f"but its config.json gives the model {rows} embedding rows; the files belong to "
                         "different checkpoints")
