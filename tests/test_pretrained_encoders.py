@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, cli_in_process, dataset_file
-from tiny_checkpoints import SENTENCE, read_tensors, write_bert, write_distilbert, write_roberta
+from tiny_checkpoints import (SENTENCE, read_tensors, write_bert, write_distilbert, write_keras_hub_preset,
+                              write_roberta)
 
 pytestmark = pytest.mark.xdist_group("pretrained_encoders")
 POSITIONS = 128  # the tiny checkpoints' max_position_embeddings
@@ -219,6 +220,28 @@ def test_tokens_equal_tokenizer_json_with_offsets_into_the_original_text(built, 
             if piece != "[UNK]":
                 assert _normalized(text[start:end]) == piece.removeprefix("##"), (text, piece, start, end)
     assert tok.special_id("[CLS]") == hf.token_to_id("[CLS]") and tok.special_id("[SEP]") == hf.token_to_id("[SEP]")
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_a_keras_hub_preset_reads_as_its_hugging_face_directory(built, checkpoints, kind, tmp_path):
+    """A keras-hub preset saved from the same checkpoint (`save_to_preset`)
+    gives the same family, positions, encoder weights and English tokens.
+    (Its tokenizer keeps keras-hub's own setting: accents are stripped only
+    for a Hugging Face directory whose tokenizer strips them.)"""
+    from kerasllm import pretrained
+    from kerasllm.models.hub import backbone_from_checkpoint, load_checkpoint_weights
+    from kerasllm.training.pretrained_encoders import encoder_tokenizer
+
+    preset = write_keras_hub_preset(tmp_path / "preset", kind, source=checkpoints[kind])
+    info = pretrained.inspect(str(preset))
+    assert (info.format, info.family.kind, info.max_positions) == ("keras-hub", kind, POSITIONS)
+    assert info.sizes == pretrained.inspect(str(checkpoints[kind])).sizes
+    backbone = backbone_from_checkpoint(str(preset), info.family, SEQ_LEN)
+    load_checkpoint_weights(backbone, str(preset), info.family)
+    for ours, theirs in zip(backbone.weights, built[kind][1].backbone.weights, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.path)
+    english = TEXTS[:2]
+    assert encoder_tokenizer(info).tokenize(english).to_list() == built[kind][0].tokenizer.tokenize(english).to_list()
 
 
 # -- fine-tuning on SQuAD, and everything a question-answering run does ----------------------------------------------
