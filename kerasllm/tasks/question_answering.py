@@ -107,6 +107,13 @@ def check_question_answering(config, where: str) -> None:
     pretrained checkpoint: windows with room for a question and an answer,
     SQuAD text read as it is.
 
+    Args:
+        config: the `RunConfig`.
+        where: the config file, for messages.
+
+    Raises:
+        UserError: a rule broken, naming the key and the fix.
+
     Example:
         check_question_answering(config, "configs/squad-bert.yaml")
     """

@@ -32,6 +32,10 @@ def hugging_face_strip_accents(path: str) -> bool | None:
     checkpoint's tokenizer would keep accents that the checkpoint never saw
     ("café" is "cafe" to bert-base-uncased).
 
+    Args:
+        path: a checkpoint directory or `hf://` handle (its files are read
+            through keras-hub, which fetches a handle's).
+
     Example:
         hugging_face_strip_accents("checkpoints/bert-base-uncased")  # True
     """
@@ -55,6 +59,12 @@ def encoder_tokenizer(info) -> PretrainedTokenizer:
     answer), read by keras-hub's converter, accents stripped as the
     checkpoint's own tokenizer strips them (`hugging_face_strip_accents`).
 
+    Args:
+        info: the checkpoint's `kerasllm.pretrained.Checkpoint`.
+
+    Raises:
+        UserError: keras-hub cannot read the tokenizer files.
+
     Example:
         tok = encoder_tokenizer(pretrained.inspect("checkpoints/bert"))
         tok.tokenize(["Who wrote Hamlet?"])  # [[2040, 2626, 8429, 1029]] for bert-base-uncased
@@ -73,7 +83,19 @@ def encoder_tokenizer(info) -> PretrainedTokenizer:
 
 def save_encoder_tokenizer(run, info) -> None:
     """Saves the checkpoint's tokenizer into a new run (once), after checking
-    its vocabulary fits the checkpoint's embedding rows."""
+    its vocabulary fits the checkpoint's embedding rows.
+
+    Args:
+        run: the new run's `RunDir`.
+        info: the checkpoint's `kerasllm.pretrained.Checkpoint`.
+
+    Raises:
+        UserError: the tokenizer files hold more tokens than the model has
+            embedding rows (files of different checkpoints).
+
+    Example:
+        save_encoder_tokenizer(RunDir("runs/squad-bert"), pretrained.inspect("checkpoints/bert-base-uncased"))
+    """
     if (run.tokenizer / META_FILE).is_file():
         return
     tokenizer = encoder_tokenizer(info)
