@@ -18,8 +18,9 @@ Contents:
   start, without its `Epoch x/y` line (kerasllm/training/callbacks.py).
 - `in_multi_worker_mode`: whether a tf.distribute strategy spans workers.
 - `wordpiece_split_patterns`: keras-hub's word-split regexes.
-- `hub_preset_file`: keras-hub's download-and-cache of one file of a
-  `hf://` or `kaggle://` handle (kerasllm/pretrained.py).
+- `hub_preset_file`, `hub_preset_json`: keras-hub's download-and-cache of
+  one file of a `hf://` or `kaggle://` handle or a local preset
+  (kerasllm/pretrained.py, kerasllm/training/pretrained_encoders.py).
 - `keras_slice_update_replaced`: swaps the function Keras' TensorFlow
   backend runs for `keras.ops.slice_update` (kerasllm/export/xla_free.py).
 - `apply_distribution_fixes`: patches Keras' TensorFlow trainer for
@@ -203,6 +204,22 @@ def hub_preset_file(handle: str, filename: str) -> str:
     from keras_hub.src.utils.preset_utils import get_file
 
     return get_file(handle, filename)
+
+
+def hub_preset_json(preset: str, filename: str):
+    """One JSON file of a keras-hub preset (a directory or a handle, fetched
+    as `from_preset` fetches it), or None when the preset has no such file.
+
+    Args:
+        preset: a checkpoint directory or an `hf://` / `kaggle://` handle.
+        filename: e.g. "tokenizer.json".
+
+    Example:
+        hub_preset_json("checkpoints/bert", "tokenizer_config.json")  # {"do_lower_case": True, ...}
+    """
+    from keras_hub.src.utils.preset_utils import check_file_exists, load_json
+
+    return load_json(preset, filename) if check_file_exists(preset, filename) else None
 
 
 @contextlib.contextmanager

@@ -132,7 +132,8 @@ class ModelConfig:
     """Model architecture."""
 
     # gpt | lstm | seq2seq (translation) | encoder (BERT-style), or a
-    # pretrained family started from train.init_from: gpt2 | llama3
+    # pretrained family started from train.init_from: gpt2 | llama3, or
+    # bert | distilbert (question answering under a span head)
     kind: str = "gpt"
     # encoder only: masked_lm (pretraining on text) | span (extractive
     # question answering on SQuAD-format data).

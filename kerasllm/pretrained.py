@@ -47,6 +47,10 @@ class Family:
         hf_positions: the Hugging Face key of the most positions, if any.
         hub_positions: the keras-hub key of a learned position table, if any
             (a table can be sliced to a shorter `model.seq_len`).
+        role: what kerasllm does with it: "causal_lm" (a language model:
+            generate, score, fine-tune on text) or "span" (an encoder under
+            kerasllm's span head: extractive question answering; `task` is
+            then empty, no keras-hub task is wrapped).
     """
 
     kind: str
@@ -58,10 +62,12 @@ class Family:
     hub_sizes: dict
     hf_positions: Optional[str] = None
     hub_positions: Optional[str] = None
+    role: str = "causal_lm"
 
 
 _DECODER_HUB_SIZES = {"num_layers": "num_layers", "hidden_dim": "hidden_dim",
                       "intermediate_dim": "intermediate_dim", "vocab_size": "vocabulary_size"}
+_ENCODER_HUB_SIZES = {**_DECODER_HUB_SIZES, "num_heads": "num_heads"}
 _LLAMA_HF_SIZES = {"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads", "hidden_dim": "hidden_size",
                    "intermediate_dim": "intermediate_size", "vocab_size": "vocab_size"}
 
@@ -73,6 +79,15 @@ FAMILIES = {
                {**_DECODER_HUB_SIZES, "num_heads": "num_heads"}, "n_positions", "max_sequence_length"),
         Family("llama3", "Llama 3", ("llama",), "Llama3Backbone", "Llama3CausalLM",
                _LLAMA_HF_SIZES, {**_DECODER_HUB_SIZES, "num_heads": "num_query_heads"}, "max_position_embeddings"),
+        # Encoders for extractive question answering (kerasllm's span head on
+        # keras-hub's backbone; their WordPiece tokenizers give offsets).
+        # (BERT's config.json names its sizes as Llama's does.)
+        Family("bert", "BERT", ("bert",), "BertBackbone", "", _LLAMA_HF_SIZES, _ENCODER_HUB_SIZES,
+               "max_position_embeddings", "max_sequence_length", role="span"),
+        Family("distilbert", "DistilBERT", ("distilbert",), "DistilBertBackbone", "",
+               {"num_layers": "n_layers", "num_heads": "n_heads", "hidden_dim": "dim", "intermediate_dim": "hidden_dim",
+                "vocab_size": "vocab_size"},
+               _ENCODER_HUB_SIZES, "max_position_embeddings", "max_sequence_length", role="span"),
     )
 }
 

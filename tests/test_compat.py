@@ -175,6 +175,8 @@ def test_hub_preset_file_is_keras_hubs_cached_download_and_reads_local_presets(t
     assert list(inspect.signature(preset_utils.get_file).parameters)[:2] == ["preset", "path"]
     (tmp_path / "config.json").write_text("{}")
     assert Path(compat.hub_preset_file(str(tmp_path), "config.json")) == tmp_path / "config.json"
+    assert compat.hub_preset_json(str(tmp_path), "config.json") == {}
+    assert compat.hub_preset_json(str(tmp_path), "tokenizer.json") is None
 
 
 def test_sublayers_reach_the_attention_projections_keras_hub_adapts():

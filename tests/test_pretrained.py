@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tiny_checkpoints import SENTENCE, write_bert, write_corrupt_copy, write_gpt2, write_keras_hub_preset, write_llama
+from tiny_checkpoints import SENTENCE, write_corrupt_copy, write_gpt2, write_keras_hub_preset, write_llama, write_roberta
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("pretrained")
@@ -62,13 +62,14 @@ def test_inspect_reads_the_family_and_sizes_of_each_checkpoint(checkpoints):
 
 
 def test_unsupported_and_damaged_checkpoints_are_one_line(tmp_path, checkpoints, cli):
-    bert = write_bert(tmp_path / "bert")
+    roberta = write_roberta(tmp_path / "roberta")
     truncated = write_corrupt_copy(checkpoints["gpt2"], tmp_path / "truncated", how="truncate")
     garbage = write_corrupt_copy(checkpoints["gpt2"], tmp_path / "garbage", how="garbage_header")
     lines = tmp_path / "lines.txt"
     lines.write_text("\n".join(LINES))
     cases = {
-        bert: "is a 'bert' checkpoint, a family kerasllm does not run; supported: gpt2 (GPT-2), llama3 (Llama 3)",
+        roberta: "is a 'roberta' checkpoint, a family kerasllm does not run; supported: gpt2 (GPT-2), llama3 (Llama 3), "
+                 "bert (BERT), distilbert (DistilBERT)",
         truncated: "model.safetensors is truncated",
         garbage: "model.safetensors is corrupt (its header is not JSON); download it again",
         tmp_path / "missing": "is not a directory; give a Hugging Face model directory or a keras-hub preset",

@@ -645,6 +645,24 @@ class PretrainedTokenizer(Tokenizer):
     def vocabulary_size(self) -> int:
         return int(self.layer.vocabulary_size())
 
+    def special_id(self, token: str) -> int:
+        """Id of `[CLS]`, `[SEP]` or `[MASK]` in a BERT-family checkpoint's
+        WordPiece vocabulary (question answering frames windows with them);
+        a `UserError` for a vocabulary without it. See `Tokenizer.special_id`.
+
+        Example:
+            PretrainedTokenizer.from_checkpoint("checkpoints/bert").special_id("[CLS]")  # 101 in bert-base-uncased
+        """
+        from keras_hub.tokenizers import WordPieceTokenizer
+
+        if isinstance(self.layer, WordPieceTokenizer):
+            try:
+                return int(self.layer.token_to_id(token))
+            except ValueError:  # keras-hub's answer for a token outside the vocabulary
+                pass
+        raise UserError(f"tokenizer: the checkpoint's tokenizer ({type(self.layer).__name__}) has no {token} token; "
+                        "question answering starts from a BERT-family checkpoint (WordPiece)")
+
     def _tokenize(self, texts):
         ids = self.layer.tokenize(texts)
         if not isinstance(ids, tf.RaggedTensor):

@@ -21,6 +21,7 @@ import numpy as np
 
 # Logit given to padding positions, so they never win a softmax or a span.
 _MASKED = -1e9
+_WINDOW_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 def num_segments(config) -> int:
@@ -102,7 +103,9 @@ class SpanModel(keras.Model):
 
     Args:
         backbone: a `BertBackbone` from `build_encoder` (pretrained weights
-            load into it unchanged).
+            load into it unchanged), or a pretrained keras-hub encoder
+            backbone (`BertBackbone`, `DistilBertBackbone`: it is given only
+            the inputs it takes; DistilBERT has no segment ids).
         question_match: mark context tokens that occur in the question
             (the backbone needs 3 segments, see `num_segments`).
 
@@ -115,15 +118,21 @@ class SpanModel(keras.Model):
         super().__init__(**kwargs)
         self.backbone = backbone
         self.question_match = question_match
+        # What the backbone reads of a window (DistilBERT: no segment ids).
+        inputs = getattr(backbone, "input", None)
+        self.backbone_inputs = tuple(inputs) if isinstance(inputs, dict) else _WINDOW_INPUTS
         # float32 logits also under mixed precision: they feed a softmax
         # and a sum of two logits that ranks spans.
         self.span_head = keras.layers.Dense(2, dtype="float32", name="span_head")
 
     def call(self, inputs, training=False):
-        features = {k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+        features = {k: inputs[k] for k in _WINDOW_INPUTS}
         if self.question_match:
             features["segment_ids"] = mark_question_matches(**features)
-        hidden = self.backbone(features, training=training)["sequence_output"]
+        features = {k: v for k, v in features.items() if k in self.backbone_inputs}
+        hidden = self.backbone(features, training=training)
+        if isinstance(hidden, dict):  # BERT's also has a pooled output; DistilBERT's is the sequence alone
+            hidden = hidden["sequence_output"]
         logits = self.span_head(hidden)
         mask = keras.ops.cast(inputs["padding_mask"], "bool")
         start, end = logits[..., 0], logits[..., 1]
@@ -233,4 +242,23 @@ def span_model(config, vocabulary_size: int, dtype: str | None = None, build: bo
     model = SpanModel(backbone, question_match=config.question_match, name="span_model")
     if build:
         model(example_input(config))
+    return model
+
+
+def span_model_on(backbone, seq_len: int) -> SpanModel:
+    """A built `SpanModel` (a new span head) on an existing encoder backbone,
+    e.g. a pretrained keras-hub `BertBackbone` or `DistilBertBackbone`.
+
+    Args:
+        backbone: the encoder (its weights are kept).
+        seq_len: window length to build the model with.
+
+    Example:
+        backbone = keras_hub.models.Backbone.from_preset("checkpoints/bert")
+        qa = span_model_on(backbone, seq_len=384)
+        start_logits, end_logits = qa(example_input(config))
+    """
+    model = SpanModel(backbone, name="span_model")
+    ids = np.zeros((1, seq_len), "int32")
+    model({"token_ids": ids, "segment_ids": ids, "padding_mask": ids + 1})
     return model

@@ -10,6 +10,7 @@ Importing this package registers the built-in tasks in
 | encoder    | masked_lm  | masked-LM pretraining    | `masked_lm`           |
 | encoder    | span       | extractive QA            | `question_answering`  |
 | gpt2, llama3 |   | pretrained language model | `pretrained_language_model` |
+| bert, distilbert | | extractive QA on a pretrained encoder | `pretrained_question_answering` |
 
 A new task is one object that implements `Task`, registered with
 `register` (docs/extending.md). The helpers here are what the CLI asks
@@ -37,6 +38,7 @@ from kerasllm.tasks.base import Task, Training
 from kerasllm.tasks.language_model import TRANSFORMER_KEYS, LanguageModel
 from kerasllm.tasks.masked_lm import MaskedLM
 from kerasllm.tasks.pretrained_language_model import PretrainedLanguageModel
+from kerasllm.tasks.pretrained_question_answering import PretrainedQuestionAnswering
 from kerasllm.tasks.question_answering import QuestionAnswering
 from kerasllm.tasks.translation import Translation
 
@@ -51,8 +53,10 @@ register(LanguageModel("lstm", build_lstm, ("model.embedding_dim",), transformer
 register(Translation(), replace=True)
 register(MaskedLM(), replace=True)
 register(QuestionAnswering(), replace=True)
+# Each pretrained family is one task, by what kerasllm does with it (`Family.role`).
+_PRETRAINED_TASKS = {"causal_lm": PretrainedLanguageModel, "span": PretrainedQuestionAnswering}
 for _family in pretrained.FAMILIES.values():
-    register(PretrainedLanguageModel(_family), replace=True)
+    register(_PRETRAINED_TASKS[_family.role](_family), replace=True)
 
 
 def for_config(config) -> Task:

@@ -53,20 +53,7 @@ class QuestionAnswering:
 
     def validate(self, config, where: str) -> None:
         check_encoder(config, where)
-        m, c = config.model, config.data.cleaning
-        require(m.max_question_tokens + 4 <= m.seq_len, where,
-                f"model.max_question_tokens ({m.max_question_tokens}) leaves no room for context in model.seq_len "
-                f"({m.seq_len}); lower it or raise model.seq_len")
-        # A window holds [CLS], at least one question token and two [SEP]s.
-        require(m.max_answer_tokens <= m.seq_len - 4, where,
-                f"model.max_answer_tokens ({m.max_answer_tokens}) is longer than any window's context can be "
-                f"(model.seq_len {m.seq_len} - 4); lower it or raise model.seq_len")
-        require(not (c.lowercase or c.normalize == "NFKC" or c.drop_empty or c.dedupe), where,
-                "data.cleaning: question answering reads SQuAD text as it is (answers are character offsets into "
-                "it, and the tokenizer lowercases if it was built to); remove the data.cleaning settings")
-        require(c.pii == "keep" and not c.near_duplicates, where,
-                "data.cleaning.pii and near_duplicates: question answering reads SQuAD text as it is (answers are "
-                "character offsets into it); remove them")
+        check_question_answering(config, where)
 
     def report_corpus(self, config, data_dir):
         return None  # SQuAD contexts and questions are read as they are: nothing cleaned or split to report
@@ -113,3 +100,34 @@ class QuestionAnswering:
 
     def check_prepare(self, where: str) -> None:
         pass
+
+
+def check_question_answering(config, where: str) -> None:
+    """The rules of every question-answering run, from scratch or from a
+    pretrained checkpoint: windows with room for a question and an answer,
+    SQuAD text read as it is.
+
+    Args:
+        config: the `RunConfig`.
+        where: the config file, for messages.
+
+    Raises:
+        UserError: a rule broken, naming the key and the fix.
+
+    Example:
+        check_question_answering(config, "configs/squad-bert.yaml")
+    """
+    m, c = config.model, config.data.cleaning
+    require(m.max_question_tokens + 4 <= m.seq_len, where,
+            f"model.max_question_tokens ({m.max_question_tokens}) leaves no room for context in model.seq_len "
+            f"({m.seq_len}); lower it or raise model.seq_len")
+    # A window holds [CLS], at least one question token and two [SEP]s.
+    require(m.max_answer_tokens <= m.seq_len - 4, where,
+            f"model.max_answer_tokens ({m.max_answer_tokens}) is longer than any window's context can be "
+            f"(model.seq_len {m.seq_len} - 4); lower it or raise model.seq_len")
+    require(not (c.lowercase or c.normalize == "NFKC" or c.drop_empty or c.dedupe), where,
+            "data.cleaning: question answering reads SQuAD text as it is (answers are character offsets into "
+            "it, and the tokenizer lowercases if it was built to); remove the data.cleaning settings")
+    require(c.pii == "keep" and not c.near_duplicates, where,
+            "data.cleaning.pii and near_duplicates: question answering reads SQuAD text as it is (answers are "
+            "character offsets into it); remove them")

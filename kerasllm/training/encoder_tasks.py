@@ -79,6 +79,7 @@ class MaskedLMTask(LanguageModelTask):
 class QuestionAnsweringTask:
     """Fine-tuning (or training from scratch) the span head on SQuAD-format data."""
 
+    tokenizer_name = "wordpiece"  # in `describe`
     weighted_metrics = False
     random_validation_examples = False
     # Perplexity means nothing for a span's two positions; exact match and F1
@@ -177,7 +178,8 @@ class QuestionAnsweringTask:
 
         train, validation = self.train_data, self.validation_data
         whole_file = SquadData(train.examples + validation.examples, train.skipped, train.paragraphs)
-        return (f"vocabulary {self.tokenizer.vocabulary_size} (wordpiece); {len(train.examples):,} training / "
+        return (f"vocabulary {self.tokenizer.vocabulary_size} ({self.tokenizer_name}); "
+                f"{len(train.examples):,} training / "
                 f"{len(validation.examples):,} validation questions (the file: {whole_file.summary()}) in "
                 f"{c['train']:,} / {c['validation']:,} windows of {self.config.model.seq_len} tokens")
 

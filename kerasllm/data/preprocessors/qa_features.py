@@ -43,16 +43,57 @@ _no_autograph = tf.autograph.experimental.do_not_convert
 
 
 def _wordpiece_layer(tokenizer):
-    """The keras-hub WordPiece layer, after checking we split text as it does."""
+    """The keras-hub WordPiece layer, after checking we split text as it does.
+
+    Two kinds of tokenizer qualify: the project's (`tokenizer.kind:
+    wordpiece`, which lowercases in `Tokenizer.prepare` and never asks
+    keras-hub to lowercase or strip accents) and a pretrained encoder's
+    (`tokenizer.kind: pretrained` over keras-hub's `BertTokenizer` or
+    `DistilBertTokenizer`, whose layer lowercases and may strip accents
+    itself: `_normalized_per_character`)."""
+    from keras_hub.tokenizers import WordPieceTokenizer
+
     layer = getattr(tokenizer, "layer", None)
-    if getattr(tokenizer, "kind", "") != "wordpiece" or layer is None:
-        raise UserError(f"question answering needs `tokenizer.kind: wordpiece` (this tokenizer is {tokenizer.kind!r})")
-    # The project lowercases in `Tokenizer.prepare` and never asks keras-hub
-    # to lowercase, strip accents or keep special tokens in strings; offsets
-    # below assume exactly that.
-    if layer.lowercase or layer.strip_accents or not layer.split or layer.special_tokens_in_strings:
-        raise ValueError("tokenize_with_offsets supports only the project's WordPiece layer settings")
+    kind = getattr(tokenizer, "kind", "")
+    if not isinstance(layer, WordPieceTokenizer) or kind not in ("wordpiece", "pretrained"):
+        raise UserError(f"question answering needs `tokenizer.kind: wordpiece` or a BERT-family checkpoint's "
+                        f"WordPiece tokenizer (this tokenizer is {kind!r})")
+    # Offsets below assume the layer splits text itself and keeps no
+    # special tokens in strings; the project's layer also never normalizes.
+    if not layer.split or layer.special_tokens_in_strings or (
+            kind == "wordpiece" and (layer.lowercase or layer.strip_accents)):
+        raise ValueError("tokenize_with_offsets supports only the project's and keras-hub's BERT WordPiece settings")
     return layer
+
+
+def _normalizes(layer) -> bool:
+    """Whether keras-hub's layer changes the text before splitting it."""
+    return bool(layer.lowercase or layer.strip_accents)
+
+
+def _normalized_per_character(layer, texts):
+    """(prepared texts, the prepared size in bytes of each character of
+    `texts`, flat) for a layer that lowercases or strips accents.
+
+    keras-hub's BERT tokenizer strips accents (NFD, then drops nonspacing
+    marks) and case-folds (`tf_text.case_fold_utf8`, NFKC case folding)
+    before and after splitting words; here each character is normalized on
+    its own and the results joined, so every byte of the prepared text
+    belongs to one character of the original and offsets map back exactly.
+    That equals normalizing the whole text except where NFKC composes
+    several characters into one (a letter followed by a combining accent
+    that is not stripped, Hangul jamo), which text in composed form (NFC,
+    as SQuAD's is) does not have.
+    """
+    import tensorflow_text as tf_text
+
+    chars = tf.strings.unicode_split(texts, "UTF-8")
+    pieces = chars.flat_values
+    if layer.strip_accents:
+        pieces = tf.strings.regex_replace(tf_text.normalize_utf8(pieces, "NFD"), r"\p{Mn}", "")
+    if layer.lowercase:
+        pieces = tf_text.case_fold_utf8(pieces)
+    return tf.strings.reduce_join(chars.with_flat_values(pieces), axis=-1), tf.strings.length(pieces)
 
 
 def _fast_wordpiece(tokenizer):
@@ -97,7 +138,10 @@ def tokenize_with_offsets(tokenizer, texts, with_words: bool = False):
 
     layer = _wordpiece_layer(tokenizer)
     texts = tf.convert_to_tensor(texts, tf.string)
-    prepared = tokenizer.prepare(texts)
+    if _normalizes(layer):
+        prepared, sizes = _normalized_per_character(layer, texts)
+    else:
+        prepared, sizes = tokenizer.prepare(texts), None
     delimiters, kept = wordpiece_split_patterns(layer.split_on_cjk)
     words, word_starts, word_ends = tf_text.regex_split_with_offsets(prepared, delimiters, kept)
     pieces, piece_starts, piece_ends = _fast_wordpiece(tokenizer).tokenize_with_offsets(words)
@@ -109,13 +153,14 @@ def tokenize_with_offsets(tokenizer, texts, with_words: bool = False):
               tf.cast(piece_ends.flat_values, tf.int64) + word_of_piece)]
     if with_words:
         spans.append((word_of_piece, tf.repeat(word_ends.flat_values, pieces_per_word)))
-    offsets = _bytes_to_chars(tokenizer, texts, ids.row_splits, spans)
+    offsets = _bytes_to_chars(tokenizer, texts, ids.row_splits, spans, sizes)
     return (tf.cast(ids, tf.int32), *(ids.with_flat_values(o) for span in offsets for o in span))
 
 
-def _bytes_to_chars(tokenizer, texts, token_splits, spans):
+def _bytes_to_chars(tokenizer, texts, token_splits, spans, sizes=None):
     """Byte offsets in the prepared texts -> code point offsets in `texts`,
-    for each (byte_starts, byte_ends) pair in `spans`.
+    for each (byte_starts, byte_ends) pair in `spans`; `sizes`, if given,
+    are the prepared bytes of each character of `texts` (flat).
 
     Works on the whole batch at once: every original character gets its byte
     start in the concatenation of the prepared texts (rows are contiguous
@@ -124,10 +169,10 @@ def _bytes_to_chars(tokenizer, texts, token_splits, spans):
     """
     chars, char_starts = tf.strings.unicode_split_with_offsets(texts, "UTF-8")
     char_splits = chars.row_splits
-    if tokenizer.lowercase:
+    if sizes is None and tokenizer.lowercase:
         # Lowercasing is per character except Final_Sigma, which keeps the size.
         sizes = tf.strings.length(tokenizer.prepare(chars.flat_values))
-    else:
+    elif sizes is None:
         row_bytes = tf.cast(tf.strings.length(texts), tf.int64)
         row_offsets = tf.cumsum(row_bytes, exclusive=True)
         starts = char_starts.flat_values + tf.repeat(row_offsets, chars.row_lengths())
