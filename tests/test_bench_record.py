@@ -1,7 +1,8 @@
 """The benchmarks' shared record (bench/record.py) and the checks that keep a
 benchmark from reporting figures it did not measure: qa_quality's reuse of
 finished runs, generate_speed's token counts, translation_quality's export
-comparison. Pure Python: nothing trains, TensorFlow is not needed."""
+comparison, transfer's A/B runs and its reading of the trainer's model line.
+Pure Python: nothing trains, TensorFlow is not needed."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import generate_speed  # noqa: E402
 import qa_quality  # noqa: E402
 import record  # noqa: E402
+import transfer  # noqa: E402
 import translation_quality  # noqa: E402
 
 from kerasllm.errors import UserError  # noqa: E402
@@ -183,3 +185,51 @@ def test_translation_export_comparison_counts_the_sentences_it_compared():
     assert translation_quality.compare(["a", "x", "c"], ["a", "b", "c"]) == {
         "compared_sentences": 3, "equal_sentences": 2, "equals_in_process": False}
     assert translation_quality.compare(["a"], ["a", "b"])["equals_in_process"] is False
+
+
+def _transfer_args(**changes) -> argparse.Namespace:
+    values = {"pretrain_minutes": 30.0, "finetune_minutes": 5.0, "tokenizer": "sentencepiece", "vocab_size": 8000,
+              "overrides": [], "pretrain_overrides": [], "finetune_overrides": []}
+    return argparse.Namespace(**{**values, **changes})
+
+
+def test_transfer_fine_tuned_and_scratch_runs_differ_only_in_name_and_init_from(tmp_path):
+    from kerasllm import config as config_lib
+
+    sets = transfer.run_overrides(tmp_path, _transfer_args(finetune_overrides=["train.learning_rate=1e-4"]))
+    runs = {run: config_lib.load(transfer.BASE, sets[run]) for run in transfer.RUNS}
+    assert record.differences(runs["scratch"].to_dict(), runs["finetune"].to_dict()) == [
+        "name ('transfer-scratch' -> 'transfer-finetune')",
+        f"train.init_from ('' -> {str(tmp_path / 'pretrain')!r})",
+    ]
+    assert runs["finetune"].train.learning_rate == 1e-4 and runs["pretrain"].train.learning_rate == 1.5e-3
+    assert runs["pretrain"].data.source == "squad-v1.1" and runs["finetune"].data.source == "tinyshakespeare"
+    assert runs["pretrain"].train.time_limit_minutes == 30.0 and runs["scratch"].train.time_limit_minutes == 5.0
+    # One vocabulary for all three, and the shape of configs/shakespeare-char.yaml.
+    assert {(r.tokenizer.kind, r.tokenizer.vocab_size, r.model.num_layers, r.model.hidden_dim)
+            for r in runs.values()} == {("sentencepiece", 8000, 4, 256)}
+
+
+def test_transfer_seeds_a_run_with_the_config_the_trainer_would_write_and_checks_tokenizers(tmp_path, capsys):
+    from kerasllm import config as config_lib
+
+    config = config_lib.load(transfer.BASE, transfer.run_overrides(tmp_path, _transfer_args())["scratch"])
+    source = tmp_path / "pretrain" / "tokenizer"
+    source.mkdir(parents=True)
+    (source / "tokenizer.json").write_text('{"kind": "sentencepiece"}')
+    (source / "model.spm").write_bytes(b"pieces")
+    transfer.seed_tokenizer(tmp_path / "scratch", config, source)
+    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == ["config.yaml", "tokenizer"]
+    assert config_lib.load(tmp_path / "scratch" / "config.yaml").to_dict() == config.to_dict()
+    transfer.check_same_tokenizer(source, tmp_path / "scratch" / "tokenizer")
+    (tmp_path / "scratch" / "tokenizer" / "model.spm").write_bytes(b"other")
+    with pytest.raises(SystemExit, match=r"tokenizer files \['model.spm'\] differ"):
+        transfer.check_same_tokenizer(source, tmp_path / "scratch" / "tokenizer")
+
+
+def test_transfer_reads_the_parameter_count_and_the_trained_share_from_the_model_line():
+    full = transfer.MODEL_LINE.search("x\nModel: gpt2, 124,439,808 parameters; vocabulary 457 (pretrained); 1 replica(s)")
+    assert full.group(1) == "124,439,808" and full.group(2) is None
+    lora = transfer.MODEL_LINE.search("Model: gpt, 12,448 parameters (640 of them trained (LoRA rank 4 on 2 layers)); "
+                                      "vocabulary 65 (char); 1 replica(s); float32")
+    assert lora.group(1) == "12,448" and lora.group(2) == "640 of them trained (LoRA rank 4 on 2 layers)"
