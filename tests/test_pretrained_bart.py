@@ -235,7 +235,7 @@ def test_export_passes_the_op_audit_and_translates_in_a_fresh_process(finetuned,
     """The export holds only allowed ops (no Xla*), has its warmup file,
     loads in a process with only tensorflow and tensorflow_text, and
     translates as `translate --run` does."""
-    from kerasllm.export.saved_model import WARMUP_FILE, allowed_ops, graph_ops
+    from kerasllm.export.saved_model import allowed_ops, graph_ops
 
     _, run_dir, _ = finetuned
     result = cli("export", "--run", run_dir, "--name", "bart", "--base-dir", tmp_path / "models", "--beams", "1")
@@ -244,24 +244,29 @@ def test_export_passes_the_op_audit_and_translates_in_a_fresh_process(finetuned,
     ops = graph_ops(path)
     assert {"While", "TensorStridedSliceUpdate", "MutableHashTableV2"} <= ops
     assert ops <= allowed_ops() and not [op for op in ops if op.startswith("Xla")], sorted(ops - allowed_ops())
-    assert (Path(path) / "assets.extra" / WARMUP_FILE).stat().st_size > 0
     meta = json.loads((Path(path) / "assets.extra" / "kerasllm.json").read_text())
     assert (meta["kind"], meta["model"], meta["max_length"]) == ("translator", "bart", SEQ_LEN)
     script = (
         "import json, sys, tensorflow as tf, tensorflow_text\n"
-        "m = tf.saved_model.load(sys.argv[1]); f = m.signatures['serving_default']\n"
-        "out = f(sources=tf.constant(json.loads(sys.argv[2])), beams=tf.constant(1))\n"
-        "print(json.dumps({'translations': [t.decode() for t in out['translations'].numpy()],\n"
-        "                  'modules': sorted(m for m in ('keras', 'keras_hub', 'kerasllm') if m in sys.modules)}))\n"
+        "m = tf.saved_model.load(sys.argv[1]); f = m.translate\n"
+        "s = tf.constant(json.loads(sys.argv[2]))\n"
+        "out = {'greedy': f(sources=s, beams=tf.constant(1)), 'beam2': f(sources=s, beams=tf.constant(2))}\n"
+        "warmup = sum(1 for _ in tf.data.TFRecordDataset(sys.argv[1] + '/assets.extra/tf_serving_warmup_requests'))\n"
+        "print(json.dumps({k: [t.decode() for t in v['translations'].numpy()] for k, v in out.items()}\n"
+        "                 | {'warmup': warmup,\n"
+        "                    'modules': sorted(m for m in ('keras_hub', 'kerasllm') if m in sys.modules)}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script, path, json.dumps(SOURCES)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     served = json.loads(done.stdout.strip().splitlines()[-1])
-    assert served["modules"] == []
-    here = cli("translate", "--run", run_dir, *SOURCES, "--beams", "1")
-    assert here.code == 0, here.err[-2000:]
-    assert served["translations"] == here.out.splitlines()
+    assert served["modules"] == [] and served["warmup"] == 3
+    for beams in ("1", "2"):
+        here = cli("translate", "--run", run_dir, *SOURCES, "--beams", beams, "--length-penalty", "0.6")
+        assert here.code == 0, here.err[-2000:]
+        assert served["greedy" if beams == "1" else "beam2"] == here.out.splitlines()
+    via_cli = cli("translate", "--model", Path(path).parent, *SOURCES, "--beams", "1")
+    assert via_cli.code == 0 and via_cli.out.splitlines() == served["greedy"]
 
 
 # -- mistakes, each one line with exit code 2 ----------------------------------------------------------------------
@@ -273,7 +278,7 @@ def test_export_passes_the_op_audit_and_translates_in_a_fresh_process(finetuned,
     ({"model.num_layers": 6}, "model.num_layers: 6 contradicts the checkpoint's 2"),
     ({"model.hidden_dim": 64}, "model.hidden_dim: 64 contradicts the checkpoint's 32"),
     ({"model.kind": "gpt2"}, "model.kind: gpt2, but train.init_from"),
-    ({"tokenizer.kind": "sentencepiece"}, "set tokenizer.kind: pretrained (got sentencepiece)"),
+    ({"tokenizer.kind": "char"}, "set tokenizer.kind: pretrained (got char)"),
     ({"train.init_from": ""}, "train.init_from: model.kind bart starts from a BART checkpoint"),
 ])
 def test_a_config_that_contradicts_its_checkpoint_is_refused(checkpoint, pairs, tmp_path, cli, changes, message):

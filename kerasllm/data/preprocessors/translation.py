@@ -126,9 +126,9 @@ class BartTranslationPreprocessor(TranslationPreprocessor):
     # Positions the decoder prompt holds before the first generated token.
     PROMPT = 2
 
-    def _framed_sources(self, sources, max_length=None):
+    def _framed_sources(self, sources, max_length=None, ids=None):
         source = self.source_tokenizer
-        ids = source.tokenize(sources)
+        ids = source.tokenize(sources) if ids is None else ids
         if max_length is not None:
             ids = ids[:, : max_length - 2]
         batch = tf.shape(sources)[0]
@@ -138,14 +138,21 @@ class BartTranslationPreprocessor(TranslationPreprocessor):
 
     def encode_pairs(self, sources, targets):
         target = self.target_tokenizer
-        tgt = target.tokenize(targets)
         batch = tf.shape(targets)[0]
+        if target is self.source_tokenizer:
+            # One vocabulary: both sides in one call, so the byte-level BPE
+            # graph is traced once per pipeline instead of twice (seconds each).
+            both = target.tokenize(tf.concat([sources, targets], 0))
+            src, tgt = both[:batch], both[batch:]
+        else:
+            src, tgt = None, target.tokenize(targets)
 
         def column(token_id):
             return tf.RaggedTensor.from_tensor(tf.fill([batch, 1], tf.constant(token_id, tf.int32)))
 
         start, end = column(target.start_id), column(target.eot_id)
-        return self._framed_sources(sources), tf.concat([end, start, tgt], axis=1), tf.concat([start, tgt, end], axis=1)
+        return (self._framed_sources(sources, ids=src), tf.concat([end, start, tgt], axis=1),
+                tf.concat([start, tgt, end], axis=1))
 
     def generate_preprocess(self, sources, max_length) -> dict:
         """Sources -> `<s> source </s>` cut and padded to `max_length` ids,
@@ -154,7 +161,10 @@ class BartTranslationPreprocessor(TranslationPreprocessor):
         ids = self._framed_sources(sources, max_length)
         batch = tf.shape(sources)[0]
         dense = ids.to_tensor(default_value=source.pad_id)
-        dense = tf.pad(dense, [[0, 0], [0, max_length - tf.shape(dense)[1]]], constant_values=source.pad_id)
+        # Filled and concatenated, not tf.pad: a pad id other than 0 (BART's
+        # is 1) would trace to PadV2, outside kerasllm/export/serving_ops.txt.
+        rest = tf.fill([batch, max_length - tf.shape(dense)[1]], tf.constant(source.pad_id, tf.int32))
+        dense = tf.concat([dense, rest], 1)
         prompt = tf.constant([target.eot_id, target.start_id], tf.int32)
         free = tf.fill([batch, max_length - self.PROMPT], tf.constant(target.pad_id, tf.int32))
         return {
