@@ -300,3 +300,13 @@ def test_a_bart_with_unequal_halves_is_refused(checkpoint, pairs, tmp_path, cli)
     result = cli("train", "--config", _config(tmp_path, odd, pairs), "--run-dir", tmp_path / "run")
     assert result.code == 2 and "has encoder_layers 2 but decoder_layers 3" in result.err, result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_other_commands_on_a_bart_checkpoint_name_translate(checkpoint, tmp_path, cli):
+    lines = tmp_path / "lines.txt"
+    lines.write_text("I like tea.\n")
+    for args in (("generate", "--checkpoint", checkpoint, "The"), ("score", "--checkpoint", checkpoint, lines),
+                 ("qa", "--checkpoint", checkpoint, "Who?", "--context", "I like tea.")):
+        result = cli(*args)
+        assert result.code == 2 and "a BART translation model; use `kerasllm translate`" in result.err, result.err
+        assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
