@@ -269,6 +269,23 @@ def test_export_passes_the_op_audit_and_translates_in_a_fresh_process(finetuned,
     assert via_cli.code == 0 and via_cli.out.splitlines() == served["greedy"]
 
 
+@pytest.mark.slow
+def test_a_checkpoint_exports_as_it_is(checkpoint, cli, tmp_path):
+    """`export --checkpoint` serves the checkpoint's own weights and
+    tokenizer, recording the checkpoint instead of a run."""
+    from kerasllm.export.saved_model import allowed_ops, graph_ops
+
+    result = cli("export", "--checkpoint", checkpoint, "--base-dir", tmp_path / "models", "--beams", "1")
+    assert result.code == 0, result.err[-2000:]
+    path = json.loads(result.out.strip().splitlines()[-1])["path"]
+    assert graph_ops(path) <= allowed_ops()
+    meta = json.loads((Path(path) / "assets.extra" / "kerasllm.json").read_text())
+    assert (meta["model"], meta["max_length"], meta["checkpoint"]) == ("bart", POSITIONS, str(checkpoint.resolve()))
+    served = cli("translate", "--model", Path(path).parent, *SOURCES, "--max-new-tokens", "6")
+    here = cli("translate", "--checkpoint", checkpoint, *SOURCES, "--max-new-tokens", "6")
+    assert served.code == here.code == 0 and served.out == here.out, (served.err[-2000:], here.err[-2000:])
+
+
 # -- mistakes, each one line with exit code 2 ----------------------------------------------------------------------
 
 
