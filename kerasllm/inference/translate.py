@@ -72,7 +72,7 @@ def translate(model, source_tokenizer, target_tokenizer, sentences: list[str], m
     """Greedy (beams=1) or beam-search translations of `sentences`.
 
     Args:
-        model: a `Seq2SeqTranslator`.
+        model: a `Seq2SeqTranslator` (or keras-hub's `BartSeq2SeqLM`).
         source_tokenizer, target_tokenizer: the run's tokenizers; text goes
             through their `TranslationPreprocessor`.
         sentences: the sources.

@@ -93,7 +93,7 @@ class PretrainedTranslation(Translation):
 
         return BartTranslationPreprocessor(tokenizer, target_tokenizer or tokenizer, config.model.seq_len)
 
-    def _model(self, backbone, seq_len):
+    def _model(self, backbone):
         import numpy as np
 
         from kerasllm.models.hub import seq2seq_lm_on
@@ -112,7 +112,7 @@ class PretrainedTranslation(Translation):
 
         tokenizer, target_tokenizer = load_pair_tokenizers(run.root)
         backbone = backbone_from_config(json.loads(run.architecture.read_text()), self.family)
-        return self._model(backbone, config.model.seq_len), tokenizer, target_tokenizer
+        return self._model(backbone), tokenizer, target_tokenizer
 
     def load_checkpoint(self, config) -> tuple:
         """(model, tokenizer, tokenizer) of `config.train.init_from`, with the
@@ -123,7 +123,7 @@ class PretrainedTranslation(Translation):
         path = config.train.init_from
         tokenizer = PretrainedTokenizer.from_checkpoint(path)
         backbone = backbone_from_checkpoint(path, self.family, config.model.seq_len)
-        model = self._model(backbone, config.model.seq_len)
+        model = self._model(backbone)
         load_checkpoint_weights(model.backbone, path, self.family)
         return model, tokenizer, tokenizer
 
