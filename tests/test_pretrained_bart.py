@@ -173,6 +173,35 @@ def test_pairs_are_framed_as_bart_was_pretrained(built, checkpoint):
     assert targets.shape == weights.shape == inputs["decoder_token_ids"].shape
 
 
+def test_lora_and_freeze_reach_the_encoder_and_the_decoder(checkpoint):
+    """train.lora_rank adapts the query and value projections of every
+    encoder self-attention and decoder self- and cross-attention;
+    train.freeze stops the embedding tables and the first block of each half."""
+    from kerasllm import pretrained
+    from kerasllm.config import TrainConfig
+    from kerasllm.models import finetune
+    from kerasllm.models.hub import backbone_from_checkpoint, seq2seq_lm_on
+
+    family = pretrained.FAMILIES["bart"]
+    ids, mask = np.zeros((1, 2), "int32"), np.ones((1, 2), bool)
+
+    def model(**train):
+        m = seq2seq_lm_on(backbone_from_checkpoint(str(checkpoint), family, SEQ_LEN), family)
+        m({"encoder_token_ids": ids, "encoder_padding_mask": mask, "decoder_token_ids": ids,
+           "decoder_padding_mask": mask})
+        finetune.apply(m, TrainConfig(**train))
+        return m
+
+    lora = model(lora_rank=2)
+    assert finetune.describe(lora).endswith("(LoRA rank 2 on 12 layers)")  # 2 x (2 encoder + 4 decoder)
+    assert {w.path.rsplit("/", 1)[1] for w in lora.trainable_weights} == {"lora_kernel_a", "lora_kernel_b"}
+    frozen = model(freeze="embeddings,layers:1")
+    trainable = {w.path.split("/")[0] for w in frozen.trainable_weights}
+    # The tables freeze; the layer norms after them train on, as for BERT's.
+    assert trainable == {"transformer_encoder_layer_1", "transformer_decoder_layer_1",
+                         "encoder_embeddings_layer_norm", "decoder_embeddings_layer_norm"}, trainable
+
+
 # -- fine-tuning, resume, evaluate, translate, export ----------------------------------------------------------------
 
 
