@@ -50,7 +50,8 @@ class Family:
         role: what kerasllm does with it: "causal_lm" (a language model:
             generate, score, fine-tune on text) or "span" (an encoder under
             kerasllm's span head: extractive question answering; `task` is
-            then empty, no keras-hub task is wrapped).
+            then empty, no keras-hub task is wrapped) or "seq2seq" (an
+            encoder-decoder: translate, fine-tune on sentence pairs).
     """
 
     kind: str
@@ -88,6 +89,12 @@ FAMILIES = {
                {"num_layers": "n_layers", "num_heads": "n_heads", "hidden_dim": "dim", "intermediate_dim": "hidden_dim",
                 "vocab_size": "vocab_size"},
                _ENCODER_HUB_SIZES, "max_position_embeddings", "max_sequence_length", role="span"),
+        # An encoder-decoder for translation: keras-hub's BartSeq2SeqLM (its
+        # converter reads the encoder's sizes for both halves).
+        Family("bart", "BART", ("bart",), "BartBackbone", "BartSeq2SeqLM",
+               {"num_layers": "num_hidden_layers", "num_heads": "encoder_attention_heads", "hidden_dim": "d_model",
+                "intermediate_dim": "encoder_ffn_dim", "vocab_size": "vocab_size"},
+               _ENCODER_HUB_SIZES, "max_position_embeddings", "max_sequence_length", role="seq2seq"),
     )
 }
 

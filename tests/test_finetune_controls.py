@@ -29,7 +29,8 @@ TINY = dict(num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, seq_l
     ("tiny-char.yaml", ["train.lora_alpha=-2"], "train.lora_alpha must be at least 0, got -2.0"),
     ("tiny-char.yaml", ["train.lora_alpha=8"], "train.lora_alpha scales LoRA adapters; set train.lora_rank too"),
     ("seed-lstm.yaml", ["train.lora_rank=4"], "train.lora_rank: lstm runs have no keras-hub Transformer backbone "
-     "to fine-tune; LoRA and train.freeze apply to encoder/masked_lm, encoder/span, gpt, gpt2, llama3, seq2seq runs"),
+     "to fine-tune; LoRA and train.freeze apply to bart, bert, distilbert, encoder/masked_lm, encoder/span, gpt, "
+     "gpt2, llama3, seq2seq runs"),
     ("seed-lstm.yaml", ["train.freeze=embeddings"], "train.freeze: lstm runs have no keras-hub Transformer"),
     ("tiny-char.yaml", ["train.freeze=embeddings,heads"], "train.freeze: unknown item 'heads'; give a "
      "comma-separated list of embeddings and layers:N"),
@@ -57,7 +58,7 @@ def test_freeze_reads_items_and_the_keys_apply_to_transformer_tasks_only():
     assert config_lib.parse_freeze(" embeddings , layers:2") == config_lib.Freeze(embeddings=True, layers=2)
     assert config_lib.parse_freeze("") == config_lib.Freeze()
     for kind, head in (("gpt", None), ("seq2seq", None), ("encoder", "span"), ("encoder", "masked_lm"),
-                       ("gpt2", None), ("llama3", None)):
+                       ("gpt2", None), ("llama3", None), ("bart", None)):
         assert all(config_lib.applies(key, task_registry.get(kind, head)) for key in config_lib.FINETUNE_KEYS)
     assert not any(config_lib.applies(key, task_registry.get("lstm")) for key in config_lib.FINETUNE_KEYS)
     saved = yaml.safe_load(config_lib.load(ROOT / "configs/tiny-char.yaml", ["train.lora_rank=4"]).to_yaml())

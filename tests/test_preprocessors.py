@@ -231,7 +231,7 @@ def test_each_task_makes_its_preprocessor_from_the_run_config():
         "seq2seq": "TranslationPreprocessor", "encoder/masked_lm": "MaskedLMPreprocessor",
         "encoder/span": "QuestionAnsweringPreprocessor", "gpt2": "LanguageModelPreprocessor",
         "llama3": "LanguageModelPreprocessor", "bert": "QuestionAnsweringPreprocessor",
-        "distilbert": "QuestionAnsweringPreprocessor"}
+        "distilbert": "QuestionAnsweringPreprocessor", "bart": "BartTranslationPreprocessor"}
     assert made["seq2seq"].sequence_length == 16 and made["encoder/span"].doc_stride == 4
     assert made["encoder/masked_lm"].masker.mask_selection_rate == 0.25
     assert all(p.tokenizer is tok for p in made.values())

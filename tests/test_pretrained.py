@@ -69,7 +69,7 @@ def test_unsupported_and_damaged_checkpoints_are_one_line(tmp_path, checkpoints,
     lines.write_text("\n".join(LINES))
     cases = {
         roberta: "is a 'roberta' checkpoint, a family kerasllm does not run; supported: gpt2 (GPT-2), llama3 (Llama 3), "
-                 "bert (BERT), distilbert (DistilBERT)",
+                 "bert (BERT), distilbert (DistilBERT), bart (BART)",
         truncated: "model.safetensors is truncated",
         garbage: "model.safetensors is corrupt (its header is not JSON); download it again",
         tmp_path / "missing": "is not a directory; give a Hugging Face model directory or a keras-hub preset",

@@ -394,7 +394,7 @@ def test_unsupported_and_mismatched_checkpoints_are_refused(checkpoints, squad, 
     (mixed / "config.json").write_text(json.dumps(values))
     for path, message in [
         (roberta, "is a 'roberta' checkpoint, a family kerasllm does not run; supported: gpt2 (GPT-2), "
-                  "llama3 (Llama 3), bert (BERT), distilbert (DistilBERT)"),
+                  "llama3 (Llama 3), bert (BERT), distilbert (DistilBERT), bart (BART)"),
         (mixed, "tokenizer files hold"),
     ]:
         result = cli("train", "--config", _config(tmp_path, path, squad), "--run-dir", tmp_path / "run")

@@ -41,11 +41,12 @@ def train_pair_tokenizers(config, train_pairs: tf.data.Dataset):
 
 
 def pair_batches(pairs: tf.data.Dataset, source_tokenizer, target_tokenizer, max_length: int, batch_size: int,
-                 training: bool, seed: int = 0, shuffle_buffer: int = 10000) -> tf.data.Dataset:
+                 training: bool, seed: int = 0, shuffle_buffer: int = 10000, preprocessor=None) -> tf.data.Dataset:
     """Batches of pairs (as `pair_dataset` gives them) -> (inputs, labels,
     sample_weight) batches (`TranslationPreprocessor.training_example`) of
-    the `TranslationPreprocessor` of the two tokenizers."""
-    preprocessor = TranslationPreprocessor(source_tokenizer, target_tokenizer, max_length)
+    `preprocessor` (the run's task's; None: the `TranslationPreprocessor`
+    of the two tokenizers)."""
+    preprocessor = preprocessor or TranslationPreprocessor(source_tokenizer, target_tokenizer, max_length)
     encoded = pairs.map(preprocessor.encode_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
     encoded = encoded.filter(lambda s, d, l: tf.logical_and(tf.shape(s)[0] <= max_length, tf.shape(d)[0] <= max_length))
     encoded = encoded.map(lambda s, d, l: (s, d, l, tf.shape(s)[0], tf.shape(d)[0]))

@@ -35,6 +35,9 @@ class PairCorpus:
     report: ReadReport
     source_tokenizer: Tokenizer
     target_tokenizer: Tokenizer
+    # The run's task's preprocessor (`Task.preprocessor`); None: the
+    # `TranslationPreprocessor` of the two tokenizers.
+    preprocessor: Optional[object] = None
 
     def pairs(self, split: str) -> tf.data.Dataset:
         return split_pairs(pair_dataset(self.source, self.config.data), self.config.data, split)
@@ -47,7 +50,8 @@ class PairCorpus:
         if training:
             pairs = pairs.cache().repeat()
         ds = pair_batches(pairs, self.source_tokenizer, self.target_tokenizer, c.model.seq_len, c.train.batch_size,
-                          training=training, seed=c.train.seed, shuffle_buffer=c.data.shuffle_buffer)
+                          training=training, seed=c.train.seed, shuffle_buffer=c.data.shuffle_buffer,
+                          preprocessor=self.preprocessor)
         return pipelines.shard_by_batch(ds.skip(skip) if skip else ds)
 
 

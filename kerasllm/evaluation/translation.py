@@ -34,6 +34,7 @@ def evaluate_translation(run_dir: str, data_dir: Optional[str] = None, split: st
     lm = load_run(run_dir)
     config, run = lm.config, RunDir(run_dir)
     corpus = open_pair_corpus(config, run.root, data_dir)
+    corpus.preprocessor = lm.preprocessor  # the run's framing of ids, for the loss
     sources, references = [], []
     for s, t in corpus.pairs(split):
         sources += [x.decode() for x in s.numpy()]
@@ -44,7 +45,8 @@ def evaluate_translation(run_dir: str, data_dir: Optional[str] = None, split: st
     with progress.Progress(f"evaluate: translating the {split} split", unit="sentences", total=len(sources)) as report:
         for start in range(0, len(sources), BATCH):
             hypotheses += translate(lm.model, lm.tokenizer, lm.target_tokenizer, sources[start : start + BATCH],
-                                    max_length=config.model.seq_len, beams=beams, length_penalty=length_penalty)
+                                    max_length=config.model.seq_len, beams=beams, length_penalty=length_penalty,
+                                    preprocessor=lm.preprocessor)
             report.advance(len(sources[start : start + BATCH]))
     lm.model.compile(loss=translation_loss(config), weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     with progress.Progress(f"evaluate: loss on the {split} split", unit="batches") as report:

@@ -281,12 +281,17 @@ class TranslatorClient:
 
             return cls(translate_batch, meta["max_length"])
         from kerasllm.loaded_run import load_run
+
+        return cls.from_loaded(load_run(run))  # `kerasllm.tasks.open_client` has checked it is a translation run
+
+    @classmethod
+    def from_loaded(cls, lm) -> "TranslatorClient":
+        """The client of a loaded run or checkpoint (`LoadedRun`), in this process."""
         from kerasllm.inference.translate import translate
 
-        lm = load_run(run)  # `kerasllm.tasks.open_client` has checked it is a translation run
-
         def translate_batch(sentences, beams, length_penalty, max_length):
-            return translate(lm.model, lm.tokenizer, lm.target_tokenizer, sentences, max_length, beams, length_penalty)
+            return translate(lm.model, lm.tokenizer, lm.target_tokenizer, sentences, max_length, beams, length_penalty,
+                             preprocessor=lm.preprocessor)
 
         return cls(translate_batch, lm.config.model.seq_len, lm.tokenizer)
 

@@ -156,7 +156,7 @@ def export_translator(lm, run_dir: str, name, base_dir: str, version, beams: int
     meta = {
         "kind": "translator",
         **provenance(lm.config, run_dir),
-        "model": "seq2seq",
+        "model": lm.config.model.kind,
         "tokenizer": lm.tokenizer.kind,
         "shared_vocabulary": lm.target_tokenizer is lm.tokenizer,
         "max_length": max_length,

@@ -123,3 +123,17 @@ class HubCausalLM(keras_hub.models.CausalLM):
         config = dict(config)
         inner = keras.saving.deserialize_keras_object(config.pop("inner"))
         return cls(inner, **config)
+
+
+def seq2seq_lm_on(backbone, family):
+    """The family's keras-hub encoder-decoder task (`BartSeq2SeqLM`) over
+    `backbone`, without a preprocessor: kerasllm's translation inputs
+    ({"encoder_token_ids", "encoder_padding_mask", "decoder_token_ids",
+    "decoder_padding_mask"} -> logits) are already keras-hub's, and its
+    `generate_step` (cached self- and cross-attention) decodes with the
+    model's `sampler`, as kerasllm's own `Seq2SeqTranslator` does.
+
+    Example:
+        model = seq2seq_lm_on(backbone_from_checkpoint("checkpoints/bart-base", family, seq_len=64), family)
+    """
+    return getattr(keras_hub.models, family.task)(backbone=backbone, preprocessor=None)

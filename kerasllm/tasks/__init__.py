@@ -11,6 +11,7 @@ Importing this package registers the built-in tasks in
 | encoder    | span       | extractive QA            | `question_answering`  |
 | gpt2, llama3 |   | pretrained language model | `pretrained_language_model` |
 | bert, distilbert | | extractive QA on a pretrained encoder | `pretrained_question_answering` |
+| bart |      | translation from a pretrained encoder-decoder | `pretrained_translation` |
 
 A new task is one object that implements `Task`, registered with
 `register` (docs/extending.md). The helpers here are what the CLI asks
@@ -39,6 +40,7 @@ from kerasllm.tasks.language_model import TRANSFORMER_KEYS, LanguageModel
 from kerasllm.tasks.masked_lm import MaskedLM
 from kerasllm.tasks.pretrained_language_model import PretrainedLanguageModel
 from kerasllm.tasks.pretrained_question_answering import PretrainedQuestionAnswering
+from kerasllm.tasks.pretrained_translation import PretrainedTranslation
 from kerasllm.tasks.question_answering import QuestionAnswering
 from kerasllm.tasks.translation import Translation
 
@@ -54,7 +56,8 @@ register(Translation(), replace=True)
 register(MaskedLM(), replace=True)
 register(QuestionAnswering(), replace=True)
 # Each pretrained family is one task, by what kerasllm does with it (`Family.role`).
-_PRETRAINED_TASKS = {"causal_lm": PretrainedLanguageModel, "span": PretrainedQuestionAnswering}
+_PRETRAINED_TASKS = {"causal_lm": PretrainedLanguageModel, "span": PretrainedQuestionAnswering,
+                     "seq2seq": PretrainedTranslation}
 for _family in pretrained.FAMILIES.values():
     register(_PRETRAINED_TASKS[_family.role](_family), replace=True)
 

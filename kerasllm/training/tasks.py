@@ -166,6 +166,9 @@ class TranslationTask:
         self.config = config
         take_tokenizers(config, run)
         self.corpus = open_pair_corpus(config, run.root, data_dir)
+        # The run's task frames the ids (its preprocessor), in batches and samples alike.
+        self.corpus.preprocessor = task_registry.for_model(config.model).preprocessor(
+            config, self.corpus.source_tokenizer, self.corpus.target_tokenizer)
         self.counts = count_pair_batches(self.corpus, run.data)
         self.batches_per_pass = self.counts["train_batches"]
         self.tokens_per_batch = config.train.batch_size * config.model.seq_len  # an upper bound
@@ -225,7 +228,7 @@ class TranslationTask:
                                          for s in sources.numpy())
                 self._samples = list(distinct)[: t.num_samples]
             outputs = translate(model, self.corpus.source_tokenizer, self.corpus.target_tokenizer, self._samples,
-                                max_length=self.config.model.seq_len)
+                                max_length=self.config.model.seq_len, preprocessor=self.corpus.preprocessor)
             return [f"{s} -> {o}" for s, o in zip(self._samples, outputs)]
 
         return sample

@@ -11,6 +11,7 @@ call these methods, so a task reads and writes text one way:
 |---|---|---|
 | language model | `LanguageModelPreprocessor` | `CausalLMPreprocessor` |
 | translation | `TranslationPreprocessor` | `Seq2SeqLMPreprocessor` |
+| translation (BART) | `BartTranslationPreprocessor` | `BartSeq2SeqLMPreprocessor` |
 | masked-LM pretraining | `MaskedLMPreprocessor` | `MaskedLMPreprocessor` |
 | question answering | `QuestionAnsweringPreprocessor` | `BertTextClassifierPreprocessor` (a pair of segments) |
 
@@ -41,9 +42,10 @@ Example:
 from kerasllm.data.preprocessors.language_model import LanguageModelPreprocessor, PromptBatch
 from kerasllm.data.preprocessors.masked_lm import MaskedLMPreprocessor
 from kerasllm.data.preprocessors.question_answering import QuestionAnsweringPreprocessor
-from kerasllm.data.preprocessors.translation import TranslationPreprocessor
+from kerasllm.data.preprocessors.translation import BartTranslationPreprocessor, TranslationPreprocessor
 
 __all__ = [
+    "BartTranslationPreprocessor",
     "LanguageModelPreprocessor",
     "MaskedLMPreprocessor",
     "PromptBatch",
