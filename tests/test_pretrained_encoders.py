@@ -314,10 +314,16 @@ def test_export_passes_the_op_audit_and_answers_in_a_fresh_process(finetuned, cl
     """The export holds only allowed ops (TF Text's normalize ops for BERT's
     lowercasing among them), loads in a process with only tensorflow and
     tensorflow_text, and answers as `qa --run` does."""
+    _, run_dir, _ = finetuned
+    _check_export_serves_as_the_run(run_dir, cli, tmp_path)
+
+
+def _check_export_serves_as_the_run(run_dir, cli, tmp_path):
+    """Exports `run_dir`; asserts the op audit, and that a process with only
+    tensorflow and tensorflow_text answers as `qa --run` does."""
     from kerasllm.export.saved_model import allowed_ops, graph_ops
 
-    _, run_dir, _ = finetuned
-    result = cli("export", "--run", run_dir, "--name", "squad-bert", "--base-dir", tmp_path / "models")
+    result = cli("export", "--run", run_dir, "--name", "squad-encoder", "--base-dir", tmp_path / "models")
     assert result.code == 0, result.err[-2000:]
     path = json.loads(result.out.strip().splitlines()[-1])["path"]
     ops = graph_ops(path)
@@ -348,7 +354,8 @@ def test_export_passes_the_op_audit_and_answers_in_a_fresh_process(finetuned, cl
 @pytest.mark.slow
 def test_a_distilbert_checkpoint_fine_tunes_and_answers(checkpoints, squad, tmp_path, cli):
     """DistilBERT (no segment ids) trains under the span head through the
-    same config with `model.kind: distilbert`, and answers."""
+    same config with `model.kind: distilbert`, answers, and its export passes
+    the op audit and answers the same in a fresh process."""
     config = _config(tmp_path, checkpoints["distilbert"], squad, **{"model.kind": "distilbert", "train.max_steps": 10})
     result = cli("train", "--config", config, "--run-dir", tmp_path / "run")
     assert result.code == 0, result.err[-3000:]
@@ -358,6 +365,7 @@ def test_a_distilbert_checkpoint_fine_tunes_and_answers(checkpoints, squad, tmp_
     assert answered.code == 0, answered.err[-2000:]
     answer = json.loads(answered.out.strip().splitlines()[-1])
     assert context[answer["start"]:answer["end"]] == answer["answer"]
+    _check_export_serves_as_the_run(tmp_path / "run", cli, tmp_path)
 
 
 # -- mistakes, each one line with exit code 2 ----------------------------------------------------------------------
