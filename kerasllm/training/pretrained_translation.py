@@ -33,7 +33,7 @@ class PretrainedTranslationTask(TranslationTask):
         family: the checkpoint's `kerasllm.pretrained.Family`.
 
     Example:
-        training = PretrainedTranslationTask(config, RunDir("runs/spa-eng-bart"), None, FAMILIES["bart"])
+        training = PretrainedTranslationTask(config, RunDir("runs/translate-bart"), None, FAMILIES["bart"])
         model = training.build_model(None)
     """
 
